@@ -1,0 +1,54 @@
+# pgqrs developer tasks. `make test` is what CI runs (see .ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+export PATH := /usr/lib/postgresql/15/bin:$(PATH)
+
+PG := scripts/pg.sh
+PY := .venv/bin/python
+# prefix for recipes that talk to the cluster: exports PGHOST/PGUSER/PGPORT/PGDATABASE of $(PGQRS_PGDIR)
+PGENV = eval "$$($(PG) env)";
+PSQL := psql -X -v ON_ERROR_STOP=1 -q
+
+.PHONY: test deps db db-stop lint pgtap pytest demo bench chaos
+
+test: deps db lint pgtap pytest
+
+deps:
+	scripts/deps.sh
+
+db:
+	$(PG) start
+
+db-stop:
+	$(PG) stop
+
+lint: deps db
+	scripts/lint.sh
+
+pgtap: deps db
+	$(PGENV)
+	$(PG) schema pgqrs_pgtap
+	$(PSQL) -d pgqrs_pgtap -c 'create extension if not exists pgtap'
+	if [[ -z "$$(find pgtap -name '*.sql' 2>/dev/null)" ]]; then echo "pgtap: no tests yet"; exit 0; fi
+	pg_prove -d pgqrs_pgtap --ext .sql -r pgtap/
+
+# pytest exits 5 when it collects nothing: that is only acceptable while tests/ has no test files
+pytest: deps db
+	$(PGENV)
+	rc=0; .venv/bin/pytest -q || rc=$$?
+	if [[ $$rc == 5 && -z "$$(find tests -name 'test_*.py' 2>/dev/null)" ]]; then echo "pytest: no tests yet"; rc=0; fi
+	exit $$rc
+
+demo: deps db
+	$(PGENV) $(PY) examples/demo.py
+
+# benchmarks run on their own durable cluster (fsync on), stopped afterwards
+bench: deps
+	export PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on
+	trap '$(PG) stop' EXIT
+	$(PG) start
+	$(PGENV) $(PY) bench/run.py
+
+chaos: deps db
+	$(PGENV) $(PY) tests/chaos/run_chaos.py
