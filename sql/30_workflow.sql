@@ -514,3 +514,27 @@ end
 $$;
 comment on function pgqrs.run_steps(bigint) is
 'The step journal of a run in the order steps were first recorded. Raises QR002 for an unknown run.';
+
+-- A worker shutting down (or giving up on a run) hands it back at once instead of letting the lease run out.
+create or replace function pgqrs.release_run(p_run bigint, p_lease_token uuid)
+returns text
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+declare
+    v_message pgqrs.messages;
+begin
+    v_message := pgqrs._lease(p_run, p_lease_token);
+    update pgqrs.runs as r set status = 'QUEUED', updated_at = pgqrs.now() where r.run_id = p_run;
+    update pgqrs.messages as m
+    set visible_at = pgqrs.now(), lease_token = null, lease_duration = null, worker_id = null
+    where m.message_id = p_run;
+    perform pgqrs._notify_queue(v_message.queue_id, pgqrs.now());
+    return 'QUEUED';
+end
+$$;
+comment on function pgqrs.release_run(bigint, uuid) is
+'Gives a leased run back to its queue (QUEUED, visible now, NOTIFY) without recording a failure: for a worker
+that shuts down mid-run. Steps already recorded stay. Raises QR004 (lease), QR002/QR003.';

@@ -1,0 +1,80 @@
+"""pgqrs: durable workflows inside PostgreSQL.
+
+The engine is SQL (schema `pgqrs`); this package wraps its functions and adds `ctx.step`, the worker loop and
+the `pgqrs` command. See README.md for the tour.
+"""
+
+from .consumer import Consumer, ConsumerBuilder, consumer
+from .errors import (
+    AttemptsExhausted,
+    DuplicateStepId,
+    IdempotencyConflict,
+    InvalidArgument,
+    InvalidState,
+    LeaseLost,
+    NotSerializable,
+    PgqrsError,
+    ResultTimeout,
+    StepConflict,
+    TransientError,
+    UnknownRun,
+    UnknownWorker,
+    UnknownWorkflow,
+    WorkflowFailed,
+)
+from .install import install
+from .run import AcquiredStep, Message, Run, RunBuilder, RunInfo, run
+from .store import RunStatus, StepRecord, StepStatus, Store, TriggerHandle, WorkflowDef, connect
+from .workflow import (
+    Step,
+    StepPause,
+    WorkflowBuilder,
+    WorkflowContext,
+    WorkflowFunction,
+    step,
+    workflow,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AcquiredStep",
+    "AttemptsExhausted",
+    "Consumer",
+    "ConsumerBuilder",
+    "DuplicateStepId",
+    "IdempotencyConflict",
+    "InvalidArgument",
+    "InvalidState",
+    "LeaseLost",
+    "Message",
+    "NotSerializable",
+    "PgqrsError",
+    "ResultTimeout",
+    "Run",
+    "RunBuilder",
+    "RunInfo",
+    "RunStatus",
+    "Step",
+    "StepConflict",
+    "StepPause",
+    "StepRecord",
+    "StepStatus",
+    "Store",
+    "TransientError",
+    "TriggerHandle",
+    "UnknownRun",
+    "UnknownWorker",
+    "UnknownWorkflow",
+    "WorkflowBuilder",
+    "WorkflowContext",
+    "WorkflowDef",
+    "WorkflowFailed",
+    "WorkflowFunction",
+    "connect",
+    "consumer",
+    "install",
+    "run",
+    "step",
+    "workflow",
+]

@@ -1,0 +1,273 @@
+"""Workers: `pgqrs.consumer(name, port, queue)` to dequeue by hand, or `.handler(fn)` + `poll_forever()`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from . import _sql
+from ._json import dumps
+from .errors import LeaseLost, NotSerializable, TransientError
+from .run import Message, Run
+from .store import Store
+from .workflow import Suspended, WorkflowContext, error_json, invoke
+
+log = logging.getLogger("pgqrs.worker")
+
+HANDLER_STEP = "$handler"  # the step id under which a TransientError raised outside any step is retried
+
+
+class Consumer:
+    """A registered worker. Without a handler it is the seeds' manual consumer (dequeue / archive)."""
+
+    def __init__(self, store: Store, worker_id: int, name: str, queue: str, channel: str,
+                 handler: Callable[..., Any] | None, concurrency: int, visibility: float,
+                 poll_interval: float) -> None:
+        self.store = store
+        self.id = worker_id
+        self.name = name
+        self.queue = queue
+        self.channel = channel
+        self.handler = handler
+        self.concurrency = concurrency
+        self.visibility = visibility
+        self.poll_interval = poll_interval
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._next_visible: float | None = None
+        self._inflight: dict[asyncio.Task[None], Message] = {}
+
+    async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
+        rows = await self.store.call(
+            _sql.DEQUEUE, (self.queue, self.id, batch_size, visibility if visibility is not None else self.visibility)
+        )
+        return [Message(*row) for row in rows]
+
+    async def archive(self, message_id: Any) -> bool:
+        mid = message_id.id if isinstance(message_id, Message) else int(message_id)
+        return bool((await self.store.call(_sql.ARCHIVE, (mid, self.id)))[0][0])
+
+    def stop(self) -> None:
+        """Stop taking work; `poll_forever` returns once in-flight runs finish (or are handed back)."""
+        self._stop.set()
+        self._wake.set()
+
+    # ---- the loop -----------------------------------------------------------------------------------------
+
+    async def poll_forever(self, *, shutdown_timeout: float | None = None) -> None:
+        """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT."""
+        if self.handler is None:
+            raise ValueError("poll_forever needs a handler: pgqrs.consumer(...).handler(fn).create(store)")
+        self._install_signal_handlers()
+        listener = asyncio.create_task(self._listen(), name="pgqrs-listen")
+        heartbeats = asyncio.create_task(self._heartbeat_loop(), name="pgqrs-heartbeat")
+        try:
+            await self._dispatch_loop()
+            await self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
+        finally:
+            listener.cancel()
+            heartbeats.cancel()
+            await asyncio.gather(listener, heartbeats, return_exceptions=True)
+            try:
+                await self.store.call(_sql.STOP_WORKER, (self.id,))
+            except psycopg.Error as exc:
+                log.warning("could not mark worker %s stopped: %s", self.name, exc)
+
+    async def _dispatch_loop(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            self._wake.clear()  # before dequeue: a notification arriving during it must not be lost
+            free = self.concurrency - len(self._inflight)
+            got = 0
+            if free > 0:
+                try:
+                    messages = await self.dequeue(free)
+                except psycopg.OperationalError as exc:
+                    log.warning("dequeue failed (%s); retrying in %.2f s", exc, backoff)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.05
+                for message in messages:
+                    task = asyncio.create_task(self._execute(message), name=f"pgqrs-run-{message.run_id}")
+                    self._inflight[task] = message
+                    task.add_done_callback(self._finished)
+                got = len(messages)
+                if got == free:
+                    continue  # the queue may hold more; look again before sleeping
+            await self._sleep(self._idle_timeout())
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(task, None)
+        self._wake.set()
+
+    def _idle_timeout(self) -> float:
+        timeout = self.poll_interval
+        if self._next_visible is not None:
+            until = self._next_visible - time.time()
+            if until <= 0:
+                self._next_visible = None
+                return 0.0
+            timeout = min(timeout, until)
+        return timeout
+
+    async def _sleep(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def _drain(self, timeout: float) -> None:
+        """Let in-flight runs finish; after `timeout`, cancel them (each hands its run back)."""
+        if not self._inflight:
+            return
+        _done, pending = await asyncio.wait(list(self._inflight), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread: the embedding program stops us with stop()
+
+    async def _listen(self) -> None:
+        """LISTEN on the queue's channel; reconnects with backoff and polls once after every (re)connect."""
+        backoff = 0.05
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.store.dsn, autocommit=True)
+                async with conn:
+                    await conn.execute(f"listen {self.channel}")
+                    backoff = 0.05
+                    self._wake.set()  # notifications sent while we were away are lost: look once
+                    async for note in conn.notifies():
+                        self._on_notify(note.payload)
+            except psycopg.OperationalError as exc:
+                log.warning("listen connection lost (%s); reconnecting in %.2f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _on_notify(self, payload: str) -> None:
+        if not payload:
+            self._wake.set()
+            return
+        visible = float(payload)  # a delayed start or a retry: wake up then
+        if self._next_visible is None or visible < self._next_visible:
+            self._next_visible = visible
+            self._wake.set()  # recompute the sleep
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.visibility / 3
+        while True:
+            await asyncio.sleep(interval)
+            tasks = dict(self._inflight)
+            tokens = [m.lease_token for m in tasks.values()]
+            try:
+                rows = await self.store.call(_sql.HEARTBEAT, (self.id, tokens))
+            except psycopg.OperationalError as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            lost = {token for token, held, _until in rows if not held}
+            for task, message in tasks.items():
+                if message.lease_token in lost:
+                    log.warning("lease on run %s lost; abandoning it", message.run_id)
+                    task.cancel()
+
+    async def _execute(self, message: Message) -> None:
+        assert self.handler is not None
+        try:
+            async with self.store.pool.connection() as conn:
+                run = Run(self.store, message, None, conn)
+                await self._run_handler(run, WorkflowContext(run, message.steps or {}))
+        except (Suspended, LeaseLost) as exc:
+            log.debug("run %s left this worker: %r", message.run_id, exc)
+        except psycopg.OperationalError as exc:
+            # The database went away mid-run: record nothing; the lease expires and the run is retried.
+            log.warning("run %s interrupted by a lost connection: %s", message.run_id, exc)
+        except asyncio.CancelledError:
+            if self._stop.is_set():
+                await self._hand_back(message)
+            raise
+        except Exception:
+            log.exception("run %s: unexpected error in the worker", message.run_id)
+
+    async def _run_handler(self, run: Run, ctx: WorkflowContext) -> None:
+        try:
+            output = await invoke(self.handler, ctx, run.message.input)  # type: ignore[arg-type]
+        except TransientError as exc:
+            await run.fail_step(HANDLER_STEP, error_json(exc), transient=True, retry_after=exc.retry_after)
+            return
+        except (Suspended, LeaseLost, psycopg.OperationalError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a handler error never stops the loop: the run fails permanently
+            log.info("run %s failed: %r", run.run_id, exc)
+            await run.fail(error_json(exc))
+            return
+        try:
+            payload = dumps(output, f"the output of run {run.run_id}")
+        except NotSerializable as exc:
+            await run.fail(error_json(exc))
+            return
+        await run.complete_json(payload)
+
+    async def _hand_back(self, message: Message) -> None:
+        try:
+            await asyncio.shield(self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token)))
+        except (psycopg.Error, LeaseLost) as exc:
+            log.info("could not hand back run %s (%s); its lease will expire", message.run_id, exc)
+
+
+class ConsumerBuilder:
+    """`pgqrs.consumer(name, port, queue)`, optionally `.handler(fn)`, then `await .create(store)`."""
+
+    def __init__(self, name: str, port: int | None, queue: str) -> None:
+        self._name = name
+        self._port = port
+        self._queue = queue
+        self._handler: Callable[..., Any] | None = None
+        self._concurrency = 1
+        self._visibility = 30.0
+        self._poll_interval = 2.0
+
+    def handler(self, fn: Callable[..., Any]) -> ConsumerBuilder:
+        self._handler = fn
+        return self
+
+    def concurrency(self, n: int) -> ConsumerBuilder:
+        if n < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._concurrency = n
+        return self
+
+    def visibility(self, seconds: float) -> ConsumerBuilder:
+        self._visibility = float(seconds)
+        return self
+
+    def poll_interval(self, seconds: float) -> ConsumerBuilder:
+        self._poll_interval = float(seconds)
+        return self
+
+    async def create(self, store: Store) -> Consumer:
+        rows = await store.call(_sql.REGISTER_WORKER,
+                                (self._name, socket.gethostname(), self._port, self._queue, self._queue))
+        worker_id, channel = rows[0]
+        needed = self._concurrency + 2  # one per run in flight, one for dequeue, one for heartbeats
+        if store.pool.max_size < needed:
+            await store.pool.resize(min_size=store.pool.min_size, max_size=needed)
+        return Consumer(store, worker_id, self._name, self._queue, channel, self._handler, self._concurrency,
+                        self._visibility, self._poll_interval)
+
+
+def consumer(name: str, port: int | None, queue: str) -> ConsumerBuilder:
+    return ConsumerBuilder(name, port, queue)

@@ -1,0 +1,126 @@
+"""Exceptions, and the one registry that maps engine SQLSTATEs to them (see docs/errors.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import psycopg
+
+
+class PgqrsError(Exception):
+    """Base of every error pgqrs raises. `sqlstate` is the engine's code, when the database raised it."""
+
+    sqlstate: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, detail: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.hint = hint
+
+
+class UnknownWorkflow(PgqrsError):
+    sqlstate = "QR001"
+
+
+class UnknownRun(PgqrsError):
+    sqlstate = "QR002"
+
+
+class InvalidState(PgqrsError):
+    sqlstate = "QR003"
+
+
+class LeaseLost(PgqrsError):
+    sqlstate = "QR004"
+
+
+class StepConflict(PgqrsError):
+    sqlstate = "QR005"
+
+
+class IdempotencyConflict(PgqrsError):
+    sqlstate = "QR006"
+
+
+class AttemptsExhausted(PgqrsError):
+    sqlstate = "QR007"
+
+
+class UnknownWorker(PgqrsError):
+    sqlstate = "QR008"
+
+
+class InvalidArgument(PgqrsError, ValueError):
+    sqlstate = "22023"
+
+
+class NotSerializable(PgqrsError, TypeError):
+    """A step result, run input or output that JSON cannot represent. Nothing was stored."""
+
+
+class DuplicateStepId(PgqrsError):
+    """`ctx.step` was called twice with the same explicit id in one execution of a workflow."""
+
+
+class WorkflowFailed(PgqrsError):
+    """`result()` of a run that ended in ERROR; `.error` holds the run's stored error."""
+
+    def __init__(self, run_id: int, error: Any) -> None:
+        super().__init__(f"run {run_id} failed: {error}")
+        self.run_id = run_id
+        self.error = error
+
+
+class ResultTimeout(PgqrsError, TimeoutError):
+    """`result(timeout=...)` gave up before the run finished."""
+
+
+REGISTRY: dict[str, type[PgqrsError]] = {
+    cls.sqlstate: cls
+    for cls in (
+        UnknownWorkflow,
+        UnknownRun,
+        InvalidState,
+        LeaseLost,
+        StepConflict,
+        IdempotencyConflict,
+        AttemptsExhausted,
+        UnknownWorker,
+        InvalidArgument,
+    )
+    if cls.sqlstate is not None
+}
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Re-raise engine SQLSTATEs as their PgqrsError class; every other psycopg error passes unchanged."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        cls = REGISTRY.get(exc.sqlstate or "")
+        if cls is None:
+            raise
+        diag = exc.diag
+        raise cls(diag.message_primary or str(exc), detail=diag.message_detail, hint=diag.message_hint) from exc
+
+
+class TransientError(Exception):
+    """Raise from a step body for a failure that may pass (timeouts, rate limits).
+
+    The step is retried after `retry_after` (seconds or a timedelta), or after the retry policy's backoff
+    when it is None, until the policy's max_attempts is used up.
+    """
+
+    def __init__(self, message: str = "transient error", retry_after: float | timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = seconds(retry_after) if retry_after is not None else None
+
+
+def seconds(value: float | timedelta) -> float:
+    """A duration given as seconds or a timedelta, in seconds."""
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

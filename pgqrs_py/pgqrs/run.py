@@ -1,0 +1,226 @@
+"""Runs: the manual step API of the seeds (`pgqrs.run().message(msg)...`) and status / result look-ups."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from . import _sql
+from ._json import dumps
+from .errors import ResultTimeout, WorkflowFailed, seconds
+from .store import AsyncConn, Store, as_id
+
+
+@dataclass(frozen=True)
+class Message:
+    """A leased queue message (a row of pgqrs.dequeue). `payload` is the run's input; `id` equals `run_id`."""
+
+    message_id: int
+    run_id: int
+    input: Any
+    attempt: int
+    lease_token: UUID
+    steps: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> int:
+        return self.message_id
+
+    @property
+    def payload(self) -> Any:
+        return self.input
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A row of pgqrs.run_status. `.output()` is the run's JSON output (a method, as in the seeds)."""
+
+    run_id: int
+    workflow: str
+    status: str
+    input: Any
+    output_value: Any
+    error: Any
+    attempt: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    current_step: str | None
+    visible_at: datetime | None
+
+    def output(self) -> Any:
+        return self.output_value
+
+    @property
+    def id(self) -> int:
+        return self.run_id
+
+
+class StepGuard:
+    """Records the outcome of a step that acquire_step told you to EXECUTE."""
+
+    def __init__(self, run: Run, step_id: str) -> None:
+        self._run = run
+        self.step_id = step_id
+
+    async def success(self, value: Any = None) -> bool:
+        return await self._run.complete_step(self.step_id, value)
+
+    async def fail(self, error: Any, *, transient: bool = True, retry_after: float | None = None) -> str:
+        return await self._run.fail_step(self.step_id, error, transient=transient, retry_after=retry_after)
+
+    async def pause(self, timeout: float | None = None) -> tuple[str, Any]:
+        return await self._run.pause_step(self.step_id, timeout)
+
+
+@dataclass(frozen=True)
+class AcquiredStep:
+    """The answer of pgqrs.acquire_step: status EXECUTE / SKIPPED / WAIT, the stored value, attempt, retry_at."""
+
+    status: str
+    value: Any
+    attempt: int
+    retry_at: datetime | None
+    guard: StepGuard
+
+
+class Run:
+    """A run leased through a message: every call carries the lease token (fencing)."""
+
+    def __init__(self, store: Store, message: Message, current_time: datetime | None,
+                 conn: AsyncConn | None = None) -> None:
+        self.store = store
+        self.message = message
+        self.current_time = current_time
+        self.conn = conn
+
+    @property
+    def id(self) -> int:
+        return self.message.run_id
+
+    @property
+    def run_id(self) -> int:
+        return self.message.run_id
+
+    @property
+    def lease_token(self) -> UUID:
+        return self.message.lease_token
+
+    async def _call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self.store.call(query, params, self.conn)
+
+    async def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
+        rows = await self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))
+        status, value, attempt, retry_at = rows[0]
+        return AcquiredStep(status, value, attempt, retry_at, StepGuard(self, step_id))
+
+    async def complete_step(self, step_id: str, value: Any) -> bool:
+        return await self.complete_step_json(step_id, dumps(value, f"the result of step {step_id!r}"))
+
+    async def complete_step_json(self, step_id: str, payload: str) -> bool:
+        rows = await self._call(_sql.COMPLETE_STEP, (self.run_id, step_id, self.lease_token, payload))
+        return bool(rows[0][0])
+
+    async def fail_step(self, step_id: str, error: Any, *, transient: bool = True,
+                        retry_after: float | None = None, retry_policy: dict[str, Any] | None = None) -> str:
+        """Record a failed attempt; returns the run's status after it (QUEUED to retry, ERROR when final)."""
+        payload = dumps(error, f"the error of step {step_id!r}")
+        policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
+        rows = await self._call(_sql.FAIL_STEP, (self.run_id, step_id, self.lease_token, payload, transient,
+                                                 retry_after, policy))
+        return str(rows[0][0])
+
+    async def pause_step(self, step_id: str, timeout: float | None = None) -> tuple[str, Any]:
+        rows = await self._call(_sql.PAUSE_STEP, (self.run_id, step_id, self.lease_token, timeout))
+        return str(rows[0][0]), rows[0][1]
+
+    async def complete(self, output: Any = None) -> str:
+        return await self.complete_json(dumps(output, f"the output of run {self.run_id}"))
+
+    async def complete_json(self, payload: str) -> str:
+        return str((await self._call(_sql.COMPLETE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
+
+    async def fail(self, error: Any) -> str:
+        payload = dumps(error, f"the error of run {self.run_id}")
+        return str((await self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
+
+    async def release(self) -> str:
+        return str((await self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token)))[0][0])
+
+
+async def run_status(store: Store, run: Any) -> RunInfo:
+    rows = await store.call(_sql.RUN_STATUS, (as_id(run),))
+    return RunInfo(*rows[0])
+
+
+async def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
+    """Wait (LISTEN, no polling loop) until the run finishes; its output, or WorkflowFailed."""
+    run_id = as_id(run)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    async with store.pool.connection() as conn:
+        await conn.execute(f"listen {_sql.RUNS_CHANNEL}")
+        try:
+            while True:
+                info = await run_status(store, run_id)
+                if info.status == "SUCCESS":
+                    return info.output()
+                if info.status in ("ERROR", "CANCELLED"):
+                    raise WorkflowFailed(run_id, info.error)
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeout(f"run {run_id} did not finish within {timeout} s (status {info.status})")
+                # Re-check at least every 5 s: a safety net should a notification be missed.
+                wait = 5.0 if remaining is None else min(5.0, remaining)
+                prefix = f"{run_id}:"
+                async for note in conn.notifies(timeout=wait):
+                    if note.payload.startswith(prefix):
+                        break
+        finally:
+            await conn.execute(f"unlisten {_sql.RUNS_CHANNEL}")
+
+
+class RunBuilder:
+    """`pgqrs.run()`: `.message(msg).store(s).execute()` → Run; `.status(x).store(s).get()` / `.result()`."""
+
+    def __init__(self) -> None:
+        self._store: Store | None = None
+        self._message: Message | None = None
+        self._target: Any = None
+
+    def store(self, store: Store) -> RunBuilder:
+        self._store = store
+        return self
+
+    def message(self, message: Message) -> RunBuilder:
+        self._message = message
+        return self
+
+    def status(self, target: Any) -> RunBuilder:
+        self._target = target
+        return self
+
+    def _need_store(self) -> Store:
+        if self._store is None:
+            raise ValueError("call .store(store) first")
+        return self._store
+
+    async def execute(self) -> Run:
+        store = self._need_store()
+        if self._message is None:
+            raise ValueError("call .message(msg) first")
+        return Run(store, self._message, await store.now())
+
+    async def get(self) -> RunInfo:
+        return await run_status(self._need_store(), self._target if self._target is not None else self._message)
+
+    async def result(self, timeout: float | Any = None) -> Any:
+        target = self._target if self._target is not None else self._message
+        return await wait_result(self._need_store(), target, None if timeout is None else seconds(timeout))
+
+
+def run() -> RunBuilder:
+    return RunBuilder()

@@ -1,0 +1,182 @@
+"""The connection to a pgqrs database and the calls that need no lease (clients, webhooks, ops)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from . import _sql
+from ._json import dumps
+from .errors import mapped_errors, seconds
+
+AsyncConn = psycopg.AsyncConnection[TupleRow]
+
+
+class StepStatus(str, enum.Enum):
+    """Step statuses; the plain strings ("SUCCESS") work wherever these do."""
+
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    PAUSED = "PAUSED"
+
+
+class RunStatus(str, enum.Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True)
+class WorkflowDef:
+    """A row of pgqrs.create_workflow."""
+
+    workflow_id: int
+    name: str
+    retry_policy: dict[str, Any]
+
+
+class TriggerHandle(int):
+    """What a trigger returns: the run id (= message id) as an int, with `.id`, `.run_id` and `.created`."""
+
+    created: bool
+
+    def __new__(cls, run_id: int, created: bool = True) -> TriggerHandle:
+        handle = super().__new__(cls, run_id)
+        handle.created = created
+        return handle
+
+    @property
+    def id(self) -> int:
+        return int(self)
+
+    @property
+    def run_id(self) -> int:
+        return int(self)
+
+    @property
+    def message_id(self) -> int:
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"TriggerHandle(id={int(self)}, created={self.created})"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A row of pgqrs.update_step / pgqrs.run_steps."""
+
+    run_id: int
+    step_id: str
+    status: str
+    value: Any
+    error: Any
+    attempt: int
+
+
+def conn_kwargs() -> dict[str, Any]:
+    # Autocommit: one engine call = one transaction. prepare_threshold=0 prepares every statement at once:
+    # the package sends a dozen fixed statements, each many times.
+    return {"autocommit": True, "prepare_threshold": 0}
+
+
+def as_id(value: Any) -> int:
+    """An id from anything that stands for a run: an int, a trigger handle, a message, a run, a status."""
+    for attr in ("run_id", "id"):
+        inner = getattr(value, attr, None)
+        if isinstance(inner, int):
+            return int(inner)
+    if isinstance(value, int):
+        return int(value)
+    raise TypeError(f"expected a run id, trigger handle, message or run, got {type(value).__name__}")
+
+
+class Store:
+    """A pool of connections to one database. Make one with `await pgqrs.connect(dsn)`."""
+
+    def __init__(self, dsn: str, pool: AsyncConnectionPool[AsyncConn]) -> None:
+        self.dsn = dsn
+        self.pool = pool
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def call(self, query: str, params: tuple[Any, ...], conn: AsyncConn | None = None) -> list[tuple[Any, ...]]:
+        """Run one engine call and return its rows, on `conn` (the caller's transaction) or a pooled one."""
+        with mapped_errors():
+            if conn is not None:
+                cur = await conn.execute(query, params)
+                return await cur.fetchall()
+            async with self.pool.connection() as pooled:
+                cur = await pooled.execute(query, params)
+                return await cur.fetchall()
+
+    async def now(self) -> datetime:
+        rows = await self.call(_sql.NOW, ())
+        return rows[0][0]  # type: ignore[no-any-return]
+
+    async def create_workflow(self, name: str, retry_policy: dict[str, Any] | None = None) -> WorkflowDef:
+        policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
+        row = (await self.call(_sql.CREATE_WORKFLOW, (name, policy)))[0]
+        return WorkflowDef(*row)
+
+    async def trigger(
+        self,
+        workflow: str,
+        params: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        delay: float | Any = None,
+        run_at: datetime | None = None,
+        conn: AsyncConn | None = None,
+    ) -> TriggerHandle:
+        """Start a run of `workflow` with `params` (a dict or dataclass). Pass `conn` to join its transaction."""
+        payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
+        delay_s = seconds(delay) if delay is not None else None
+        rows = await self.call(_sql.TRIGGER, (workflow, payload, idempotency_key, delay_s, run_at), conn)
+        run_id, _message_id, created = rows[0]
+        return TriggerHandle(run_id, created)
+
+    async def update_step(self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None) -> StepRecord:
+        """Record a step's result from outside a worker (the guide's webhook)."""
+        status_text = status.value if isinstance(status, StepStatus) else status
+        payload = dumps(value, f"the value of step {step_id!r}")
+        row = (await self.call(_sql.UPDATE_STEP, (as_id(run_id), step_id, status_text, payload)))[0]
+        return StepRecord(*row)
+
+    async def resume_run(self, run_id: Any) -> str:
+        """PAUSED → QUEUED, visible now; a worker picks it up at once."""
+        return str((await self.call(_sql.RESUME_RUN, (as_id(run_id),)))[0][0])
+
+    async def retry_run(self, run_id: Any) -> str:
+        """ERROR → QUEUED from the last successful step (ops)."""
+        return str((await self.call(_sql.RETRY_RUN, (as_id(run_id),)))[0][0])
+
+    async def steps(self, run_id: Any) -> list[StepRecord]:
+        rows = await self.call(_sql.RUN_STEPS, (as_id(run_id),))
+        return [StepRecord(run_id=as_id(run_id), step_id=r[0], status=r[1], value=r[2], error=r[3], attempt=r[4])
+                for r in rows]
+
+
+async def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
+    """Open a pool to the database at `dsn`. The schema must be installed (`pgqrs.install(dsn)`)."""
+    pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
+        dsn, min_size=min_size, max_size=max_size, kwargs=conn_kwargs(), open=False
+    )
+    await pool.open(wait=True)
+    return Store(dsn, pool)

@@ -1,0 +1,271 @@
+"""Defining and triggering workflows: the `workflow()` builder / decorator, `ctx.step`, `@step`, `Step.pause`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import json
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import psycopg
+
+from . import _sql
+from ._json import dumps, from_json
+from .errors import DuplicateStepId, TransientError, mapped_errors, seconds
+from .run import Run
+from .store import AsyncConn, Store, TriggerHandle, WorkflowDef
+
+T = TypeVar("T")
+
+
+class StepPause(Exception):
+    """Raised (via `raise Step.pause(...)`) inside a step body to pause the run at that step."""
+
+    def __init__(self, timeout: float | None) -> None:
+        super().__init__(f"pause for {timeout} s" if timeout is not None else "pause until resumed")
+        self.timeout = timeout
+
+
+class Step:
+    """`raise Step.pause(seconds | timedelta | None)` pauses the run until `resume_run` or the timeout."""
+
+    @staticmethod
+    def pause(timeout: float | timedelta | None = None) -> StepPause:
+        return StepPause(seconds(timeout) if timeout is not None else None)
+
+
+class Suspended(BaseException):
+    """Unwinds a handler whose run left this worker (retry scheduled, paused, or failed for good).
+
+    A BaseException so that a user's `except Exception` around `ctx.step` cannot swallow it.
+    """
+
+    def __init__(self, run_status: str) -> None:
+        super().__init__(run_status)
+        self.run_status = run_status
+
+
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """How a Python exception is stored as a step or run error."""
+    trace = "".join(traceback.format_exception(exc))
+    return {"type": type(exc).__name__, "message": str(exc), "traceback": trace[-4000:]}
+
+
+async def call_body(fn: Callable[[], Any]) -> Any:
+    """Run a step body: coroutine functions on the loop, anything else in a thread (heartbeats go on);
+    a returned awaitable is awaited."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn()
+    result = await asyncio.to_thread(fn)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+_current: contextvars.ContextVar[WorkflowContext] = contextvars.ContextVar("pgqrs_workflow_context")
+
+
+def current_context() -> WorkflowContext:
+    """The context of the workflow execution running in this task (used by `@step`)."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError("a @step function was called outside a running workflow") from None
+
+
+class WorkflowContext:
+    """`ctx` of a handler: `await ctx.step(id, fn)` runs fn once per run, replaying its stored result after."""
+
+    def __init__(self, run: Run, journal: dict[str, Any]) -> None:
+        self.run = run
+        self.journal = journal
+        self._seen: set[str] = set()
+        self._auto_counts: dict[str, int] = {}
+
+    @property
+    def run_id(self) -> int:
+        return self.run.run_id
+
+    @property
+    def input(self) -> Any:
+        return self.run.message.input
+
+    @property
+    def attempt(self) -> int:
+        return self.run.message.attempt
+
+    def auto_id(self, base: str) -> str:
+        """The id of a `@step` call: its name, then name#2, name#3 for repeated calls in this execution."""
+        n = self._auto_counts.get(base, 0) + 1
+        candidate = base if n == 1 else f"{base}#{n}"
+        while candidate in self._seen:
+            n += 1
+            candidate = f"{base}#{n}"
+        self._auto_counts[base] = n
+        return candidate
+
+    async def step(self, step_id: str, fn: Callable[[], Any], *,
+                   retry_policy: dict[str, Any] | None = None) -> Any:
+        if step_id in self._seen:
+            raise DuplicateStepId(
+                f"step id {step_id!r} is used twice in one execution of run {self.run_id}; step ids must be unique"
+            )
+        self._seen.add(step_id)
+        recorded = self.journal.get(step_id)
+        if recorded is not None and recorded.get("status") == "SUCCESS":
+            return recorded.get("value")
+        try:
+            result = await call_body(fn)
+        except StepPause as pause:
+            status, value = await self.run.pause_step(step_id, pause.timeout)
+            if status == "SUCCESS":  # the external event was recorded before we paused
+                return value
+            raise Suspended("PAUSED") from None
+        except TransientError as exc:
+            status = await self.run.fail_step(step_id, error_json(exc), transient=True,
+                                              retry_after=exc.retry_after, retry_policy=retry_policy)
+            raise Suspended(status) from None
+        except psycopg.OperationalError:
+            raise  # our connection is gone: not the step's failure; the run is retried under a new lease
+        except Exception as exc:
+            status = await self.run.fail_step(step_id, error_json(exc), transient=False)
+            raise Suspended(status) from None
+        text = dumps(result, f"the result of step {step_id!r}")
+        await self.run.complete_step_json(step_id, text)
+        return json.loads(text)
+
+
+def step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Decorator: each call of the function inside a workflow is a step named after it (`name#2` on repeats)."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        base = name or func.__name__
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = current_context()
+            return await ctx.step(ctx.auto_id(base), functools.partial(func, *args, **kwargs))
+
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
+
+
+class WorkflowFunction:
+    """A handler registered with `@workflow(name=...)`: call it as the worker does, `await f(ctx, params)`."""
+
+    def __init__(self, name: str, fn: Callable[..., Awaitable[Any]]) -> None:
+        self.name = name
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+        params = list(inspect.signature(fn).parameters.values())
+        hints = _type_hints(fn)
+        self.params_type = hints.get(params[1].name) if len(params) > 1 else None
+
+    async def __call__(self, ctx: WorkflowContext, params: Any) -> Any:
+        return await self.fn(ctx, params)
+
+
+def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        import typing
+
+        return typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: treat the parameters as untyped
+        return {}
+
+
+async def invoke(handler: Callable[..., Any], ctx: WorkflowContext, raw_input: Any) -> Any:
+    """Run a handler with the run's input, built into its annotated dataclass when it has one."""
+    wf = handler if isinstance(handler, WorkflowFunction) else WorkflowFunction(getattr(handler, "__name__", "?"),
+                                                                                 handler)
+    token = _current.set(ctx)
+    try:
+        return await wf.fn(ctx, from_json(raw_input, wf.params_type))
+    finally:
+        _current.reset(token)
+
+
+class TriggerBuilder:
+    """`.execute(store)` (or `.execute()` when the workflow builder has a store, or a caller's connection)."""
+
+    def __init__(self, name: str, params: Any, store: Store | None) -> None:
+        self._name = name
+        self._params = params
+        self._store = store
+        self._key: str | None = None
+        self._delay: float | None = None
+        self._run_at: datetime | None = None
+
+    def idempotency_key(self, key: str) -> TriggerBuilder:
+        self._key = key
+        return self
+
+    def delay(self, value: float | timedelta) -> TriggerBuilder:
+        self._delay = seconds(value)
+        return self
+
+    def run_at(self, when: datetime) -> TriggerBuilder:
+        self._run_at = when
+        return self
+
+    async def execute(self, target: Store | AsyncConn | None = None) -> TriggerHandle:
+        if isinstance(target, psycopg.AsyncConnection):
+            payload = dumps(self._params if self._params is not None else {}, f"the input of {self._name!r}")
+            with mapped_errors():
+                cur = await target.execute(_sql.TRIGGER, (self._name, payload, self._key, self._delay, self._run_at))
+                row = await cur.fetchone()
+            assert row is not None
+            return TriggerHandle(row[0], row[2])
+        store = target or self._store
+        if store is None:
+            raise ValueError("pass a store: .execute(store), or .store(store) before .trigger(...)")
+        return await store.trigger(self._name, self._params, idempotency_key=self._key, delay=self._delay,
+                                   run_at=self._run_at)
+
+
+class WorkflowBuilder:
+    """`pgqrs.workflow()`: `.name(n).store(s).create()`, `.trigger(p).execute()`; also `@workflow(name=...)`."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self._name = name
+        self._store: Store | None = None
+        self._retry_policy: dict[str, Any] | None = None
+
+    def name(self, name: str) -> WorkflowBuilder:
+        self._name = name
+        return self
+
+    def store(self, store: Store) -> WorkflowBuilder:
+        self._store = store
+        return self
+
+    def retry_policy(self, policy: dict[str, Any]) -> WorkflowBuilder:
+        self._retry_policy = policy
+        return self
+
+    def _need_name(self) -> str:
+        if not self._name:
+            raise ValueError("give the workflow a name: pgqrs.workflow('name') or .name('name')")
+        return self._name
+
+    async def create(self, store: Store | None = None) -> WorkflowDef:
+        target = store or self._store
+        if target is None:
+            raise ValueError("call .store(store) first")
+        return await target.create_workflow(self._need_name(), self._retry_policy)
+
+    def trigger(self, params: Any = None) -> TriggerBuilder:
+        return TriggerBuilder(self._need_name(), params, self._store)
+
+    def __call__(self, fn: Callable[..., Awaitable[T]]) -> WorkflowFunction:
+        return WorkflowFunction(self._name or fn.__name__, fn)
+
+
+def workflow(name: str | None = None) -> WorkflowBuilder:
+    return WorkflowBuilder(name)
