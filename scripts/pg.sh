@@ -16,7 +16,7 @@ PGBIN=${PGQRS_PGBIN:-/usr/lib/postgresql/15/bin}
 PGPORT=5432
 FSYNC=${PGQRS_FSYNC:-off}
 SYNC_COMMIT=${PGQRS_SYNC_COMMIT:-$FSYNC}
-export PATH="$PGBIN:$PATH" LC_ALL=C
+export PATH="$PGBIN:$PATH:/usr/sbin:/sbin" LC_ALL=C   # runuser is in sbin
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
