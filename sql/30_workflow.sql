@@ -198,7 +198,9 @@ begin
     perform pgqrs._check_step_id(p_step_id);
     perform pgqrs._check_interval('retry_after', p_retry_after, interval '0', interval '30 days');
     v_message := pgqrs._lease(p_run, p_lease_token);
-    select coalesce(pgqrs._retry_policy(p_retry_policy), w.retry_policy) into v_policy
+    -- _retry_policy(NULL) returns the defaults, not NULL: the workflow's policy applies unless the call gives one.
+    select case when p_retry_policy is null then w.retry_policy else pgqrs._retry_policy(p_retry_policy) end
+    into v_policy
     from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id)
     where r.run_id = p_run
     for update of r;
