@@ -21,6 +21,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+import pgqrs
+
 REPO = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO / "sql"
 DEFAULT_PGDIR = "/tmp/pgqrs-pg"  # scripts/pg.sh's default
@@ -50,17 +52,11 @@ def schema_files() -> list[Path]:
 
 
 def install_schema(dsn: str) -> None:
-    """Install the pgqrs schema into the database at `dsn`.
-
-    To be replaced by ``pgqrs.install(dsn)`` once the package has it. Each file is sent as one
-    multi-statement script (no parameters, so psycopg uses the simple query protocol and `$$` bodies work).
-    """
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for f in schema_files():
-            try:
-                conn.execute(f.read_text())
-            except psycopg.Error as e:
-                raise RuntimeError(f"applying {f.relative_to(REPO)} failed: {e}") from e
+    """Install the pgqrs schema into the database at `dsn`, the way users do: ``pgqrs.install(dsn)``."""
+    try:
+        pgqrs.install(dsn)
+    except psycopg.Error as e:
+        raise RuntimeError(f"pgqrs.install into {dsn!r} failed: {e}") from e
 
 
 def _admin_execute(admin_dsn: str, *stmts: sql.Composed) -> None:
