@@ -55,7 +55,8 @@ comment on view pgqrs.dead_letters is 'Messages of runs that failed for good (pe
 
 create or replace view pgqrs.queue_stats as
 select q.name as queue,
-       count(m.message_id) filter (where m.visible_at <= pgqrs.now() and m.lease_token is null) as ready,
+       -- a message whose lease expired is deliverable again: ready, like a never-leased one
+       count(m.message_id) filter (where m.visible_at <= pgqrs.now()) as ready,
        count(m.message_id) filter (where m.lease_token is not null and m.visible_at > pgqrs.now()) as leased,
        count(m.message_id) filter (where m.visible_at > pgqrs.now() and m.lease_token is null) as delayed,
        count(m.message_id) as depth,
