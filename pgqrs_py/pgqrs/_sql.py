@@ -2,7 +2,8 @@
 
 NOW = "select pgqrs.now()"
 CREATE_WORKFLOW = (
-    "select workflow_id, name, retry_policy from pgqrs.create_workflow(p_name => %s, p_retry_policy => %s::jsonb)"
+    "select workflow_id, name, retry_policy"
+    " from pgqrs.create_workflow(p_name => %s, p_retry_policy => %s::jsonb)"
 )
 TRIGGER = (
     "select run_id, message_id, created from pgqrs.trigger(p_workflow => %s, p_input => %s::jsonb,"
@@ -17,7 +18,10 @@ DEQUEUE = (
     "select message_id, run_id, input, attempt, lease_token, steps from pgqrs.dequeue(p_queue => %s,"
     " p_worker => %s, p_batch_size => %s, p_visibility => %s * interval '1 second')"
 )
-HEARTBEAT = "select lease_token, held, visible_until from pgqrs.heartbeat(p_worker => %s, p_lease_tokens => %s)"
+HEARTBEAT = (
+    "select lease_token, held, visible_until"
+    " from pgqrs.heartbeat(p_worker => %s, p_lease_tokens => %s::uuid[])"
+)
 ARCHIVE = "select pgqrs.archive(p_message_id => %s, p_worker => %s)"
 ACQUIRE_STEP = (
     "select status, value, attempt, retry_at from pgqrs.acquire_step(p_run => %s, p_step_id => %s,"

@@ -17,7 +17,7 @@ from ._json import dumps
 from .errors import LeaseLost, NotSerializable, TransientError
 from .run import Message, Run
 from .store import Store
-from .workflow import Suspended, WorkflowContext, error_json, invoke
+from .workflow import Suspended, WorkflowContext, as_workflow, error_json, invoke
 
 log = logging.getLogger("pgqrs.worker")
 
@@ -35,7 +35,7 @@ class Consumer:
         self.name = name
         self.queue = queue
         self.channel = channel
-        self.handler = handler
+        self.handler = as_workflow(handler) if handler is not None else None
         self.concurrency = concurrency
         self.visibility = visibility
         self.poll_interval = poll_interval
@@ -45,9 +45,8 @@ class Consumer:
         self._inflight: dict[asyncio.Task[None], Message] = {}
 
     async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
-        rows = await self.store.call(
-            _sql.DEQUEUE, (self.queue, self.id, batch_size, visibility if visibility is not None else self.visibility)
-        )
+        lease = visibility if visibility is not None else self.visibility
+        rows = await self.store.call(_sql.DEQUEUE, (self.queue, self.id, batch_size, lease))
         return [Message(*row) for row in rows]
 
     async def archive(self, message_id: Any) -> bool:
@@ -65,13 +64,15 @@ class Consumer:
         """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT."""
         if self.handler is None:
             raise ValueError("poll_forever needs a handler: pgqrs.consumer(...).handler(fn).create(store)")
-        self._install_signal_handlers()
+        signals = self._install_signal_handlers()
         listener = asyncio.create_task(self._listen(), name="pgqrs-listen")
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name="pgqrs-heartbeat")
         try:
             await self._dispatch_loop()
             await self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
         finally:
+            for sig in signals:
+                asyncio.get_running_loop().remove_signal_handler(sig)
             listener.cancel()
             heartbeats.cancel()
             await asyncio.gather(listener, heartbeats, return_exceptions=True)
@@ -111,7 +112,7 @@ class Consumer:
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
         if self._next_visible is not None:
-            until = self._next_visible - time.time()
+            until = self._next_visible - time.time() + 0.005  # a hair late rather than early
             if until <= 0:
                 self._next_visible = None
                 return 0.0
@@ -133,13 +134,17 @@ class Consumer:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    def _install_signal_handlers(self) -> None:
+    def _install_signal_handlers(self) -> list[signal.Signals]:
+        """SIGTERM / SIGINT call stop() while poll_forever runs; returns the signals to restore after."""
         loop = asyncio.get_running_loop()
+        installed = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread: the embedding program stops us with stop()
+                continue  # not the main thread: the embedding program stops us with stop()
+            installed.append(sig)
+        return installed
 
     async def _listen(self) -> None:
         """LISTEN on the queue's channel; reconnects with backoff and polls once after every (re)connect."""
@@ -153,8 +158,9 @@ class Consumer:
                     self._wake.set()  # notifications sent while we were away are lost: look once
                     async for note in conn.notifies():
                         self._on_notify(note.payload)
-            except psycopg.OperationalError as exc:
+            except (psycopg.Error, OSError) as exc:
                 log.warning("listen connection lost (%s); reconnecting in %.2f s", exc, backoff)
+                self._wake.set()  # poll meanwhile
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -162,7 +168,11 @@ class Consumer:
         if not payload:
             self._wake.set()
             return
-        visible = float(payload)  # a delayed start or a retry: wake up then
+        try:
+            visible = float(payload)  # a delayed start or a retry: wake up then
+        except ValueError:
+            self._wake.set()  # not ours to parse: look anyway
+            return
         if self._next_visible is None or visible < self._next_visible:
             self._next_visible = visible
             self._wake.set()  # recompute the sleep
@@ -175,7 +185,7 @@ class Consumer:
             tokens = [m.lease_token for m in tasks.values()]
             try:
                 rows = await self.store.call(_sql.HEARTBEAT, (self.id, tokens))
-            except psycopg.OperationalError as exc:
+            except Exception as exc:  # keep beating: a lapse must not let every lease expire
                 log.warning("heartbeat failed: %s", exc)
                 continue
             lost = {token for token, held, _until in rows if not held}
@@ -204,7 +214,8 @@ class Consumer:
 
     async def _run_handler(self, run: Run, ctx: WorkflowContext) -> None:
         try:
-            output = await invoke(self.handler, ctx, run.message.input)  # type: ignore[arg-type]
+            assert self.handler is not None
+            output = await invoke(self.handler, ctx, run.message.input)
         except TransientError as exc:
             await run.fail_step(HANDLER_STEP, error_json(exc), transient=True, retry_after=exc.retry_after)
             return

@@ -106,7 +106,8 @@ def mapped_errors() -> Iterator[None]:
         if cls is None:
             raise
         diag = exc.diag
-        raise cls(diag.message_primary or str(exc), detail=diag.message_detail, hint=diag.message_hint) from exc
+        message = diag.message_primary or str(exc)
+        raise cls(message, detail=diag.message_detail, hint=diag.message_hint) from exc
 
 
 class TransientError(Exception):
@@ -116,7 +117,9 @@ class TransientError(Exception):
     when it is None, until the policy's max_attempts is used up.
     """
 
-    def __init__(self, message: str = "transient error", retry_after: float | timedelta | None = None) -> None:
+    def __init__(
+        self, message: str = "transient error", retry_after: float | timedelta | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = seconds(retry_after) if retry_after is not None else None
 

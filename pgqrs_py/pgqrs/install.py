@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 # Serialises concurrent installs of one database (two workers starting at once).
 _INSTALL_LOCK = "select pg_advisory_xact_lock(hashtext('pgqrs.install'))"
@@ -27,7 +29,7 @@ def schema_files() -> list[Path]:
     return sorted(sql_dir().glob("*.sql"))
 
 
-def install(conn_or_dsn: psycopg.Connection[object] | str) -> int:
+def install(conn_or_dsn: psycopg.Connection[Any] | str) -> int:
     """Install or upgrade the pgqrs schema in one transaction; returns the schema version now installed."""
     if isinstance(conn_or_dsn, str):
         with psycopg.connect(conn_or_dsn, autocommit=True) as conn:
@@ -35,12 +37,13 @@ def install(conn_or_dsn: psycopg.Connection[object] | str) -> int:
     return _install(conn_or_dsn)
 
 
-def _install(conn: psycopg.Connection[object]) -> int:
+def _install(conn: psycopg.Connection[Any]) -> int:
     with conn.transaction():
         conn.execute(_INSTALL_LOCK)
         conn.execute("set local client_min_messages = warning")
         for path in schema_files():
             conn.execute(path.read_text(encoding="utf-8").encode())
-        row = conn.execute("select pgqrs.schema_version()").fetchone()
-    assert row is not None
-    return int(row[0])
+        cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the caller's connection has
+        version = cur.execute("select pgqrs.schema_version()").fetchone()
+    assert version is not None
+    return int(version[0])

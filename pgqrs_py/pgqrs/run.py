@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from . import _sql
-from ._json import dumps
+from ._json import dumps, from_json
 from .errors import ResultTimeout, WorkflowFailed, seconds
 from .store import AsyncConn, Store, as_id
 
@@ -52,8 +52,9 @@ class RunInfo:
     current_step: str | None
     visible_at: datetime | None
 
-    def output(self) -> Any:
-        return self.output_value
+    def output(self, as_type: Any = None) -> Any:
+        """The run's output as stored (JSON), or built into `as_type` when that is a dataclass."""
+        return from_json(self.output_value, as_type) if as_type is not None else self.output_value
 
     @property
     def id(self) -> int:
@@ -79,7 +80,7 @@ class StepGuard:
 
 @dataclass(frozen=True)
 class AcquiredStep:
-    """The answer of pgqrs.acquire_step: status EXECUTE / SKIPPED / WAIT, the stored value, attempt, retry_at."""
+    """The answer of pgqrs.acquire_step: status EXECUTE / SKIPPED / WAIT, stored value, attempt, retry_at."""
 
     status: str
     value: Any
@@ -130,8 +131,9 @@ class Run:
         """Record a failed attempt; returns the run's status after it (QUEUED to retry, ERROR when final)."""
         payload = dumps(error, f"the error of step {step_id!r}")
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
-        rows = await self._call(_sql.FAIL_STEP, (self.run_id, step_id, self.lease_token, payload, transient,
-                                                 retry_after, policy))
+        rows = await self._call(
+            _sql.FAIL_STEP, (self.run_id, step_id, self.lease_token, payload, transient, retry_after, policy)
+        )
         return str(rows[0][0])
 
     async def pause_step(self, step_id: str, timeout: float | None = None) -> tuple[str, Any]:
@@ -152,30 +154,36 @@ class Run:
         return str((await self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token)))[0][0])
 
 
-async def run_status(store: Store, run: Any) -> RunInfo:
-    rows = await store.call(_sql.RUN_STATUS, (as_id(run),))
+async def run_status(store: Store, run: Any, conn: AsyncConn | None = None) -> RunInfo:
+    rows = await store.call(_sql.RUN_STATUS, (as_id(run),), conn)
     return RunInfo(*rows[0])
 
 
 async def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
-    """Wait (LISTEN, no polling loop) until the run finishes; its output, or WorkflowFailed."""
+    """Wait (LISTEN, no polling loop) until the run finishes; its output, or WorkflowFailed.
+
+    One connection does both: LISTEN, then the status checks (psycopg keeps notifications that arrive during a
+    query for the next `notifies()`), so a pool of one connection is enough.
+    """
     run_id = as_id(run)
     deadline = None if timeout is None else time.monotonic() + timeout
+    prefix = f"{run_id}:"
     async with store.pool.connection() as conn:
         await conn.execute(f"listen {_sql.RUNS_CHANNEL}")
         try:
             while True:
-                info = await run_status(store, run_id)
+                info = await run_status(store, run_id, conn)
                 if info.status == "SUCCESS":
                     return info.output()
                 if info.status in ("ERROR", "CANCELLED"):
                     raise WorkflowFailed(run_id, info.error)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise ResultTimeout(f"run {run_id} did not finish within {timeout} s (status {info.status})")
+                    raise ResultTimeout(
+                        f"run {run_id} did not finish within {timeout} s (status {info.status})"
+                    )
                 # Re-check at least every 5 s: a safety net should a notification be missed.
                 wait = 5.0 if remaining is None else min(5.0, remaining)
-                prefix = f"{run_id}:"
                 async for note in conn.notifies(timeout=wait):
                     if note.payload.startswith(prefix):
                         break
@@ -215,7 +223,8 @@ class RunBuilder:
         return Run(store, self._message, await store.now())
 
     async def get(self) -> RunInfo:
-        return await run_status(self._need_store(), self._target if self._target is not None else self._message)
+        target = self._target if self._target is not None else self._message
+        return await run_status(self._need_store(), target)
 
     async def result(self, timeout: float | Any = None) -> Any:
         target = self._target if self._target is not None else self._message

@@ -18,7 +18,7 @@ from .errors import mapped_errors, seconds
 AsyncConn = psycopg.AsyncConnection[TupleRow]
 
 
-class StepStatus(str, enum.Enum):
+class StepStatus(enum.StrEnum):
     """Step statuses; the plain strings ("SUCCESS") work wherever these do."""
 
     RUNNING = "RUNNING"
@@ -27,7 +27,7 @@ class StepStatus(str, enum.Enum):
     PAUSED = "PAUSED"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
@@ -116,7 +116,9 @@ class Store:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def call(self, query: str, params: tuple[Any, ...], conn: AsyncConn | None = None) -> list[tuple[Any, ...]]:
+    async def call(
+        self, query: str, params: tuple[Any, ...], conn: AsyncConn | None = None
+    ) -> list[tuple[Any, ...]]:
         """Run one engine call and return its rows, on `conn` (the caller's transaction) or a pooled one."""
         with mapped_errors():
             if conn is not None:
@@ -145,14 +147,16 @@ class Store:
         run_at: datetime | None = None,
         conn: AsyncConn | None = None,
     ) -> TriggerHandle:
-        """Start a run of `workflow` with `params` (a dict or dataclass). Pass `conn` to join its transaction."""
+        """Start a run of `workflow` with `params` (dict or dataclass); `conn` joins its transaction."""
         payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
         delay_s = seconds(delay) if delay is not None else None
         rows = await self.call(_sql.TRIGGER, (workflow, payload, idempotency_key, delay_s, run_at), conn)
         run_id, _message_id, created = rows[0]
         return TriggerHandle(run_id, created)
 
-    async def update_step(self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None) -> StepRecord:
+    async def update_step(
+        self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None
+    ) -> StepRecord:
         """Record a step's result from outside a worker (the guide's webhook)."""
         status_text = status.value if isinstance(status, StepStatus) else status
         payload = dumps(value, f"the value of step {step_id!r}")
@@ -169,12 +173,19 @@ class Store:
 
     async def steps(self, run_id: Any) -> list[StepRecord]:
         rows = await self.call(_sql.RUN_STEPS, (as_id(run_id),))
-        return [StepRecord(run_id=as_id(run_id), step_id=r[0], status=r[1], value=r[2], error=r[3], attempt=r[4])
-                for r in rows]
+        return [
+            StepRecord(run_id=as_id(run_id), step_id=r[0], status=r[1], value=r[2], error=r[3], attempt=r[4])
+            for r in rows
+        ]
 
 
 async def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
-    """Open a pool to the database at `dsn`. The schema must be installed (`pgqrs.install(dsn)`)."""
+    """Open a pool to the database at `dsn`. The schema must be installed (`pgqrs.install(dsn)`).
+
+    A database that cannot be reached raises psycopg's own error at once (not a pool timeout).
+    """
+    probe = await psycopg.AsyncConnection.connect(dsn, **conn_kwargs())
+    await probe.close()
     pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
         dsn, min_size=min_size, max_size=max_size, kwargs=conn_kwargs(), open=False
     )

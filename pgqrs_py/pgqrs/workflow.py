@@ -1,4 +1,4 @@
-"""Defining and triggering workflows: the `workflow()` builder / decorator, `ctx.step`, `@step`, `Step.pause`."""
+"""Defining and triggering workflows: `workflow()` (builder, decorator), `ctx.step`, `@step`, `Step.pause`."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def current_context() -> WorkflowContext:
 
 
 class WorkflowContext:
-    """`ctx` of a handler: `await ctx.step(id, fn)` runs fn once per run, replaying its stored result after."""
+    """`ctx` of a handler: `await ctx.step(id, fn)` runs fn once per run, then replays its stored result."""
 
     def __init__(self, run: Run, journal: dict[str, Any]) -> None:
         self.run = run
@@ -113,7 +113,8 @@ class WorkflowContext:
                    retry_policy: dict[str, Any] | None = None) -> Any:
         if step_id in self._seen:
             raise DuplicateStepId(
-                f"step id {step_id!r} is used twice in one execution of run {self.run_id}; step ids must be unique"
+                f"step id {step_id!r} is used twice in one execution of run {self.run_id};"
+                " step ids must be unique"
             )
         self._seen.add(step_id)
         recorded = self.journal.get(step_id)
@@ -141,7 +142,7 @@ class WorkflowContext:
 
 
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Decorator: each call of the function inside a workflow is a step named after it (`name#2` on repeats)."""
+    """Decorator: each call of the function inside a workflow is a step named after it (then `name#2`...)."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         base = name or func.__name__
@@ -180,10 +181,16 @@ def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
         return {}
 
 
+def as_workflow(handler: Callable[..., Any]) -> WorkflowFunction:
+    """A plain handler function as a WorkflowFunction (which knows its parameter type)."""
+    if isinstance(handler, WorkflowFunction):
+        return handler
+    return WorkflowFunction(getattr(handler, "__name__", "?"), handler)
+
+
 async def invoke(handler: Callable[..., Any], ctx: WorkflowContext, raw_input: Any) -> Any:
     """Run a handler with the run's input, built into its annotated dataclass when it has one."""
-    wf = handler if isinstance(handler, WorkflowFunction) else WorkflowFunction(getattr(handler, "__name__", "?"),
-                                                                                 handler)
+    wf = as_workflow(handler)
     token = _current.set(ctx)
     try:
         return await wf.fn(ctx, from_json(raw_input, wf.params_type))
@@ -218,7 +225,8 @@ class TriggerBuilder:
         if isinstance(target, psycopg.AsyncConnection):
             payload = dumps(self._params if self._params is not None else {}, f"the input of {self._name!r}")
             with mapped_errors():
-                cur = await target.execute(_sql.TRIGGER, (self._name, payload, self._key, self._delay, self._run_at))
+                params = (self._name, payload, self._key, self._delay, self._run_at)
+                cur = await target.execute(_sql.TRIGGER, params)
                 row = await cur.fetchone()
             assert row is not None
             return TriggerHandle(row[0], row[2])
@@ -230,7 +238,7 @@ class TriggerBuilder:
 
 
 class WorkflowBuilder:
-    """`pgqrs.workflow()`: `.name(n).store(s).create()`, `.trigger(p).execute()`; also `@workflow(name=...)`."""
+    """`pgqrs.workflow()`: `.name(n).store(s).create()`, `.trigger(p).execute()`, `@workflow(name=...)`."""
 
     def __init__(self, name: str | None = None) -> None:
         self._name = name
