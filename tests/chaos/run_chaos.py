@@ -1,0 +1,119 @@
+"""`make chaos`: the full chaos suite (about 5 minutes, at most 10) on a PostgreSQL cluster of its own.
+
+    .venv/bin/python tests/chaos/run_chaos.py [--only sigkill,race] [--report out.md] [--keep] [--seed N]
+
+Scenarios, each measured on its own database of one throwaway cluster (/tmp/pgqrs-chaos-<pid>, stopped and
+removed at the end):
+  sigkill       worker processes SIGKILLed every 3 s, a new process (same name) started 0.3 s later
+  pg_restart    PostgreSQL restarted with `pg_ctl restart -m immediate` three times mid-run
+  pg_terminate  every worker connection killed with pg_terminate_backend, five times
+  long_steps    a step 3.5x longer than the visibility timeout: heartbeats must keep the lease
+  race          two workers racing for one expired lease (SQL API, two connections)
+
+Prints a markdown report (the tables of docs/reliability.md) and exits 1 when any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chaos_harness import (  # noqa: E402
+    Cluster,
+    Result,
+    Scenario,
+    ScenarioRunner,
+    log,
+    markdown,
+    race_scenario,
+    summary_table,
+)
+
+
+def scenarios() -> list[Scenario]:
+    return [
+        Scenario("sigkill", "worker processes SIGKILLed repeatedly, new ones started", runs=400, rate=8.0,
+                 faults=[(3.0 * i, "sigkill") for i in range(1, 16)]),
+        Scenario("pg_restart", "PostgreSQL restarted with `pg_ctl restart -m immediate` mid-run", runs=240,
+                 rate=8.0, faults=[(6.0, "pg_restart"), (15.0, "pg_restart"), (24.0, "pg_restart")]),
+        Scenario("pg_terminate", "worker connections killed with pg_terminate_backend", runs=240, rate=8.0,
+                 faults=[(4.0 * i, "pg_terminate") for i in range(1, 7)]),
+        Scenario("long_steps", "a step 3.5x longer than the visibility timeout (heartbeats keep the lease)",
+                 runs=36, rate=4.0, visibility=2.0, long_step=7.0, faults=[]),
+    ]
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}, {os.cpu_count()} CPUs ({cpu}), {platform.platform()}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help="comma-separated scenario names (default: all)")
+    ap.add_argument("--report", help="also write the markdown report to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the cluster directory and worker logs")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+
+    t0 = time.monotonic()
+    started = dt.datetime.now().astimezone()
+    cluster = Cluster()
+    logdir = Path(f"{cluster.pgdir}-logs")
+    results: list[Result] = []
+    cluster.start()
+    try:
+        for sc in scenarios():
+            if only is None or sc.name in only:
+                results.append(asyncio.run(ScenarioRunner(cluster, sc, logdir, seed=args.seed).run()))
+                log(f"{sc.name}: {'pass' if results[-1].ok else 'FAIL'}")
+        if only is None or "race" in only:
+            results.append(race_scenario(cluster))
+    finally:
+        cluster.stop()
+        if not args.keep:
+            cluster.remove()
+    elapsed = time.monotonic() - t0
+    ok = all(r.ok for r in results)
+    if not ok or args.keep:
+        print(f"worker logs kept in {logdir}")
+    elif logdir.exists():
+        shutil.rmtree(logdir, ignore_errors=True)
+
+    report = "\n".join([
+        f"## Chaos run of {started:%Y-%m-%d %H:%M %Z}",
+        "",
+        f"Command: `make chaos` (`.venv/bin/python tests/chaos/run_chaos.py --seed {args.seed}`), "
+        f"{elapsed:.0f} s in all.",
+        f"Machine: {machine()}.",
+        "",
+        summary_table(results),
+        "",
+        markdown(results),
+    ])
+    print()
+    print(report)
+    if args.report:
+        Path(args.report).write_text(report + "\n")
+    print(f"chaos: {'PASS' if ok else 'FAIL'} ({elapsed:.0f} s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
