@@ -1,7 +1,24 @@
-"""Apply the engine's SQL to a database: `pgqrs.install(conn_or_dsn)`. Synchronous and idempotent."""
+"""Apply the engine's SQL to a database: `pgqrs.install(conn_or_dsn)`. Synchronous and idempotent.
+
+The schema has a recorded version (table ``pgqrs.schema_version``, function ``pgqrs.schema_version()``).
+``sql/*.sql`` is always the *current* schema, every statement safe to run again (``create ... if not exists``,
+``create or replace``); ``sql/migrations/<from>--<to>.sql`` are forward-only steps between versions for what
+re-running those files cannot do (add a column, change a function's signature, move data). One install, in
+one transaction under an advisory lock:
+
+- empty database: apply ``sql/*.sql``;
+- older version: apply the migrations from the installed version up to this package's, in order, recording
+  each version, then re-apply ``sql/*.sql`` (functions, views and grants to their current text);
+- same version: re-apply ``sql/*.sql`` (a no-op in effect);
+- newer version (a newer package installed it): refuse with `SchemaTooNew`, changing nothing.
+
+See docs/upgrades.md.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -9,8 +26,32 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from .errors import PgqrsError
+
 # Serialises concurrent installs of one database (two workers starting at once).
 _INSTALL_LOCK = "select pg_advisory_xact_lock(hashtext('pgqrs.install'))"
+_HAS_VERSION_TABLE = "select to_regclass('pgqrs.schema_version') is not null"
+_INSTALLED_VERSION = "select coalesce(max(version), 0) from pgqrs.schema_version"
+_RECORD_VERSION = "insert into pgqrs.schema_version (version) values (%s) on conflict do nothing"
+
+# The version sql/*.sql make on their own; later versions are reached through migrations.
+BASE_VERSION = 1
+_MIGRATION_NAME = re.compile(r"^(\d+)--(\d+)\.sql$")
+
+
+class SchemaTooNew(PgqrsError):
+    """The database holds a newer schema version than this package knows: upgrade the package instead."""
+
+
+class MigrationError(PgqrsError):
+    """The migrations directory is inconsistent (no path from the installed version, a backward step...)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    from_version: int
+    to_version: int
+    path: Path
 
 
 def sql_dir() -> Path:
@@ -29,21 +70,101 @@ def schema_files() -> list[Path]:
     return sorted(sql_dir().glob("*.sql"))
 
 
-def install(conn_or_dsn: psycopg.Connection[Any] | str) -> int:
-    """Install or upgrade the pgqrs schema in one transaction; returns the schema version now installed."""
+def migrations(directory: Path | None = None) -> list[Migration]:
+    """The migrations in `directory` (default: sql/migrations), ordered by from-version, checked for shape:
+    names ``<from>--<to>.sql``, forward only, at most one step out of each version."""
+    directory = sql_dir() / "migrations" if directory is None else Path(directory)
+    if not directory.is_dir():
+        return []
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"migration file {path.name!r} is not named <from>--<to>.sql")
+        step = Migration(int(match[1]), int(match[2]), path)
+        if step.to_version <= step.from_version:
+            raise MigrationError(f"migration {path.name} goes backwards: migrations are forward-only")
+        if step.from_version in found:
+            raise MigrationError(
+                f"two migrations start at version {step.from_version}: "
+                f"{found[step.from_version].path.name} and {path.name}"
+            )
+        found[step.from_version] = step
+    return [found[v] for v in sorted(found)]
+
+
+def target_version(migrations_dir: Path | None = None) -> int:
+    """The schema version this package installs: the last migration's target, else BASE_VERSION."""
+    return max([BASE_VERSION, *(m.to_version for m in migrations(migrations_dir))])
+
+
+def upgrade_path(current: int, target: int, steps: list[Migration]) -> list[Migration]:
+    """The migrations that lead from version `current` to `target`, in order."""
+    by_from = {m.from_version: m for m in steps}
+    path: list[Migration] = []
+    version = current
+    while version < target:
+        step = by_from.get(version)
+        if step is None:
+            raise MigrationError(f"no migration from schema version {version} (towards {target})")
+        path.append(step)
+        version = step.to_version
+    if version != target:
+        raise MigrationError(f"the migrations from version {current} overshoot version {target}")
+    return path
+
+
+def install(conn_or_dsn: psycopg.Connection[Any] | str, *, migrations_dir: Path | str | None = None) -> int:
+    """Install or upgrade the pgqrs schema in one transaction; returns the schema version now installed.
+
+    `migrations_dir` replaces sql/migrations (tests). Never commits a caller's open transaction: with a
+    connection inside a transaction the install joins it (as a savepoint).
+    """
+    directory = Path(migrations_dir) if migrations_dir is not None else None
     if isinstance(conn_or_dsn, str):
         with psycopg.connect(conn_or_dsn, autocommit=True) as conn:
-            return _install(conn)
-    return _install(conn_or_dsn)
+            return _install(conn, directory)
+    return _install(conn_or_dsn, directory)
 
 
-def _install(conn: psycopg.Connection[Any]) -> int:
+def _install(conn: psycopg.Connection[Any], migrations_dir: Path | None) -> int:
+    steps = migrations(migrations_dir)
+    target = max([BASE_VERSION, *(m.to_version for m in steps)])
     with conn.transaction():
-        conn.execute(_INSTALL_LOCK)
-        conn.execute("set local client_min_messages = warning")
-        for path in schema_files():
-            conn.execute(path.read_text(encoding="utf-8").encode())
         cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the caller's connection has
+        cur.execute(_INSTALL_LOCK)
+        cur.execute("set local client_min_messages = warning")
+        current = installed_version(cur)
+        if current > target:
+            raise SchemaTooNew(
+                f"the database has pgqrs schema version {current}; this package installs version {target}",
+                hint="Upgrade the pgqrs package; schema versions only move forward.",
+            )
+        if 0 < current < target:
+            for step in upgrade_path(current, target, steps):
+                _run_script(cur, step.path)
+                cur.execute(_RECORD_VERSION, (step.to_version,))
+        for path in schema_files():
+            _run_script(cur, path)
+        cur.execute(_RECORD_VERSION, (target,))
         version = cur.execute("select pgqrs.schema_version()").fetchone()
     assert version is not None
     return int(version[0])
+
+
+def installed_version(cur: psycopg.Cursor[Any]) -> int:
+    """The schema version recorded in the database, 0 when pgqrs is not installed."""
+    row = cur.execute(_HAS_VERSION_TABLE).fetchone()
+    if row is None or not row[0]:
+        return 0
+    row = cur.execute(_INSTALLED_VERSION).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _run_script(cur: psycopg.Cursor[Any], path: Path) -> None:
+    # a multi-statement script: no parameters and never prepared, so the simple query protocol carries it
+    try:
+        cur.execute(path.read_text(encoding="utf-8").encode(), prepare=False)
+    except psycopg.Error as exc:
+        exc.add_note(f"while applying {path.name}")
+        raise
