@@ -1,0 +1,25 @@
+"""Sync stand-ins for async-only helpers of the generated modules (hand-written; see scripts/gen_sync.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+def call_body(fn: Callable[[], Any]) -> Any:
+    """Run a step body in the calling thread (a sync worker's heartbeats have their own thread); an
+    awaitable it returns (an `async def` body) is run to completion on a private event loop."""
+    result = fn()
+    if inspect.isawaitable(result):
+        result = asyncio.run(_wait(result))
+    return result
+
+
+async def _wait(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+class CancelledError(BaseException):
+    """Stands for asyncio.CancelledError in generated code. Sync runs are never cancelled: never raised."""

@@ -1,0 +1,184 @@
+"""The sync worker loop: the part of `pgqrs.sync.Consumer` whose concurrency model differs (hand-written).
+
+scripts/gen_sync.py generates the rest of the class from pgqrs/consumer.py and makes `WorkerLoop` its base:
+every method defined here replaces the async one of the same name. Threads instead of tasks: the calling
+thread dispatches, one thread per run in flight (at most `concurrency`), one thread LISTENs (with
+`notifies(timeout=...)`), one sends heartbeats. A thread cannot be cancelled: a run whose lease is lost (or
+not finished when a graceful stop times out) is handed back, and its thread's next write is refused by the
+engine (fencing).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from .. import _sql
+from ..errors import LeaseLost
+from ..run import Message
+from ..workflow import Suspended
+from .run import Run
+from .workflow import WorkflowContext
+
+if TYPE_CHECKING:
+    from .store import Store
+
+log = logging.getLogger("pgqrs.worker")
+
+class WorkerLoop:
+    """`poll_forever()` and its helpers for the sync Consumer."""
+
+    if TYPE_CHECKING:  # provided by the generated Consumer
+        store: Store
+        id: int
+        name: str
+        channel: str
+        handler: Any
+        concurrency: int
+        visibility: float
+        _stop: threading.Event
+        _wake: threading.Event
+        _inflight: dict[threading.Thread, Message]
+
+        def stop(self) -> None: ...
+        def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]: ...
+        def _idle_timeout(self) -> float: ...
+        def _on_notify(self, payload: str) -> None: ...
+        def _run_handler(self, run: Run, ctx: WorkflowContext) -> None: ...
+        def _finished(self, task: threading.Thread) -> None: ...
+        def _hand_back_after_loss(self, message: Message) -> None: ...
+
+    def poll_forever(self, *, shutdown_timeout: float | None = None) -> None:
+        """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT (main thread only)."""
+        if self.handler is None:
+            raise ValueError("poll_forever needs a handler: pgqrs.sync.consumer(...).handler(fn).create(s)")
+        closing = threading.Event()  # ends the listener and heartbeat threads
+        previous = self._install_signal_handlers()
+        background = [
+            threading.Thread(target=target, args=(closing,), name=f"pgqrs-{what}-{self.name}", daemon=True)
+            for what, target in (("listen", self._listen), ("heartbeat", self._heartbeat_loop))
+        ]
+        for thread in background:
+            thread.start()
+        try:
+            self._dispatch_loop()
+            self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            closing.set()
+            for thread in background:
+                thread.join(timeout=5.0)
+            try:
+                self.store.call(_sql.STOP_WORKER, (self.id,))
+            except psycopg.Error as exc:
+                log.warning("could not mark worker %s stopped: %s", self.name, exc)
+
+    def _dispatch_loop(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            self._wake.clear()  # before dequeue: a notification arriving during it must not be lost
+            free = self.concurrency - len(self._inflight)
+            if free > 0:
+                try:
+                    messages = self.dequeue(free)
+                except psycopg.OperationalError as exc:
+                    log.warning("dequeue failed (%s); retrying in %.2f s", exc, backoff)
+                    self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.05
+                for message in messages:
+                    thread = threading.Thread(target=self._execute, args=(message,),
+                                              name=f"pgqrs-run-{message.run_id}", daemon=True)
+                    self._inflight[thread] = message
+                    thread.start()
+                if len(messages) == free:
+                    continue  # the queue may hold more; look again before sleeping
+            self._sleep(self._idle_timeout())
+
+    def _sleep(self, timeout: float) -> None:
+        self._wake.wait(timeout)
+
+    def _drain(self, timeout: float) -> None:
+        """Let in-flight runs finish; after `timeout`, hand back the runs still going (their writes fail)."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._inflight):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for thread, message in list(self._inflight.items()):
+            if thread.is_alive():
+                log.warning("run %s still running after %.1f s; handing it back", message.run_id, timeout)
+                self._hand_back(message)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGTERM / SIGINT call stop() while poll_forever runs (main thread only); returns what to restore"""
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # the embedding program stops us with stop()
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old = signal.signal(sig, lambda _signum, _frame: self.stop())
+            previous[sig] = old if old is not None else signal.SIG_DFL
+        return previous
+
+    def _listen(self, closing: threading.Event) -> None:
+        """LISTEN on the queue's channel; reconnects with backoff and polls once after every (re)connect."""
+        backoff = 0.05
+        while not closing.is_set():
+            try:
+                with psycopg.Connection.connect(self.store.dsn, autocommit=True) as conn:
+                    conn.execute(f"listen {self.channel}")
+                    backoff = 0.05
+                    self._wake.set()  # notifications sent while we were away are lost: look once
+                    while not closing.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._on_notify(note.payload)
+            except (psycopg.Error, OSError) as exc:
+                if closing.is_set():
+                    break
+                log.warning("listen connection lost (%s); reconnecting in %.2f s", exc, backoff)
+                self._wake.set()  # poll meanwhile
+                closing.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _heartbeat_loop(self, closing: threading.Event) -> None:
+        interval = self.visibility / 3
+        while not closing.wait(interval):
+            inflight = dict(self._inflight)
+            tokens = [m.lease_token for m in inflight.values()]
+            try:
+                rows = self.store.call(_sql.HEARTBEAT, (self.id, tokens))
+            except Exception as exc:  # keep beating: a lapse must not let every lease expire
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            lost = {token for token, held, _until in rows if not held}
+            for message in inflight.values():
+                if message.lease_token in lost:
+                    log.warning("lease on run %s lost; its next write will be refused", message.run_id)
+
+    def _execute(self, message: Message) -> None:
+        try:
+            with self.store.pool.connection() as conn:
+                run = Run(self.store, message, None, conn)
+                self._run_handler(run, WorkflowContext(run, message.steps or {}))
+        except (Suspended, LeaseLost) as exc:
+            log.debug("run %s left this worker: %r", message.run_id, exc)
+        except psycopg.OperationalError as exc:
+            # The database went away mid-run: record nothing; the run goes back to the queue (or its lease
+            # expires) and is retried from its last recorded step.
+            log.warning("run %s interrupted by a lost connection: %s", message.run_id, exc)
+            self._hand_back_after_loss(message)
+        except Exception:
+            log.exception("run %s: unexpected error in the worker", message.run_id)
+        finally:
+            self._finished(threading.current_thread())
+
+    def _hand_back(self, message: Message) -> None:
+        try:
+            self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token))
+        except (psycopg.Error, LeaseLost) as exc:
+            log.info("could not hand back run %s (%s); its lease will expire", message.run_id, exc)
