@@ -118,8 +118,8 @@ def test_run_shows_steps_attempts_and_errors(db: str) -> None:
     rid, token = lease(db, "wf")
     assert rid == run_id
     sql_exec(db, "select pgqrs.complete_step(%s, 'first', %s::uuid, '[1, 2]')", (run_id, token))
-    sql_exec(db, """select pgqrs.fail_step(%s, 'second', %s::uuid, '{"type": "ValueError", "message": "boom"}',
-                    p_transient => false)""", (run_id, token))
+    sql_exec(db, """select pgqrs.fail_step(%s, 'second', %s::uuid,
+                    '{"type": "ValueError", "message": "boom"}', p_transient => false)""", (run_id, token))
     shown = ok_json("run", str(run_id), dsn=db)
     assert shown["run"]["status"] == "ERROR"
     assert shown["run"]["error"]["message"] == "boom"
@@ -142,7 +142,8 @@ def test_update_step_and_resume_a_paused_run(db: str) -> None:
     sql_exec(db, "select pgqrs.create_workflow('approval')")
     run_id = int(pgqrs("trigger", "approval", '{"approver": "a@example.com"}', dsn=db).stdout)
     _, token = lease(db, "approval")
-    sql_exec(db, "select pgqrs.pause_step(%s, 'wait_for_approval', %s::uuid, interval '1 hour')", (run_id, token))
+    sql_exec(db, "select pgqrs.pause_step(%s, 'wait_for_approval', %s::uuid, interval '1 hour')",
+             (run_id, token))
     assert ok_json("run", str(run_id), dsn=db)["run"]["status"] == "PAUSED"
 
     step = ok_json("update-step", str(run_id), "wait_for_approval", "success", '{"approved": true}', dsn=db)
@@ -190,7 +191,7 @@ def test_connection_from_pg_variables_and_dsn_flag_anywhere(db: str) -> None:
         assert res.returncode == 0, res.stderr
 
 
-# ---- the worker ----------------------------------------------------------------------------------------------
+# ---- the worker ---------------------------------------------------------------------------------------
 
 
 def wait_status(dsn: str, run_id: int, status: str, timeout: float = 30.0) -> None:
