@@ -1,0 +1,128 @@
+"""A real worker process for tests/test_worker.py.
+
+    python tests/worker_proc.py DSN NAME [--visibility S] [--concurrency N] [--shutdown-timeout S]
+
+It serves the workflow `probe`, whose input says what to do:
+    {"steps": ["a", "b"],             the step ids, run in order with ctx.step
+     "sleep": {"b": 5},               seconds a step body sleeps ...
+     "sleep_attempts": [1],           ... only on these deliveries of the run (default: every delivery)
+     "sync": true,                    step bodies are plain functions (run in a thread) instead of coroutines
+     "transient": {"b": 1.5},         on the first delivery, step b raises TransientError(retry_after=1.5)
+     "raise": {"b": "boom"},          step b raises RuntimeError("boom") (a permanent failure)
+     "pause": "b",                    step b raises Step.pause() (until update_step + resume_run)
+     "handler_raise": "boom"}         the handler raises ValueError("boom") before any step
+Every step body first records (run_id, step_id, pid, delivery) in the table `executions` on its own autocommit
+connection, so a test can count executions even of a body whose worker is then killed. The output is
+{"steps": {step id: step result}, "pid": pid}. Prints "ready <worker id>" once registered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import psycopg
+
+import pgqrs
+
+RECORD = "insert into executions (run_id, step_id, pid, delivery) values (%s, %s, %s, %s)"
+SIDE_TABLE = """
+create table if not exists executions (
+    run_id bigint not null, step_id text not null, pid integer not null, delivery integer not null,
+    at timestamptz not null default clock_timestamp()
+)"""
+
+DSN = ""
+
+
+def record_sync(run_id: int, step_id: str, delivery: int) -> None:
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(RECORD, (run_id, step_id, os.getpid(), delivery))
+
+
+async def record(run_id: int, step_id: str, delivery: int) -> None:
+    async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+        await conn.execute(RECORD, (run_id, step_id, os.getpid(), delivery))
+
+
+def make_body(ctx: pgqrs.WorkflowContext, params: dict[str, Any], step_id: str) -> Any:
+    delivery = ctx.attempt
+    sleep_attempts = params.get("sleep_attempts")
+    pause = float(params.get("sleep", {}).get(step_id, 0))
+    if sleep_attempts is not None and delivery not in sleep_attempts:
+        pause = 0.0
+    transient = params.get("transient", {}).get(step_id) if delivery == 1 else None
+    error = params.get("raise", {}).get(step_id)
+
+    def outcome() -> dict[str, Any]:
+        if transient is not None:
+            raise pgqrs.TransientError("flaky", retry_after=float(transient))
+        if error is not None:
+            raise RuntimeError(error)
+        if params.get("pause") == step_id:
+            raise pgqrs.Step.pause()
+        return {"step": step_id, "pid": os.getpid()}
+
+    if params.get("sync"):
+
+        def sync_body() -> dict[str, Any]:
+            record_sync(ctx.run_id, step_id, delivery)
+            time.sleep(pause)  # blocks its thread, not the event loop: heartbeats go on
+            return outcome()
+
+        return sync_body
+
+    async def async_body() -> dict[str, Any]:
+        await record(ctx.run_id, step_id, delivery)
+        await asyncio.sleep(pause)
+        return outcome()
+
+    return async_body
+
+
+async def probe(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str, Any]:
+    if params.get("handler_raise"):
+        raise ValueError(params["handler_raise"])
+    results = {}
+    for step_id in params.get("steps", []):
+        results[step_id] = await ctx.step(step_id, make_body(ctx, params, step_id))
+    return {"steps": results, "pid": os.getpid()}
+
+
+async def main() -> None:
+    global DSN
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dsn")
+    parser.add_argument("name")
+    parser.add_argument("--visibility", type=float, default=30.0)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--shutdown-timeout", type=float, default=None)
+    args = parser.parse_args()
+    DSN = args.dsn
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"%(asctime)s [{args.name} {os.getpid()}] %(name)s %(levelname)s %(message)s",
+    )
+
+    async with await pgqrs.connect(DSN) as store:
+        await store.create_workflow("probe")
+        worker = (
+            await pgqrs.consumer(args.name, 8080, "probe")
+            .handler(probe)
+            .concurrency(args.concurrency)
+            .visibility(args.visibility)
+            .create(store)
+        )
+        print(f"ready {worker.id}", flush=True)
+        await worker.poll_forever(shutdown_timeout=args.shutdown_timeout)
+    print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
