@@ -43,7 +43,7 @@ import pgqrs  # noqa: E402
 from pgqrs import StepStatus  # noqa: E402
 from pgqrs.cli import table  # noqa: E402
 
-DEMO_DB = "pgqrs_demo"
+DEMO_DB = os.environ.get("PGQRS_DEMO_DB", "pgqrs_demo")  # the tests use another name
 RUNS = 5
 FLAKY_RUN_INDEX = 3  # the third pipeline run's API fails once
 TRANSFORM_SECONDS = 1.2  # long enough to be killed in the middle of it

@@ -1,0 +1,36 @@
+"""`make demo` (examples/demo.py) as a real process: a worker SIGKILLed mid-step, recovery, retry, pause."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+from psycopg.conninfo import conninfo_to_dict
+
+from conftest import REPO, drop_db
+
+
+def test_demo_tells_the_story_and_exits_0(pg_dsn: str) -> None:
+    params = conninfo_to_dict(pg_dsn)
+    name = f"pgqrs_demo_test_{os.getpid()}"
+    env = {**os.environ, "PGHOST": str(params["host"]), "PGPORT": str(params["port"]),
+           "PGUSER": str(params["user"]), "PGDATABASE": "postgres", "PGQRS_DEMO_DB": name}
+    env.pop("PGQRS_DSN", None)
+    started = time.monotonic()
+    try:
+        res = subprocess.run([sys.executable, str(REPO / "examples" / "demo.py")], capture_output=True,
+                             text=True, env=env, cwd=REPO, timeout=180, stdin=subprocess.DEVNULL)
+    finally:
+        drop_db(name)
+    elapsed = time.monotonic() - started
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    for beat in ("SIGKILL", "pgqrs.stuck_runs lists run", "TransientError(retry_after=2)",
+                 "store.resume_run", "exited 0, approver exited 0", "pgqrs.run_overview"):
+        assert beat in out, beat
+    final = r"^Ran more than once: 1 — run \d+ transform_data \(in flight when worker A was killed\)"
+    assert re.search(final, out, re.MULTILINE), out
+    assert elapsed < 120, f"the demo took {elapsed:.0f} s"
