@@ -1,0 +1,544 @@
+"""Schema lifecycle (DESIGN §6, docs/upgrades.md): a recorded version, forward-only migrations, and upgrades
+that keep every run.
+
+The first landed version's SQL is kept as a fixture (sql/fixtures/schema-v1.sql, written by
+scripts/freeze_schema.sh from the commit that shipped it). A database made from it is filled with runs in
+every status, upgraded with ``pgqrs.install``, and must (1) hold exactly the same rows, (2) keep working,
+and (3) have the same schema as a fresh install (``pg_dump --schema-only`` compared). Only version 1 exists
+so far, so the migration machinery itself is proven with synthetic migrations in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg.types.json import Jsonb
+
+import pgqrs
+from conftest import REPO, _admin_execute, drop_db, schema_files
+from pgqrs.install import (
+    BASE_VERSION,
+    Migration,
+    MigrationError,
+    SchemaTooNew,
+    migrations,
+    target_version,
+    upgrade_path,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+FIXTURES = REPO / "sql" / "fixtures"
+Conn = psycopg.Connection[tuple[Any, ...]]
+T0 = "2030-01-01 00:00:00+00"
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def empty_db(pg_dsn: str, name: str) -> str:
+    drop_db(name, pg_dsn)
+    _admin_execute(pg_dsn, sql.SQL("create database {}").format(sql.Identifier(name)))
+    return make_conninfo(pg_dsn, dbname=name)
+
+
+@pytest.fixture
+def make_db(pg_dsn: str) -> Iterator[Any]:
+    """make_db(suffix) -> DSN of a new empty database, dropped after the test."""
+    made: list[str] = []
+
+    def make(suffix: str) -> str:
+        name = f"upg_{os.getpid()}_{suffix}"
+        made.append(name)
+        return empty_db(pg_dsn, name)
+
+    yield make
+    if not os.environ.get("PGQRS_KEEP_DBS"):
+        for name in made:
+            drop_db(name, pg_dsn)
+
+
+def apply_fixture(dsn: str, version: int) -> None:
+    """Install schema version `version` exactly as it shipped (one script, as psql -f would send it)."""
+    text = (FIXTURES / f"schema-v{version}.sql").read_text(encoding="utf-8")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("set client_min_messages = warning")
+        conn.execute(text.encode(), prepare=False)
+
+
+def pg_bin(tool: str) -> str:
+    for d in (os.environ.get("PGQRS_PGBIN"), "/usr/lib/postgresql/15/bin"):
+        if d and (Path(d) / tool).is_file():
+            return str(Path(d) / tool)
+    found = shutil.which(tool)
+    assert found, f"{tool} not found"
+    return found
+
+
+def schema_dump(dsn: str) -> list[str]:
+    """`pg_dump --schema-only -n pgqrs`, normalised: no comments, blank lines, session SETs or the random
+    \\restrict keys of recent pg_dump releases."""
+    out = subprocess.run(
+        [pg_bin("pg_dump"), "--schema-only", "--schema=pgqrs", "--dbname", dsn],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    lines = []
+    for line in out.splitlines():
+        if not line.strip() or line.startswith("--") or line.startswith(("\\restrict", "\\unrestrict")):
+            continue
+        if re.match(r"^(SET |SELECT pg_catalog\.set_config)", line):
+            continue
+        lines.append(line.rstrip())
+    return lines
+
+
+def assert_same_schema(upgraded: list[str], fresh: list[str]) -> None:
+    if upgraded != fresh:
+        diff = "\n".join(difflib.unified_diff(fresh, upgraded, "fresh install", "upgraded", lineterm="", n=2))
+        pytest.fail(
+            "the upgraded schema differs from a fresh install: a change to sql/*.sql needs a migration "
+            f"(sql/migrations/<from>--<to>.sql, see docs/upgrades.md)\n{diff[:8000]}"
+        )
+
+
+def snapshot(conn: Conn) -> dict[str, Any]:
+    """Every row of every pgqrs table, as JSON, in a stable order."""
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "select c.relname from pg_class as c where c.relnamespace = 'pgqrs'::regnamespace"
+            " and c.relkind in ('r', 'p') order by 1"
+        )
+    ]
+    snap: dict[str, Any] = {}
+    for t in tables:
+        row = conn.execute(
+            sql.SQL(
+                "select coalesce(jsonb_agg(to_jsonb(t) order by to_jsonb(t)::text), '[]') from pgqrs.{} as t"
+            ).format(sql.Identifier(t))
+        ).fetchone()
+        assert row is not None
+        snap[t] = row[0]
+    return snap
+
+
+def one(conn: Conn, query: str, params: Any = ()) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row
+
+
+def populate(conn: Conn) -> dict[str, Any]:
+    """Runs in every status, steps in every status, dead letters, workers, through version 1's own API.
+
+    One workflow per scenario so that each dequeue gets the intended run. Returns the ids and tokens needed
+    to continue the live runs after the upgrade.
+    """
+    conn.execute("select set_config('pgqrs.now', %s, false)", (T0,))
+    ids: dict[str, Any] = {}
+
+    def wf(name: str, policy: dict[str, Any] | None = None) -> int:
+        conn.execute("select pgqrs.create_workflow(%s, %s)", (name, Jsonb(policy) if policy else None))
+        return int(one(conn, "select pgqrs.register_worker(%s, 'host', 8080, %s)", (f"w_{name}", name))[0])
+
+    def trigger(name: str, payload: dict[str, Any], **kw: Any) -> int:
+        return int(
+            one(
+                conn,
+                "select run_id from pgqrs.trigger(p_workflow => %s, p_input => %s,"
+                " p_idempotency_key => %s, p_delay => %s::interval)",
+                (name, Jsonb(payload), kw.get("key"), kw.get("delay")),
+            )[0]
+        )
+
+    def dequeue(name: str, worker: int, visibility: str = "1 hour") -> tuple[int, Any]:
+        row = one(
+            conn,
+            "select run_id, lease_token from pgqrs.dequeue(%s, %s, 1, %s::interval)",
+            (name, worker, visibility),
+        )
+        return int(row[0]), row[1]
+
+    def acquire(run: int, step: str, token: Any) -> str:
+        return str(one(conn, "select status from pgqrs.acquire_step(%s, %s, %s)", (run, step, token))[0])
+
+    # QUEUED: plain, delayed, with an idempotency key, and with a unicode / nested input
+    w = wf("up_queued")
+    ids["queued"] = trigger("up_queued", {"n": 1})
+    ids["delayed"] = trigger("up_queued", {"n": 2}, delay="2 days")
+    ids["keyed"] = trigger("up_queued", {"n": 3}, key="order-42")
+    ids["unicode"] = trigger("up_queued", {"ключ": ["☃", {"deep": [1, 2.5, None, True]}], "big": 10**30})
+    conn.execute("select pgqrs.trigger_batch('up_queued', %s)", (Jsonb([{"b": i} for i in range(3)]),))
+
+    # RUNNING: one step SUCCESS, one step RUNNING, lease held
+    w = wf("up_running")
+    trigger("up_running", {"n": 4})
+    run, token = dequeue("up_running", w)
+    assert acquire(run, "fetch", token) == "EXECUTE"
+    conn.execute(
+        "select pgqrs.complete_step(%s, 'fetch', %s, %s)", (run, token, Jsonb({"files": ["a", "b"]}))
+    )
+    assert acquire(run, "zip", token) == "EXECUTE"
+    ids["running"], ids["running_token"] = run, token
+
+    # RUNNING with an expired lease (a crashed worker), and a heartbeat seen
+    w = wf("up_stuck")
+    trigger("up_stuck", {"n": 5})
+    run, token = dequeue("up_stuck", w, "10 seconds")
+    conn.execute("select * from pgqrs.heartbeat(%s, array[%s]::uuid[])", (w, token))
+    ids["stuck"] = run
+
+    # QUEUED waiting for a retry: a step ERROR with retry_at
+    w = wf("up_retry", {"max_attempts": 5, "backoff": "fixed", "base_seconds": 60, "max_seconds": 60})
+    trigger("up_retry", {"n": 6})
+    run, token = dequeue("up_retry", w)
+    acquire(run, "flaky", token)
+    conn.execute(
+        "select * from pgqrs.fail_step(%s, 'flaky', %s, %s, true)", (run, token, Jsonb({"e": "timeout"}))
+    )
+    ids["retrying"] = run
+
+    # PAUSED in a step, with another step recorded from outside (update_step)
+    w = wf("up_paused")
+    trigger("up_paused", {"n": 7})
+    run, token = dequeue("up_paused", w)
+    conn.execute("select pgqrs.complete_step(%s, 'prepare', %s, '\"ok\"')", (run, token))
+    acquire(run, "approval", token)
+    conn.execute("select * from pgqrs.pause_step(%s, 'approval', %s, '3 days')", (run, token))
+    conn.execute("select pgqrs.update_step(%s, 'note', 'RUNNING', 'null')", (run,))
+    ids["paused"] = run
+
+    # SUCCESS, archived (archive after complete_run is the seeds' no-op)
+    w = wf("up_success")
+    trigger("up_success", {"n": 8})
+    run, token = dequeue("up_success", w)
+    acquire(run, "only", token)
+    conn.execute("select pgqrs.complete_step(%s, 'only', %s, '42')", (run, token))
+    conn.execute("select pgqrs.complete_run(%s, %s, %s)", (run, token, Jsonb({"archive": "s3://x"})))
+    conn.execute("select pgqrs.archive(%s, %s)", (run, w))
+    ids["success"] = run
+
+    # ERROR: a permanent step failure (dead letter) and a fail_run; an exhausted transient failure
+    w = wf("up_error", {"max_attempts": 1})
+    trigger("up_error", {"n": 9})
+    run, token = dequeue("up_error", w)
+    acquire(run, "boom", token)
+    conn.execute(
+        "select * from pgqrs.fail_step(%s, 'boom', %s, %s, false)", (run, token, Jsonb({"e": "bad"}))
+    )
+    ids["dead_step"] = run
+    trigger("up_error", {"n": 10})
+    run, token = dequeue("up_error", w)
+    conn.execute("select pgqrs.fail_run(%s, %s, %s)", (run, token, Jsonb({"e": "gave up"})))
+    ids["dead_run"] = run
+    trigger("up_error", {"n": 11})
+    run, token = dequeue("up_error", w)
+    acquire(run, "flaky", token)
+    # (a per-call policy: version 1's fail_step ignored the workflow's own policy, fixed in 57d1214)
+    conn.execute(
+        "select * from pgqrs.fail_step(%s, 'flaky', %s, '{}', true, null, '{\"max_attempts\": 1}')",
+        (run, token),
+    )
+    ids["exhausted"] = run
+
+    # a stopped worker
+    conn.execute("select pgqrs.stop_worker(%s)", (w,))
+
+    # the lease of up_stuck expires; the held ones (1 hour) do not
+    conn.execute("select set_config('pgqrs.now', %s, false)", ("2030-01-01 00:01:00+00",))
+    statuses = {r[0] for r in conn.execute("select status from pgqrs.runs")}
+    assert statuses == {"QUEUED", "RUNNING", "PAUSED", "SUCCESS", "ERROR"}
+    step_statuses = {r[0] for r in conn.execute("select status from pgqrs.steps")}
+    assert step_statuses == {"RUNNING", "SUCCESS", "ERROR", "PAUSED"}
+    assert one(conn, "select count(*) from pgqrs.dead_letters")[0] == 3
+    assert one(conn, "select count(*) from pgqrs.stuck_runs")[0] == 1
+    return ids
+
+
+def statuses(conn: Conn) -> dict[int, Any]:
+    """run_status and run_steps of every run, through the public API."""
+    out: dict[int, Any] = {}
+    for (run_id,) in conn.execute("select run_id from pgqrs.runs order by run_id").fetchall():
+        status = conn.execute("select * from pgqrs.run_status(%s)", (run_id,)).fetchall()
+        steps = conn.execute("select * from pgqrs.run_steps(%s)", (run_id,)).fetchall()
+        out[run_id] = (status, steps)
+    return out
+
+
+# --- version bookkeeping ----------------------------------------------------------------------------------
+
+
+def test_fresh_install_records_the_package_version(make_db: Any) -> None:
+    dsn = make_db("fresh")
+    assert pgqrs.install(dsn) == target_version() == BASE_VERSION
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert one(conn, "select pgqrs.schema_version()")[0] == target_version()
+
+
+def test_the_sql_files_alone_record_the_package_version(conn: Conn) -> None:
+    # `conn` is a database made by applying sql/*.sql directly (conftest, pg.sh schema): whoever adds a
+    # migration must also make sql/*.sql record the new version, so both install paths agree.
+    assert one(conn, "select pgqrs.schema_version()")[0] == target_version()
+
+
+def test_install_twice_is_a_no_op(make_db: Any) -> None:
+    dsn = make_db("twice")
+    pgqrs.install(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select pgqrs.create_workflow('wf')")
+        before_rows, before_schema = snapshot(conn), schema_dump(dsn)
+    assert pgqrs.install(dsn) == target_version()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert snapshot(conn) == before_rows
+    assert schema_dump(dsn) == before_schema
+
+
+def test_concurrent_installs_serialise(make_db: Any) -> None:
+    dsn = make_db("concurrent")
+    results: list[Any] = []
+
+    def go() -> None:
+        try:
+            results.append(pgqrs.install(dsn))
+        except Exception as exc:  # collected and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == [target_version()] * 3
+
+
+def test_newer_schema_is_refused_and_left_alone(make_db: Any) -> None:
+    dsn = make_db("newer")
+    pgqrs.install(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("insert into pgqrs.schema_version (version) values (%s)", (target_version() + 1,))
+        conn.execute("comment on function pgqrs.run_status(bigint) is 'left by a newer package'")
+    with pytest.raises(SchemaTooNew, match=f"version {target_version() + 1}"):
+        pgqrs.install(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        comment = one(conn, "select obj_description('pgqrs.run_status(bigint)'::regprocedure)")[0]
+        assert comment == "left by a newer package"
+
+
+def test_install_joins_the_callers_transaction(make_db: Any) -> None:
+    dsn = make_db("callers_tx")
+    with psycopg.connect(dsn) as conn:  # not autocommit: a transaction is open
+        conn.execute("select 1")
+        assert pgqrs.install(conn) == target_version()
+        conn.rollback()
+        assert one(conn, "select to_regnamespace('pgqrs')")[0] is None
+
+
+# --- the migrations directory -----------------------------------------------------------------------------
+
+
+def write(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+def test_shipped_migrations_are_well_formed() -> None:
+    steps = migrations()  # raises on a bad name, a backward step or two steps from one version
+    assert upgrade_path(BASE_VERSION, target_version(), steps) == steps
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"2--1.sql": ""}, "backwards"),
+        ({"1--2.sql": "", "1--3.sql": ""}, "two migrations start at version 1"),
+        ({"1-2.sql": ""}, "not named"),
+        ({"one--two.sql": ""}, "not named"),
+    ],
+)
+def test_malformed_migrations_dir_is_refused(tmp_path: Path, files: dict[str, str], message: str) -> None:
+    with pytest.raises(MigrationError, match=message):
+        migrations(write(tmp_path / "m", files))
+
+
+def test_upgrade_path_needs_every_step(tmp_path: Path) -> None:
+    steps = migrations(write(tmp_path / "m", {"1--2.sql": "", "3--4.sql": ""}))
+    with pytest.raises(MigrationError, match="no migration from schema version 2"):
+        upgrade_path(1, 4, steps)
+    steps = migrations(write(tmp_path / "n", {"1--2.sql": "", "2--4.sql": ""}))
+    assert [(m.from_version, m.to_version) for m in upgrade_path(1, 4, steps)] == [(1, 2), (2, 4)]
+    assert upgrade_path(3, 3, steps) == []
+    assert isinstance(steps[0], Migration)
+
+
+# --- upgrading the first shipped version ------------------------------------------------------------------
+
+
+def test_fixture_is_the_sql_of_the_commit_it_names() -> None:
+    """The v1 fixture must be exactly the SQL of the commit that shipped it (scripts/freeze_schema.sh)."""
+    text = (FIXTURES / "schema-v1.sql").read_text()
+    match = re.search(r"from commit ([0-9a-f]{40})", text.splitlines()[0])
+    assert match, "the fixture's first line names its commit"
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("no git history to compare against")
+    commit = match[1]
+    known = subprocess.run(
+        ["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
+    )
+    if known.returncode != 0:
+        pytest.skip(f"commit {commit[:12]} not in this clone (shallow?)")
+    names = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "--name-only", commit, "sql/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for name in sorted(n for n in names if re.fullmatch(r"sql/[^/]+\.sql", n)):
+        body = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{commit}:{name}"], check=True, capture_output=True, text=True
+        ).stdout
+        assert f"-- ==== {name}\n{body}" in text, f"{name} in the fixture differs from commit {commit[:12]}"
+
+
+def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any) -> None:
+    old, fresh = make_db("v1"), make_db("v1_fresh")
+    apply_fixture(old, 1)
+    with psycopg.connect(old, autocommit=True) as conn:
+        assert one(conn, "select pgqrs.schema_version()")[0] == 1
+        ids = populate(conn)
+        rows_before, api_before = snapshot(conn), statuses(conn)
+
+    assert pgqrs.install(old) == target_version()
+
+    with psycopg.connect(old, autocommit=True) as conn:
+        conn.execute("select set_config('pgqrs.now', %s, false)", ("2030-01-01 00:01:00+00",))
+        rows_after = snapshot(conn)
+        versions = rows_after.pop("schema_version")
+        rows_before.pop("schema_version")
+        assert [v["version"] for v in versions] == list(range(1, target_version() + 1))
+        assert rows_after == rows_before, "the upgrade changed stored rows"
+        assert statuses(conn) == api_before, "run_status / run_steps answer differently after the upgrade"
+
+        # the live runs carry on under the upgraded engine
+        run, token = ids["running"], ids["running_token"]
+        conn.execute("select pgqrs.complete_step(%s, 'zip', %s, '\"a.zip\"')", (run, token))
+        assert one(conn, "select pgqrs.complete_run(%s, %s, '{}')", (run, token))[0] == "SUCCESS"
+        assert one(conn, "select pgqrs.resume_run(%s)", (ids["paused"],))[0] == "QUEUED"
+        assert one(conn, "select pgqrs.retry_run(%s)", (ids["dead_step"],))[0] == "QUEUED"
+        worker = one(conn, "select pgqrs.register_worker('w_after', 'h', 1, 'up_stuck')")[0]
+        assert one(conn, "select run_id from pgqrs.dequeue('up_stuck', %s)", (worker,))[0] == ids["stuck"]
+
+    pgqrs.install(fresh)
+    assert_same_schema(schema_dump(old), schema_dump(fresh))
+
+
+def test_synthetic_migration_is_applied_once_and_recorded(make_db: Any, tmp_path: Path) -> None:
+    mig = write(
+        tmp_path / "migrations",
+        {
+            "1--2.sql": "alter table pgqrs.runs add column if not exists note text;\n"
+            "update pgqrs.runs set note = 'migrated from 1';\n",
+        },
+    )
+    dsn = make_db("synthetic")
+    apply_fixture(dsn, 1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        populate(conn)
+        before = snapshot(conn)
+
+    assert pgqrs.install(dsn, migrations_dir=mig) == 2
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        after = snapshot(conn)
+        assert [v["version"] for v in after.pop("schema_version")] == [1, 2]
+        before.pop("schema_version")
+        assert {r.pop("note") for r in after["runs"]} == {"migrated from 1"}
+        assert after == before
+        conn.execute("update pgqrs.runs set note = 'touched after'")  # a re-run of 1--2 would overwrite it
+        versions = conn.execute(
+            "select version, installed_at from pgqrs.schema_version order by 1"
+        ).fetchall()
+    schema = schema_dump(dsn)
+
+    assert pgqrs.install(dsn, migrations_dir=mig) == 2  # second install: nothing to migrate
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert (
+            conn.execute("select version, installed_at from pgqrs.schema_version order by 1").fetchall()
+            == versions
+        )
+        assert {r[0] for r in conn.execute("select note from pgqrs.runs")} == {"touched after"}
+    assert schema_dump(dsn) == schema
+
+    # and the package without that migration refuses the now newer database
+    with pytest.raises(SchemaTooNew):
+        pgqrs.install(dsn)
+
+
+def test_migration_chain_applies_in_order(make_db: Any, tmp_path: Path) -> None:
+    mig = write(
+        tmp_path / "migrations",
+        {
+            "1--2.sql": "create table pgqrs.mig_log (step text);\n"
+            "insert into pgqrs.mig_log values ('1--2');\n",
+            "2--3.sql": "insert into pgqrs.mig_log select step || ' then 2--3' from pgqrs.mig_log;\n",
+        },
+    )
+    dsn = make_db("chain")
+    apply_fixture(dsn, 1)
+    assert pgqrs.install(dsn, migrations_dir=mig) == 3
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert [r[0] for r in conn.execute("select step from pgqrs.mig_log order by 1")] == [
+            "1--2",
+            "1--2 then 2--3",
+        ]
+        assert [r[0] for r in conn.execute("select version from pgqrs.schema_version order by 1")] == [
+            1,
+            2,
+            3,
+        ]
+        # objects a migration creates are handed to pgqrs_admin like the rest
+        assert (
+            one(conn, "select relowner::regrole::text from pg_class where oid = 'pgqrs.mig_log'::regclass")[0]
+            == "pgqrs_admin"
+        )
+
+
+def test_failed_migration_changes_nothing(make_db: Any, tmp_path: Path) -> None:
+    mig = write(
+        tmp_path / "migrations",
+        {
+            "1--2.sql": "alter table pgqrs.runs add column doomed text;\nselect 1 / 0;\n",
+        },
+    )
+    dsn = make_db("failed")
+    apply_fixture(dsn, 1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        populate(conn)
+        before = snapshot(conn)
+    with pytest.raises(psycopg.errors.DivisionByZero) as info:
+        pgqrs.install(dsn, migrations_dir=mig)
+    assert "while applying 1--2.sql" in getattr(info.value, "__notes__", [])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert snapshot(conn) == before
+        assert one(conn, "select pgqrs.schema_version()")[0] == 1
+        # nothing of the newer files either: still version 1's functions and no grants
+        assert one(conn, "select to_regprocedure('pgqrs._clock_override(text)')")[0] is None
+
+
+def test_schema_files_apply_in_name_order() -> None:
+    names = [p.name for p in schema_files()]
+    assert names == sorted(names) and names[-1] == "90_grants.sql"
