@@ -1,0 +1,103 @@
+"""`pip install .` into a fresh virtualenv: the wheel brings psycopg, ships the SQL, and installs the command.
+
+The source is copied to a temporary directory first (what a fresh clone holds), so the build neither writes
+into the work tree nor sees its build leftovers. Dependencies come from the pip cache or the package index;
+this takes ~20-40 s and runs in `make test` like everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from conftest import _admin_execute, drop_db, server_dsn
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCES = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "sql", "pgqrs_py"]
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
+
+PROBE = r"""
+import json, sys, pgqrs
+from pgqrs.install import sql_dir  # the module: `pgqrs.install` is the function
+dsn = sys.argv[1]
+first = pgqrs.install(dsn)
+second = pgqrs.install(dsn)  # idempotent
+import asyncio
+async def main():
+    async with await pgqrs.connect(dsn) as store:
+        await pgqrs.workflow().name("from_wheel").store(store).create()
+        handle = await pgqrs.workflow("from_wheel").trigger({"x": 1}).execute(store)
+        info = await pgqrs.run().status(handle).store(store).get()
+        return info.status
+status = asyncio.run(main())
+import psycopg
+print(json.dumps({"file": pgqrs.__file__, "sql_dir": str(sql_dir()), "versions": [first, second],
+                  "status": status, "psycopg": psycopg.__file__}))
+"""
+
+
+@pytest.mark.timeout(600)
+def test_pip_install_builds_a_working_wheel(tmp_path: Path, pg_dsn: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in SOURCES:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=IGNORE)
+        elif path.exists():
+            shutil.copy2(path, src / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    pip = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "."],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+
+    name = f"pkg_{os.getpid()}"
+    drop_db(name, pg_dsn)
+    _admin_execute(pg_dsn, sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        probe = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", PROBE, make_conninfo(server_dsn(), dbname=name)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        drop_db(name, pg_dsn)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    facts = json.loads(probe.stdout.strip().splitlines()[-1])
+    site = str(venv / "lib")
+    assert facts["file"].startswith(site), "imported pgqrs from outside the venv"
+    assert facts["psycopg"].startswith(site), "psycopg did not come with the install"
+    assert facts["sql_dir"].startswith(site) and facts["sql_dir"].endswith("pgqrs/sql"), (
+        "SQL not in the wheel"
+    )
+    shipped = sorted(p.name for p in Path(facts["sql_dir"]).glob("*.sql"))
+    assert shipped == sorted(p.name for p in (REPO / "sql").glob("*.sql"))
+    assert not (Path(facts["sql_dir"]) / "fixtures").exists()
+    assert facts["versions"][0] == facts["versions"][1] >= 1
+    assert facts["status"] == "QUEUED"
+
+    script = venv / "bin" / "pgqrs"
+    assert script.is_file() and os.access(script, os.X_OK), "the `pgqrs` console script is missing"
+    helped = subprocess.run(
+        [str(script), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert helped.returncode == 0, helped.stdout + helped.stderr
