@@ -10,7 +10,7 @@ PY := .venv/bin/python
 PGENV = eval "$$($(PG) env)";
 PSQL := psql -X -v ON_ERROR_STOP=1 -q
 
-.PHONY: test deps db db-stop lint pgtap pytest demo bench chaos
+.PHONY: test deps db db-stop lint pgtap pytest demo bench bench-peers chaos
 
 test: deps db lint pgtap pytest
 
@@ -43,12 +43,26 @@ pytest: deps db
 demo: deps db
 	$(PGENV) $(PY) examples/demo.py
 
-# benchmarks run on their own durable cluster (fsync on), stopped afterwards
+# Benchmarks run on their own durable cluster (fsync and synchronous_commit on), restarted so the settings hold,
+# and stopped afterwards. `make bench ARGS=--async-commit` runs with synchronous_commit off; ARGS also takes
+# bench/run.py's other options (--reps, --only ...). docs/benchmarks.md explains the numbers.
 bench: deps
-	export PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on
+	export PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on PGQRS_SYNC_COMMIT=on
+	if [[ " $(ARGS) " == *" --async-commit "* ]]; then export PGQRS_SYNC_COMMIT=off; fi
 	trap '$(PG) stop' EXIT
+	$(PG) stop >/dev/null
 	$(PG) start
-	$(PGENV) $(PY) bench/run.py
+	$(PGENV) $(PY) bench/run.py $(ARGS)
+
+# The peer engines (pgqrs 0.15.3 from PyPI, Absurd, DBOS, procrastinate), each in its own venv under
+# /tmp/pgqrs-peers and its own database, against pgqrs and the raw-SQL bound: same cluster set-up as bench.
+bench-peers: deps
+	export PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on PGQRS_SYNC_COMMIT=on
+	if [[ " $(ARGS) " == *" --async-commit "* ]]; then export PGQRS_SYNC_COMMIT=off; fi
+	trap '$(PG) stop' EXIT
+	$(PG) stop >/dev/null
+	$(PG) start
+	$(PGENV) $(PY) bench/peers/run.py $(ARGS)
 
 chaos: deps db
 	$(PGENV) $(PY) tests/chaos/run_chaos.py
