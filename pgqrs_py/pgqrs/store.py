@@ -12,6 +12,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from . import _sql
+from ._conncheck import connection_lost
 from ._json import dumps
 from .errors import mapped_errors, seconds
 
@@ -179,6 +180,22 @@ class Store:
         ]
 
 
+class PoolCheck:
+    """The pool's `check` at every checkout, without a round trip: a connection the server has closed (a
+    restart, `pg_terminate_backend`) is discarded and replaced instead of failing the caller's statement. When
+    one is found dead the pool checks its other idle ones at once (a restart kills them all)."""
+
+    def __init__(self) -> None:
+        self.pool: AsyncConnectionPool[AsyncConn] | None = None
+
+    async def __call__(self, conn: AsyncConn) -> None:
+        if not connection_lost(conn):
+            return
+        if self.pool is not None:
+            await self.pool.check()
+        raise psycopg.OperationalError("the server closed this pooled connection")
+
+
 async def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
     """Open a pool to the database at `dsn`. The schema must be installed (`pgqrs.install(dsn)`).
 
@@ -186,8 +203,10 @@ async def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
     """
     probe = await psycopg.AsyncConnection.connect(dsn, **conn_kwargs())
     await probe.close()
+    check = PoolCheck()
     pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, kwargs=conn_kwargs(), open=False
+        dsn, min_size=min_size, max_size=max_size, kwargs=conn_kwargs(), open=False, check=check
     )
+    check.pool = pool
     await pool.open(wait=True)
     return Store(dsn, pool)
