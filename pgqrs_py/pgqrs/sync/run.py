@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
+
 from .. import _sql
 from .._json import dumps
 from ..errors import ResultTimeout, WorkflowFailed, seconds
@@ -119,12 +121,27 @@ def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
     """Wait (LISTEN, no polling loop) until the run finishes; its output, or WorkflowFailed.
 
     One connection does both: LISTEN, then the status checks (psycopg keeps notifications that arrive during a
-    query for the next `notifies()`), so a pool of one connection is enough.
+    query for the next `notifies()`), so a pool of one connection is enough. A lost connection (a restart, a
+    terminated backend) does not end the wait: it goes on with a new one once the database answers again.
     """
     run_id = as_id(run)
     deadline = None if timeout is None else time.monotonic() + timeout
+    backoff = 0.05
+    while True:
+        try:
+            return _wait_result_on_one_connection(store, run_id, deadline, timeout)
+        except psycopg.OperationalError as exc:  # includes the pool's timeout while the database is away
+            if deadline is not None and time.monotonic() + backoff >= deadline:
+                raise ResultTimeout(f"run {run_id}: no answer from the database within {timeout} s") from exc
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+
+def _wait_result_on_one_connection(store: Store, run_id: int, deadline: float | None,
+                                   timeout: float | None) -> Any:
     prefix = f"{run_id}:"
-    with store.pool.connection() as conn:
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    with store.pool.connection(timeout=remaining) as conn:
         conn.execute(f"listen {_sql.RUNS_CHANNEL}")
         try:
             while True:
