@@ -190,7 +190,8 @@ class Consumer:
                 continue
             lost = {token for token, held, _until in rows if not held}
             for task, message in tasks.items():
-                if message.lease_token in lost:
+                # A run that finished while the heartbeat was on its way has no lease left either: not lost.
+                if message.lease_token in lost and not task.done() and task in self._inflight:
                     log.warning("lease on run %s lost; abandoning it", message.run_id)
                     task.cancel()
 
