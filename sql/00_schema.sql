@@ -1,7 +1,15 @@
 -- pgqrs: schema, version, the one clock, and the argument checks every public function shares.
 -- Applied in file-name order; every statement is safe to run twice (install is idempotent).
 
-create schema if not exists pgqrs;
+-- Not `create schema if not exists`: that checks CREATE on the database even when the schema exists, and an
+-- upgrade by a member of pgqrs_admin (the owner, docs/security.md) needs no rights on the database.
+do $$
+begin
+    if to_regnamespace('pgqrs') is null then
+        create schema pgqrs;
+    end if;
+end
+$$;
 comment on schema pgqrs is 'pgqrs: a durable workflow engine. Call the functions; never write the tables.';
 
 create table if not exists pgqrs.schema_version (
