@@ -50,7 +50,6 @@ $$;
 do $$
 declare
     v_oid oid;
-    v_kind "char";
 begin
     if not pg_catalog.pg_has_role(current_user, 'pgqrs_admin', 'member')
         and not (select r.rolsuper from pg_catalog.pg_roles as r where r.rolname = current_user) then
@@ -63,18 +62,14 @@ begin
         then
         alter schema pgqrs owner to pgqrs_admin;
     end if;
-    for v_oid, v_kind in
-        select c.oid, c.relkind from pg_catalog.pg_class as c
+    -- ALTER TABLE ... OWNER also takes views, materialized views and foreign tables
+    for v_oid in
+        select c.oid from pg_catalog.pg_class as c
         where c.relnamespace = 'pgqrs'::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'f')
             and c.relowner <> 'pgqrs_admin'::regrole
         order by c.oid
     loop
-        execute format(
-            'alter %s %s owner to pgqrs_admin',
-            case v_kind when 'v' then 'view' when 'm' then 'materialized view' when 'f' then 'foreign table'
-                else 'table' end,
-            v_oid::regclass
-        );
+        execute format('alter table %s owner to pgqrs_admin', v_oid::regclass);
     end loop;
     -- free-standing sequences (not an identity or serial column's, which follow their table)
     for v_oid in
@@ -89,16 +84,13 @@ begin
     loop
         execute format('alter sequence %s owner to pgqrs_admin', v_oid::regclass);
     end loop;
-    for v_oid, v_kind in
-        select p.oid, p.prokind from pg_catalog.pg_proc as p
+    -- ALTER ROUTINE: functions, procedures and aggregates alike
+    for v_oid in
+        select p.oid from pg_catalog.pg_proc as p
         where p.pronamespace = 'pgqrs'::regnamespace and p.proowner <> 'pgqrs_admin'::regrole
         order by p.oid
     loop
-        execute format(
-            'alter %s %s owner to pgqrs_admin',
-            case v_kind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end,
-            v_oid::regprocedure
-        );
+        execute format('alter routine %s owner to pgqrs_admin', v_oid::regprocedure);
     end loop;
     -- free-standing types (enums, domains, composite types); a table's row type follows the table
     for v_oid in
