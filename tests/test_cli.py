@@ -282,6 +282,8 @@ def test_bad_arguments(db: str) -> None:
     assert_one_line_error(pgqrs("worker", "examples.pipeline", dsn=db), 2, "MODULE:FUNCTION")
     assert_one_line_error(pgqrs("worker", "examples.pipeline:nope", dsn=db), 2, "no attribute")
     assert_one_line_error(pgqrs("worker", "examples.pipeline:data_pipeline_handler", dsn=db), 2, "--queue")
+    too_long = pgqrs("worker", "examples.pipeline:data_pipeline", "--visibility", "90000", dsn=db)
+    assert_one_line_error(too_long, 2, "at most 86400")
     # the engine's 22023 (an invalid workflow name) is bad input too
     assert_one_line_error(pgqrs("trigger", "bad name!", "{}", dsn=db), 2, "invalid workflow name")
 

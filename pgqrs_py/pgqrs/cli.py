@@ -508,8 +508,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     queue = args.queue or workflow_name
     if not queue:
         raise CliError(f"{args.target} is not a @workflow function: give the queue with --queue", EXIT_USAGE)
-    if not args.visibility > 0:
-        raise CliError("--visibility must be more than 0 seconds", EXIT_USAGE)
+    if not 0 < args.visibility <= 86400:  # the engine's bounds for a lease
+        raise CliError("--visibility must be more than 0 and at most 86400 seconds (1 day)", EXIT_USAGE)
     connect(args).close()  # fail fast (exit 3) instead of waiting for the pool to time out
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
