@@ -46,7 +46,7 @@ from pgqrs.cli import table  # noqa: E402
 DEMO_DB = os.environ.get("PGQRS_DEMO_DB", "pgqrs_demo")  # the tests use another name
 RUNS = 5
 FLAKY_RUN_INDEX = 3  # the third pipeline run's API fails once
-TRANSFORM_SECONDS = 1.2  # long enough to be killed in the middle of it
+TRANSFORM_SECONDS = 1.5  # long enough to be killed in the middle of it, even on a busy machine
 RETRY_AFTER = 2  # seconds, the TransientError's retry_after
 VISIBILITY = 3  # seconds of lease: a crashed worker's run is free again within this
 TIMEOUT = 30.0  # for each wait: a demo that hangs is a failed demo
