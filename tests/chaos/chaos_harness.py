@@ -49,11 +49,23 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "pgqrs_py"))
 sys.path.insert(0, str(HERE))
-import pgqrs  # noqa: E402
 from chaos_worker import QUEUE, STEPS, expected_output, step_value  # noqa: E402
+
+import pgqrs  # noqa: E402
 
 PGBIN = Path(os.environ.get("PGQRS_PGBIN", "/usr/lib/postgresql/15/bin"))
 WORKER_APP_PREFIX = "chaos-w-"
+# a worker leases a run a little before the run's first step body starts (handler start, side connection)
+DEQUEUE_SLACK = dt.timedelta(seconds=0.5)
+
+# the measures every scenario reports (keys of Result.metrics)
+M_LOST = "runs lost (missing, ERROR, stuck, wrong output)"
+M_AFTER = "step bodies started after their success was recorded"
+M_REPEAT = "repeated executions (in-flight re-executions)"
+M_INFLIGHT = "runs in flight at the faults (interrupted deliveries, measured)"
+M_BOUND = "nominal bound (faults x concurrency)"
+M_RESUME = "time to resume (fault -> next body start of a hit run)"
+M_RECOVER = "time to recover (fault -> next recorded step of a hit run)"
 
 SIDE_DDL = """
 create schema if not exists chaos;
@@ -69,33 +81,43 @@ create table if not exists chaos.side (
 create index if not exists side_run_step_idx on chaos.side (run_id, step_id);
 """
 
-TRIGGER = ("select run_id from pgqrs.trigger(p_workflow => %s, p_input => %s::jsonb,"
-           " p_idempotency_key => %s)")
+TRIGGER = "select run_id from pgqrs.trigger(p_workflow => %s, p_input => %s::jsonb, p_idempotency_key => %s)"
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def log(msg: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-# ---- the cluster ---------------------------------------------------------------------------------------------
+# ---- the cluster -------------------------------------------------------------------------------------------
+
 
 class Cluster:
     """A throwaway cluster of our own (scripts/pg.sh), which we may restart with `-m immediate`."""
 
     def __init__(self, pgdir: str | None = None) -> None:
         self.pgdir = Path(pgdir or f"/tmp/pgqrs-chaos-{os.getpid()}")
-        # fsync off (speed; the OS does not crash here) but synchronous_commit on: a commit the client saw must
-        # survive `-m immediate`, as on any durable deployment (with it off, the last ~200 ms of commits vanish).
-        self.env = {**os.environ, "PGQRS_PGDIR": str(self.pgdir), "PGQRS_FSYNC": "off", "PGQRS_SYNC_COMMIT": "on"}
+        # fsync off (speed; the OS does not crash here) but synchronous_commit on: a commit the client saw
+        # must survive `-m immediate`, as on any durable deployment (off, the last ~200 ms of commits vanish).
+        self.env = {
+            **os.environ,
+            "PGQRS_PGDIR": str(self.pgdir),
+            "PGQRS_FSYNC": "off",
+            "PGQRS_SYNC_COMMIT": "on",
+        }
         self.restarts: list[float] = []
 
     def _pg_sh(self, *args: str) -> None:
-        subprocess.run([str(REPO / "scripts" / "pg.sh"), *args], env=self.env, check=True, timeout=180,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(REPO / "scripts" / "pg.sh"), *args],
+            env=self.env,
+            check=True,
+            timeout=180,
+            stdout=subprocess.DEVNULL,
+        )
 
     def start(self) -> None:
         self._pg_sh("start")
@@ -116,19 +138,40 @@ class Cluster:
         return [runuser, "-u", "postgres", "--", *cmd]
 
     def restart_immediate(self) -> float:
-        """`pg_ctl restart -m immediate`: every backend dies at once, then crash recovery. Returns its duration.
+        """`pg_ctl restart -m immediate`: every backend dies at once, then crash recovery; returns the time.
         `-l` keeps the new postmaster's output in server.log (not on our pipe)."""
-        cmd = self._as_server([str(PGBIN / "pg_ctl"), "-D", str(self.pgdir), "-l", str(self.pgdir / "server.log"),
-                               "-m", "immediate", "-w", "-t", "120", "restart"])
+        cmd = self._as_server(
+            [
+                str(PGBIN / "pg_ctl"),
+                "-D",
+                str(self.pgdir),
+                "-l",
+                str(self.pgdir / "server.log"),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "120",
+                "restart",
+            ]
+        )
         t0 = time.monotonic()
-        subprocess.run(cmd, check=True, timeout=180, cwd="/tmp", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            cmd, check=True, timeout=180, cwd="/tmp", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         took = time.monotonic() - t0
         self.restarts.append(took)
         return took
 
     def dsn(self, dbname: str = "postgres", app: str = "chaos-harness") -> str:
-        return make_conninfo(host=str(self.pgdir), port="5432", user="postgres", dbname=dbname,
-                             application_name=app, connect_timeout="10")
+        return make_conninfo(
+            host=str(self.pgdir),
+            port="5432",
+            user="postgres",
+            dbname=dbname,
+            application_name=app,
+            connect_timeout="10",
+        )
 
     def create_db(self, name: str) -> str:
         with psycopg.connect(self.dsn(), autocommit=True) as c:
@@ -143,14 +186,17 @@ class Cluster:
         return dsn
 
 
-# ---- scenarios -----------------------------------------------------------------------------------------------
+# ---- scenarios ---------------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Scenario:
     name: str
     title: str
     runs: int
-    faults: list[tuple[float, str]]  # (seconds after the first trigger, "sigkill" | "pg_restart" | "pg_terminate")
+    faults: list[
+        tuple[float, str]
+    ]  # (seconds after the first trigger, "sigkill" | "pg_restart" | "pg_terminate")
     workers: int = 3
     concurrency: int = 4
     visibility: float = 3.0
@@ -158,7 +204,9 @@ class Scenario:
     step_sleep: tuple[float, float] = (0.05, 0.25)
     long_step: float | None = None  # when set, step s1 of every run takes this long (> visibility)
     drain_timeout: float = 120.0
-    respawn_delay: float = 0.3  # after a SIGKILL, a new worker process with the same name starts this much later
+    respawn_delay: float = (
+        0.3  # after a SIGKILL, a new worker process with the same name starts this much later
+    )
 
     def sleeps(self, n: int, seed: int) -> list[float]:
         rng = random.Random(seed * 1_000_003 + n)
@@ -171,7 +219,10 @@ class Scenario:
 @dataclasses.dataclass
 class Fault:
     kind: str
-    at: dt.datetime
+    at: dt.datetime  # just before the fault's action
+    until: (
+        dt.datetime
+    )  # once the action is complete (the process dead, the server back up, the backends gone)
     pids: list[int]
     names: list[str]
     detail: str = ""
@@ -236,9 +287,23 @@ class ScenarioRunner:
         dsn = self.cluster.dsn(self.db, app=f"{WORKER_APP_PREFIX}{slot.name}")
         out = open(self.logdir / f"{slot.name}.log", "ab")
         slot.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "chaos_worker.py"), "--dsn", dsn, "--name", slot.name,
-             "--concurrency", str(self.sc.concurrency), "--visibility", str(self.sc.visibility)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO))
+            [
+                sys.executable,
+                str(HERE / "chaos_worker.py"),
+                "--dsn",
+                dsn,
+                "--name",
+                slot.name,
+                "--concurrency",
+                str(self.sc.concurrency),
+                "--visibility",
+                str(self.sc.visibility),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(REPO),
+        )
         out.close()
         slot.expected_dead = False
         slot.pids.append(slot.proc.pid)
@@ -247,13 +312,21 @@ class ScenarioRunner:
         return [s for s in self.slots if s.proc is not None and s.proc.poll() is None]
 
     async def _supervise(self) -> None:
-        """Restarts a worker that died on its own (not killed by us): a bug to report, but the run must go on."""
+        """Restarts a worker that died on its own (not killed by us): a bug to report; the run goes on."""
         while not self.stop_supervisor:
             for slot in self.slots:
                 if slot.proc is not None and slot.proc.poll() is not None and not slot.expected_dead:
-                    tail = (self.logdir / f"{slot.name}.log").read_text(errors="replace").strip().splitlines()[-3:]
-                    msg = (f"worker {slot.name} pid {slot.proc.pid} exited by itself (rc {slot.proc.returncode}) "
-                           f"at {utcnow():%H:%M:%S}: {' | '.join(tail)[-400:]}")
+                    tail = (
+                        (self.logdir / f"{slot.name}.log")
+                        .read_text(errors="replace")
+                        .strip()
+                        .splitlines()[-3:]
+                    )
+                    msg = (
+                        f"worker {slot.name} pid {slot.proc.pid} exited by itself "
+                        f"(rc {slot.proc.returncode}) "
+                        f"at {utcnow():%H:%M:%S}: {' | '.join(tail)[-400:]}"
+                    )
                     log("UNEXPECTED " + msg)
                     self.unexpected_deaths.append(msg)
                     self._spawn(slot)
@@ -269,8 +342,9 @@ class ScenarioRunner:
             await asyncio.sleep(0.1)
         for slot in self._alive():
             log(f"worker {slot.name} pid {slot.proc.pid} ignored SIGTERM; SIGKILL")  # type: ignore[union-attr]
-            self.unexpected_deaths.append(f"worker {slot.name} did not stop on SIGTERM within "
-                                          f"{self.sc.visibility + 15:.0f} s")
+            self.unexpected_deaths.append(
+                f"worker {slot.name} did not stop on SIGTERM within {self.sc.visibility + 15:.0f} s"
+            )
             slot.proc.kill()  # type: ignore[union-attr]
             slot.proc.wait()  # type: ignore[union-attr]
 
@@ -281,10 +355,10 @@ class ScenarioRunner:
         assert slot.proc is not None
         slot.expected_dead = True
         pid = slot.proc.pid
-        os.kill(pid, signal.SIGKILL)
         at = utcnow()
+        os.kill(pid, signal.SIGKILL)
         slot.proc.wait()
-        fault = Fault("sigkill", at, [pid], [slot.name])
+        fault = Fault("sigkill", at, utcnow(), [pid], [slot.name])
         await asyncio.sleep(self.sc.respawn_delay)
         self._spawn(slot)
         return fault
@@ -293,7 +367,9 @@ class ScenarioRunner:
         pids = [s.proc.pid for s in self._alive()]  # type: ignore[union-attr]
         at = utcnow()
         took = await asyncio.to_thread(self.cluster.restart_immediate)
-        return Fault("pg_restart", at, pids, [s.name for s in self.slots], f"restart took {took:.2f} s", took)
+        return Fault(
+            "pg_restart", at, utcnow(), pids, [s.name for s in self.slots], f"restart took {took:.2f} s", took
+        )
 
     async def _pg_terminate(self) -> Fault:
         alive = {s.name: s.proc.pid for s in self._alive()}  # type: ignore[union-attr]
@@ -301,20 +377,34 @@ class ScenarioRunner:
             at = utcnow()
             cur = await c.execute(
                 "select application_name, pg_terminate_backend(pid) from pg_stat_activity"
-                " where application_name like %s and pid <> pg_backend_pid()", (WORKER_APP_PREFIX + "%",))
+                " where application_name like %s and pid <> pg_backend_pid()",
+                (WORKER_APP_PREFIX + "%",),
+            )
             rows = await cur.fetchall()
-        names = sorted({r[0][len(WORKER_APP_PREFIX):] for r in rows if r[1]})
-        return Fault("pg_terminate", at, [alive[n] for n in names if n in alive], names,
-                     f"{sum(1 for r in rows if r[1])} backends terminated")
+            until = utcnow()
+        names = sorted({r[0][len(WORKER_APP_PREFIX) :] for r in rows if r[1]})
+        return Fault(
+            "pg_terminate",
+            at,
+            until,
+            [alive[n] for n in names if n in alive],
+            names,
+            f"{sum(1 for r in rows if r[1])} backends terminated",
+        )
 
     async def _inject(self, start: float) -> None:
         for offset, kind in sorted(self.sc.faults):
             await asyncio.sleep(max(0.0, start + offset - time.monotonic()))
-            fault = await {"sigkill": self._sigkill, "pg_restart": self._pg_restart,
-                           "pg_terminate": self._pg_terminate}[kind]()
+            fault = await {
+                "sigkill": self._sigkill,
+                "pg_restart": self._pg_restart,
+                "pg_terminate": self._pg_terminate,
+            }[kind]()
             self.faults.append(fault)
-            log(f"{self.sc.name}: {kind} at +{time.monotonic() - start:.1f} s "
-                f"({', '.join(fault.names)}{'; ' + fault.detail if fault.detail else ''})")
+            log(
+                f"{self.sc.name}: {kind} at +{time.monotonic() - start:.1f} s "
+                f"({', '.join(fault.names)}{'; ' + fault.detail if fault.detail else ''})"
+            )
 
     # -- load --
 
@@ -356,8 +446,10 @@ class ScenarioRunner:
         deadline = time.monotonic() + self.sc.drain_timeout
         t0 = time.monotonic()
         while time.monotonic() < deadline:
-            rows = await self._query("select count(*) filter (where status in ('SUCCESS', 'ERROR', 'CANCELLED')),"
-                                     " count(*) from pgqrs.runs")
+            rows = await self._query(
+                "select count(*) filter (where status in ('SUCCESS', 'ERROR', 'CANCELLED')),"
+                " count(*) from pgqrs.runs"
+            )
             done, total = rows[0]
             if total >= self.sc.runs and done >= total:
                 break
@@ -368,12 +460,16 @@ class ScenarioRunner:
 
     async def run(self) -> Result:
         sc = self.sc
-        log(f"== {sc.name}: {sc.title} ({sc.runs} runs, {sc.workers} workers x {sc.concurrency}, "
-            f"visibility {sc.visibility} s, faults {', '.join(k for _o, k in sc.faults) or 'none'})")
+        log(
+            f"== {sc.name}: {sc.title} ({sc.runs} runs, {sc.workers} workers x {sc.concurrency}, "
+            f"visibility {sc.visibility} s, faults {', '.join(k for _o, k in sc.faults) or 'none'})"
+        )
         self.dsn = await asyncio.to_thread(self.cluster.create_db, self.db)
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as c:
-            await c.execute("select pgqrs.create_workflow(%s, %s::jsonb)",
-                            (QUEUE, json.dumps({"max_attempts": 5, "base_seconds": 0.2, "max_seconds": 2})))
+            await c.execute(
+                "select pgqrs.create_workflow(%s, %s::jsonb)",
+                (QUEUE, json.dumps({"max_attempts": 5, "base_seconds": 0.2, "max_seconds": 2})),
+            )
         for slot in self.slots:
             self._spawn(slot)
         supervisor = asyncio.create_task(self._supervise())
@@ -397,7 +493,10 @@ class ScenarioRunner:
         sc = self.sc
         runs = await self._query("select run_id, status, input, output, attempt, finished_at from pgqrs.runs")
         steps = await self._query("select run_id, step_id, status, value, completed_at from pgqrs.steps")
-        side = await self._query("select run_id, step_id, pid, started_at from chaos.side order by started_at")
+        side = await self._query(
+            "select run_id, step_id, run_attempt, pid, started_at from chaos.side"
+            " order by started_at, side_id"
+        )
         checks: list[Check] = []
         notes: list[str] = []
 
@@ -406,16 +505,26 @@ class ScenarioRunner:
             by_n[int(r[2]["n"])].append(r)
         missing = [n for n in range(sc.runs) if n not in by_n]
         dupes = [n for n, rs in by_n.items() if len(rs) > 1]
-        checks.append(Check("every triggered run exists exactly once", not missing and not dupes,
-                            f"missing {missing[:10]}, duplicated {dupes[:10]}"))
+        checks.append(
+            Check(
+                "every triggered run exists exactly once",
+                not missing and not dupes,
+                f"missing {missing[:10]}, duplicated {dupes[:10]}",
+            )
+        )
         status_count: dict[str, int] = defaultdict(int)
         for r in runs:
             status_count[r[1]] += 1
         bad_output = [r[0] for r in runs if r[1] == "SUCCESS" and r[3] != expected_output(int(r[2]["n"]))]
         not_success = [(r[0], r[1]) for r in runs if r[1] != "SUCCESS"]
         lost = len(missing) + len(not_success) + len(bad_output)
-        checks.append(Check("every run SUCCESS with the right output (none lost, none stuck)", lost == 0,
-                            f"not SUCCESS {not_success[:10]}, wrong output {bad_output[:10]}"))
+        checks.append(
+            Check(
+                "every run SUCCESS with the right output (none lost, none stuck)",
+                lost == 0,
+                f"not SUCCESS {not_success[:10]}, wrong output {bad_output[:10]}",
+            )
+        )
 
         run_n = {r[0]: int(r[2]["n"]) for r in runs}
         completed: dict[tuple[int, str], dt.datetime] = {}
@@ -427,90 +536,133 @@ class ScenarioRunner:
             else:
                 completed[(run_id, step_id)] = completed_at
         success_runs = {r[0] for r in runs if r[1] == "SUCCESS"}
-        missing_steps = [(rid, f"s{k}") for rid in success_runs for k in range(STEPS)
-                         if (rid, f"s{k}") not in completed]
-        checks.append(Check("every step of a finished run SUCCESS with its value", not bad_steps and not missing_steps,
-                            f"bad {bad_steps[:10]}, missing {missing_steps[:10]}"))
+        missing_steps = [
+            (rid, f"s{k}") for rid in success_runs for k in range(STEPS) if (rid, f"s{k}") not in completed
+        ]
+        checks.append(
+            Check(
+                "every step of a finished run SUCCESS with its value",
+                not bad_steps and not missing_steps,
+                f"bad {bad_steps[:10]}, missing {missing_steps[:10]}",
+            )
+        )
 
         rows_by_step: dict[tuple[int, str], list[tuple[int, dt.datetime]]] = defaultdict(list)
-        for run_id, step_id, pid, started_at in side:
+        for run_id, step_id, _attempt, pid, started_at in side:
             rows_by_step[(run_id, step_id)].append((pid, started_at))
         never_ran = [key for key in completed if key not in rows_by_step]
         checks.append(Check("every recorded step's body ran (side row)", not never_ran, f"{never_ran[:10]}"))
 
-        after_success = [(key, pid, started, completed[key]) for key, rows in rows_by_step.items()
-                         for pid, started in rows if key in completed and started > completed[key]]
-        checks.append(Check("no step body started after its success was recorded", not after_success,
-                            "; ".join(f"run {k[0]} {k[1]} pid {p} started {s:%H:%M:%S.%f} > completed "
-                                      f"{c:%H:%M:%S.%f}" for k, p, s, c in after_success[:5])))
-        margins = [(completed[key] - max(s for _p, s in rows)).total_seconds()
-                   for key, rows in rows_by_step.items() if key in completed]
+        after_success = [
+            (key, pid, started, completed[key])
+            for key, rows in rows_by_step.items()
+            for pid, started in rows
+            if key in completed and started > completed[key]
+        ]
+        checks.append(
+            Check(
+                "no step body started after its success was recorded",
+                not after_success,
+                "; ".join(
+                    f"run {k[0]} {k[1]} pid {p} started {s:%H:%M:%S.%f} > completed {c:%H:%M:%S.%f}"
+                    for k, p, s, c in after_success[:5]
+                ),
+            )
+        )
+        margins = [
+            (completed[key] - max(s for _p, s in rows)).total_seconds()
+            for key, rows in rows_by_step.items()
+            if key in completed
+        ]
 
         reexec = sum(len(rows) - 1 for rows in rows_by_step.values())
-        # bodies in flight at each fault: started (by a process the fault hit) before it, recorded after it
-        in_flight = 0
-        per_fault_inflight: list[int] = []
-        for f in self.faults:
-            pids = set(f.pids)
-            cnt = sum(1 for key, rows in rows_by_step.items() for pid, started in rows
-                      if pid in pids and started <= f.at and completed.get(key, f.at) >= f.at)
-            per_fault_inflight.append(cnt)
-            in_flight += cnt
-        nominal = sum(sc.concurrency * (len(f.pids) if f.kind != "sigkill" else 1) for f in self.faults)
-        # a repeat is explained when a fault that hit the earlier body's process falls between the two starts
-        unexplained = []
-        for key, rows in rows_by_step.items():
-            for (pid1, s1), (_pid2, s2) in zip(rows, rows[1:]):
-                if not any(pid1 in f.pids and s1 <= f.at <= s2 for f in self.faults):
-                    unexplained.append((key, pid1, s1, s2))
-        checks.append(Check("repeated executions <= bodies in flight at the faults <= faults x concurrency",
-                            reexec <= in_flight <= nominal,
-                            f"repeated {reexec}, in flight at faults {in_flight}, nominal bound {nominal}"))
-        checks.append(Check("every repeated execution follows a fault that hit the earlier body", not unexplained,
-                            "; ".join(f"run {k[0]} {k[1]} pid {p} at {a:%H:%M:%S.%f}, again at {b:%H:%M:%S.%f}"
-                                      for k, p, a, b in unexplained[:5])))
-        if sc.long_step is not None:
-            redelivered = [r[0] for r in runs if r[4] != 1]
-            long_runs = [rows_by_step.get((r[0], "s1"), []) for r in runs]
-            checks.append(Check(f"steps of {sc.long_step:.0f} s (> visibility {sc.visibility:.0f} s) ran once, "
-                                "runs delivered once (heartbeats kept the leases)",
-                                not redelivered and all(len(x) == 1 for x in long_runs) and reexec == 0,
-                                f"redelivered runs {redelivered[:10]}, repeated bodies {reexec}"))
-        checks.append(Check("no worker process died by itself", not self.unexpected_deaths,
-                            " || ".join(self.unexpected_deaths)[:2000]))
 
-        # recovery: runs whose latest body before the fault was by a process it hit, still unfinished then
+        # Deliveries: a run's bodies under one lease share its delivery number (runs.attempt at dequeue).
+        # Within one delivery each step runs at most once, so a repeated body always means an interrupted
+        # delivery: one followed by another delivery of the same run. A fault explains an interrupted delivery
+        # when it hit the delivery's process while it was live: from its first body start - DEQUEUE_SLACK (the
+        # lease is taken a little before the first body starts) to the next delivery's first body start.
         finished = {r[0]: r[5] for r in runs}
-        resume: list[float] = []
-        recover: list[float] = []
-        side_by_run: dict[int, list[tuple[int, dt.datetime]]] = defaultdict(list)
-        for run_id, _step_id, pid, started_at in side:
-            side_by_run[run_id].append((pid, started_at))
+        deliveries: dict[int, dict[int, list[tuple[int, dt.datetime]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        for run_id, _step_id, attempt, pid, started_at in side:
+            deliveries[run_id][attempt].append((pid, started_at))
         steps_by_run: dict[int, list[dt.datetime]] = defaultdict(list)
         for (run_id, _sid), c_at in completed.items():
             steps_by_run[run_id].append(c_at)
-        affected_total = 0
-        for f in self.faults:
-            pids = set(f.pids)
-            for run_id, rows in side_by_run.items():
-                before = [r for r in rows if r[1] <= f.at]
-                if not before or before[-1][0] not in pids:
+        hits_per_fault = [0] * len(self.faults)
+        unexplained = []
+        resume: list[float] = []
+        recover: list[float] = []
+        interrupted = 0
+        for run_id, by_attempt in deliveries.items():
+            attempts = sorted(by_attempt)
+            for a, nxt in zip(attempts, attempts[1:], strict=False):
+                interrupted += 1
+                pid = by_attempt[a][0][0]
+                first = by_attempt[a][0][1]
+                next_start = by_attempt[nxt][0][1]
+                hit = [
+                    i
+                    for i, f in enumerate(self.faults)
+                    if pid in f.pids and f.until >= first - DEQUEUE_SLACK and f.at <= next_start
+                ]
+                if not hit:
+                    unexplained.append((run_id, a, pid, first, next_start))
                     continue
-                if finished.get(run_id) is not None and finished[run_id] <= f.at:
-                    continue
-                affected_total += 1
-                later = [s for _p, s in rows if s > f.at]
-                if later:
-                    resume.append((min(later) - f.at).total_seconds())
+                f = self.faults[hit[0]]
+                hits_per_fault[hit[0]] += 1
+                resume.append((next_start - f.at).total_seconds())
                 ends = [c for c in steps_by_run[run_id] if c > f.at]
                 if finished.get(run_id) is not None:
                     ends.append(finished[run_id])
                 if ends:
                     recover.append((min(ends) - f.at).total_seconds())
+        in_flight = sum(hits_per_fault)
+        nominal = sum(sc.concurrency * (len(f.pids) if f.kind != "sigkill" else 1) for f in self.faults)
+        checks.append(
+            Check(
+                "repeated executions <= runs in flight at the faults <= faults x concurrency",
+                reexec <= interrupted and in_flight <= nominal,
+                f"repeated {reexec}, interrupted deliveries {interrupted} (in flight at a fault "
+                f"{in_flight}), nominal bound {nominal}",
+            )
+        )
+        checks.append(
+            Check(
+                "every interrupted delivery was in flight at a fault that hit its worker",
+                not unexplained,
+                "; ".join(
+                    f"run {r} delivery {a} pid {p} first body {b:%H:%M:%S.%f}, next delivery {n:%H:%M:%S.%f}"
+                    for r, a, p, b, n in unexplained[:5]
+                ),
+            )
+        )
+        if sc.long_step is not None:
+            redelivered = [r[0] for r in runs if r[4] != 1]
+            long_runs = [rows_by_step.get((r[0], "s1"), []) for r in runs]
+            checks.append(
+                Check(
+                    f"steps of {sc.long_step:.0f} s (> visibility {sc.visibility:.0f} s) ran once, "
+                    "runs delivered once (heartbeats kept the leases)",
+                    not redelivered and all(len(x) == 1 for x in long_runs) and reexec == 0,
+                    f"redelivered runs {redelivered[:10]}, repeated bodies {reexec}",
+                )
+            )
+        checks.append(
+            Check(
+                "no worker process died by itself",
+                not self.unexpected_deaths,
+                " || ".join(self.unexpected_deaths)[:2000],
+            )
+        )
 
         worker_logs = "\n".join(p.read_text(errors="replace") for p in sorted(self.logdir.glob("*.log")))
-        counts = {k: worker_logs.count(k) for k in ("lease on run", "interrupted by a lost connection",
-                                                    "unexpected error", "Traceback")}
+        counts = {
+            k: worker_logs.count(k)
+            for k in ("lease on run", "interrupted by a lost connection", "unexpected error", "Traceback")
+        }
         kinds: dict[str, int] = defaultdict(int)
         for f in self.faults:
             kinds[f.kind] += 1
@@ -519,35 +671,40 @@ class ScenarioRunner:
             "runs": sc.runs,
             "workers x concurrency": f"{sc.workers} x {sc.concurrency}",
             "visibility timeout": f"{sc.visibility:g} s (heartbeat every {sc.visibility / 3:.1f} s)",
-            "step durations": (f"{sc.step_sleep[0]:g}-{sc.step_sleep[1]:g} s"
-                               + (f"; s1 {sc.long_step:g} s" if sc.long_step else "")),
+            "step durations": (
+                f"{sc.step_sleep[0]:g}-{sc.step_sleep[1]:g} s"
+                + (f"; s1 {sc.long_step:g} s" if sc.long_step else "")
+            ),
             "faults": ", ".join(f"{v} {k}" for k, v in kinds.items()) or "none",
             "runs SUCCESS": status_count.get("SUCCESS", 0),
-            "runs lost (missing, ERROR, stuck, wrong output)": lost,
-            "step bodies started after their success was recorded": len(after_success),
+            M_LOST: lost,
+            M_AFTER: len(after_success),
             "step bodies executed": len(side),
-            "repeated executions (in-flight re-executions)": reexec,
-            "bodies in flight at the faults (measured)": in_flight,
-            "nominal bound (faults x concurrency)": nominal,
-            "runs hit by a fault": affected_total,
-            "time to resume (fault -> next body start of a hit run)": _ms(resume),
-            "time to recover (fault -> next recorded step of a hit run)": _ms(recover),
-            "closest body start before its recorded success": (f"{min(margins) * 1000:.1f} ms" if margins else "–"),
+            M_REPEAT: reexec,
+            M_INFLIGHT: in_flight,
+            M_BOUND: nominal,
+            M_RESUME: _ms(resume),
+            M_RECOVER: _ms(recover),
+            "closest body start before its recorded success": (
+                f"{min(margins) * 1000:.1f} ms" if margins else "–"
+            ),
             "worker processes that died by themselves": len(self.unexpected_deaths),
             "worker log: leases lost / runs interrupted by a lost connection / unexpected errors": (
                 f"{counts['lease on run']} / {counts['interrupted by a lost connection']} / "
-                f"{counts['unexpected error']}"),
+                f"{counts['unexpected error']}"
+            ),
             "trigger calls retried (lost connection)": self.trigger_retries,
             "wall time": f"{elapsed:.1f} s",
         }
         if restarts:
             metrics["PostgreSQL restart duration"] = ", ".join(f"{d:.2f} s" for d in restarts)
-        if per_fault_inflight:
-            metrics["in flight per fault"] = " ".join(str(x) for x in per_fault_inflight)
+        if hits_per_fault:
+            metrics["runs in flight per fault"] = " ".join(str(x) for x in hits_per_fault)
         return Result(sc.name, sc.title, metrics, checks, notes)
 
 
-# ---- the lease race (SQL API, two connections) ---------------------------------------------------------------
+# ---- the lease race (SQL API, two connections) -------------------------------------------------------------
+
 
 def race_scenario(cluster: Cluster, rounds: int = 60) -> Result:
     """Two workers (B, C) race for one expired lease with simultaneous dequeues; then the winner and the
@@ -557,20 +714,29 @@ def race_scenario(cluster: Cluster, rounds: int = 60) -> Result:
     log(f"== race: two workers racing for one expired lease ({rounds} rounds)")
     t0 = time.monotonic()
     dsn = cluster.create_db("chaos_race")
-    conns = {w: psycopg.connect(make_conninfo(dsn, application_name=f"chaos-race-{w}"), autocommit=True)
-             for w in ("admin", "A", "B", "C")}
+    conns = {
+        w: psycopg.connect(make_conninfo(dsn, application_name=f"chaos-race-{w}"), autocommit=True)
+        for w in ("admin", "A", "B", "C")
+    }
     try:
         admin = conns["admin"]
         admin.execute("select pgqrs.create_workflow('race')")
-        wid = {w: admin.execute("select pgqrs.register_worker(%s, %s, null, 'race')",
-                                (f"race-{w}", socket.gethostname())).fetchone()[0]  # type: ignore[index]
-               for w in ("A", "B", "C")}
-        dequeue = ("select message_id, lease_token from pgqrs.dequeue(p_queue => 'race', p_worker => %s,"
-                   " p_batch_size => 1, p_visibility => %s * interval '1 second')")
+        wid = {
+            w: admin.execute(
+                "select pgqrs.register_worker(%s, %s, null, 'race')", (f"race-{w}", socket.gethostname())
+            ).fetchone()[0]  # type: ignore[index]
+            for w in ("A", "B", "C")
+        }
+        dequeue = (
+            "select message_id, lease_token from pgqrs.dequeue(p_queue => 'race', p_worker => %s,"
+            " p_batch_size => 1, p_visibility => %s * interval '1 second')"
+        )
         tally: dict[str, int] = defaultdict(int)
         failures: list[str] = []
 
-        def writes(w: str, run_id: int, token: Any, barrier: threading.Barrier, out: dict[str, list[str]]) -> None:
+        def writes(
+            w: str, run_id: int, token: Any, barrier: threading.Barrier, out: dict[str, list[str]]
+        ) -> None:
             res: list[str] = []
             barrier.wait()
             for sql, args in (
@@ -587,20 +753,25 @@ def race_scenario(cluster: Cluster, rounds: int = 60) -> Result:
 
         for r in range(rounds):
             takeover = r % 2 == 1
-            run_id = admin.execute("select run_id from pgqrs.trigger('race', %s::jsonb)",
-                                   (json.dumps({"r": r}),)).fetchone()[0]  # type: ignore[index]
+            run_id = admin.execute(
+                "select run_id from pgqrs.trigger('race', %s::jsonb)", (json.dumps({"r": r}),)
+            ).fetchone()[0]  # type: ignore[index]
             got_a = conns["A"].execute(dequeue, (wid["A"], 60 if takeover else 0.2)).fetchall()
             assert got_a and got_a[0][0] == run_id, f"A did not lease run {run_id}: {got_a}"
             token_a = got_a[0][1]
             if takeover:
                 for w in ("B", "C"):
-                    conns[w].execute("select set_config('pgqrs.now', (now() + interval '2 minutes')::text, false)")
+                    conns[w].execute(
+                        "select set_config('pgqrs.now', (now() + interval '2 minutes')::text, false)"
+                    )
             else:
                 time.sleep(0.35)
             got: dict[str, list[tuple[Any, ...]]] = {}
             barrier = threading.Barrier(2)
 
-            def deq(w: str, barrier: threading.Barrier = barrier) -> None:
+            def deq(
+                w: str, barrier: threading.Barrier = barrier, got: dict[str, list[tuple[Any, ...]]] = got
+            ) -> None:
                 barrier.wait()
                 got[w] = conns[w].execute(dequeue, (wid[w], 30)).fetchall()
 
@@ -610,7 +781,9 @@ def race_scenario(cluster: Cluster, rounds: int = 60) -> Result:
             for t in threads:
                 t.join()
             winners = [w for w in ("B", "C") if got[w]]
-            tally["B wins" if winners == ["B"] else "C wins" if winners == ["C"] else "not exactly one winner"] += 1
+            tally[
+                "B wins" if winners == ["B"] else "C wins" if winners == ["C"] else "not exactly one winner"
+            ] += 1
             if len(winners) != 1:
                 failures.append(f"round {r}: dequeue winners {winners}")
                 continue
@@ -618,8 +791,10 @@ def race_scenario(cluster: Cluster, rounds: int = 60) -> Result:
             token_w = got[win][0][1]
             out: dict[str, list[str]] = {}
             barrier2 = threading.Barrier(2)
-            threads = [threading.Thread(target=writes, args=(win, run_id, token_w, barrier2, out)),
-                       threading.Thread(target=writes, args=("A", run_id, token_a, barrier2, out))]
+            threads = [
+                threading.Thread(target=writes, args=(win, run_id, token_w, barrier2, out)),
+                threading.Thread(target=writes, args=("A", run_id, token_a, barrier2, out)),
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -636,30 +811,43 @@ def race_scenario(cluster: Cluster, rounds: int = 60) -> Result:
                 "select r.status, r.output, (select jsonb_agg(jsonb_build_array(s.step_id, s.value))"
                 " from pgqrs.steps as s where s.run_id = r.run_id), a.worker_id"
                 " from pgqrs.runs as r left join pgqrs.messages_archive as a on a.message_id = r.run_id"
-                " where r.run_id = %s", (run_id,)).fetchone()
+                " where r.run_id = %s",
+                (run_id,),
+            ).fetchone()
             want = ("SUCCESS", {"by": win}, [["s1", win]], wid[win])
-            if tuple(row or ()) != want:  # type: ignore[arg-type]
+            if tuple(row or ()) != want:
                 failures.append(f"round {r}: stored {row}, expected {want}")
     finally:
         for c in conns.values():
             c.close()
     elapsed = time.monotonic() - t0
     checks = [
-        Check("of two simultaneous dequeues of one expired lease exactly one gets it",
-              tally["not exactly one winner"] == 0, "; ".join(failures[:5])),
-        Check("only the new holder's writes land; the old holder gets QR004/QR003 and changes nothing",
-              not failures, "; ".join(failures[:5])),
+        Check(
+            "of two simultaneous dequeues of one expired lease exactly one gets it",
+            tally["not exactly one winner"] == 0,
+            "; ".join(failures[:5]),
+        ),
+        Check(
+            "only the new holder's writes land; the old holder gets QR004/QR003 and changes nothing",
+            not failures,
+            "; ".join(failures[:5]),
+        ),
     ]
-    metrics: dict[str, Any] = {"rounds": rounds, "expired-lease rounds": (rounds + 1) // 2,
-                               "takeover rounds (pgqrs.now moved)": rounds // 2}
+    metrics: dict[str, Any] = {
+        "rounds": rounds,
+        "expired-lease rounds": (rounds + 1) // 2,
+        "takeover rounds (pgqrs.now moved)": rounds // 2,
+    }
     metrics.update({k: v for k, v in sorted(tally.items())})
     metrics["wall time"] = f"{elapsed:.1f} s"
     log(f"race: {dict(tally)}")
-    return Result("race", "two workers racing for one expired lease (SQL API, two connections)", metrics,
-                  checks, [])
+    return Result(
+        "race", "two workers racing for one expired lease (SQL API, two connections)", metrics, checks, []
+    )
 
 
-# ---- reporting -----------------------------------------------------------------------------------------------
+# ---- reporting ---------------------------------------------------------------------------------------------
+
 
 def markdown(results: list[Result]) -> str:
     out = []
@@ -677,8 +865,10 @@ def markdown(results: list[Result]) -> str:
 
 
 def summary_table(results: list[Result]) -> str:
-    head = ("| scenario | runs | faults | runs lost | bodies after success | repeated / in flight / bound "
-            "| time to recover | result |\n|---|---|---|---|---|---|---|---|")
+    head = (
+        "| scenario | runs | faults | runs lost | bodies after success | repeated / in flight / bound "
+        "| time to recover | result |\n|---|---|---|---|---|---|---|---|"
+    )
     rows = [head]
     for r in results:
         m = r.metrics
@@ -686,9 +876,10 @@ def summary_table(results: list[Result]) -> str:
             rows.append(f"| race | {m['rounds']} rounds | – | – | – | – | – | {'pass' if r.ok else 'FAIL'} |")
             continue
         rows.append(
-            f"| {r.scenario} | {m['runs']} | {m['faults']} | {m['runs lost (missing, ERROR, stuck, wrong output)']} "
-            f"| {m['step bodies started after their success was recorded']} "
-            f"| {m['repeated executions (in-flight re-executions)']} / "
-            f"{m['bodies in flight at the faults (measured)']} / {m['nominal bound (faults x concurrency)']} "
-            f"| {m['time to recover (fault -> next recorded step of a hit run)']} | {'pass' if r.ok else 'FAIL'} |")
+            f"| {r.scenario} | {m['runs']} | {m['faults']} | {m[M_LOST]} "
+            f"| {m[M_AFTER]} "
+            f"| {m[M_REPEAT]} / "
+            f"{m[M_INFLIGHT]} / {m[M_BOUND]} "
+            f"| {m[M_RECOVER]} | {'pass' if r.ok else 'FAIL'} |"
+        )
     return "\n".join(rows)

@@ -54,8 +54,9 @@ def make_handler(side_dsn: str, name: str) -> Any:
 
             async def body(k: int = k, step_id: str = step_id) -> dict[str, int]:
                 # The side record commits before the work starts: it says "this body began, here, then".
-                async with await psycopg.AsyncConnection.connect(side_dsn, autocommit=True,
-                                                                 connect_timeout=10) as side:
+                async with await psycopg.AsyncConnection.connect(
+                    side_dsn, autocommit=True, connect_timeout=10
+                ) as side:
                     await side.execute(SIDE_INSERT, (ctx.run_id, step_id, ctx.attempt, pid, name))
                 await asyncio.sleep(float(sleeps[k]))
                 return {"k": k, "v": step_value(n, k)}
@@ -75,15 +76,20 @@ async def main() -> None:
     ap.add_argument("--visibility", type=float, default=3.0)
     ap.add_argument("--poll-interval", type=float, default=1.0)
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format=f"%(asctime)s {args.name}[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format=f"%(asctime)s {args.name}[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
+    )
     store = await pgqrs.connect(args.dsn, max_size=args.concurrency + 2)
-    worker = await (pgqrs.consumer(args.name, None, QUEUE)
-                    .handler(make_handler(args.dsn, args.name))
-                    .concurrency(args.concurrency)
-                    .visibility(args.visibility)
-                    .poll_interval(args.poll_interval)
-                    .create(store))
+    worker = await (
+        pgqrs.consumer(args.name, None, QUEUE)
+        .handler(make_handler(args.dsn, args.name))
+        .concurrency(args.concurrency)
+        .visibility(args.visibility)
+        .poll_interval(args.poll_interval)
+        .create(store)
+    )
     print(f"READY {args.name} pid={os.getpid()} worker_id={worker.id}", flush=True)
     try:
         await worker.poll_forever()

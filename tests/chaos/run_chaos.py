@@ -40,14 +40,36 @@ from chaos_harness import (  # noqa: E402
 
 def scenarios() -> list[Scenario]:
     return [
-        Scenario("sigkill", "worker processes SIGKILLed repeatedly, new ones started", runs=400, rate=8.0,
-                 faults=[(3.0 * i, "sigkill") for i in range(1, 16)]),
-        Scenario("pg_restart", "PostgreSQL restarted with `pg_ctl restart -m immediate` mid-run", runs=240,
-                 rate=8.0, faults=[(6.0, "pg_restart"), (15.0, "pg_restart"), (24.0, "pg_restart")]),
-        Scenario("pg_terminate", "worker connections killed with pg_terminate_backend", runs=240, rate=8.0,
-                 faults=[(4.0 * i, "pg_terminate") for i in range(1, 7)]),
-        Scenario("long_steps", "a step 3.5x longer than the visibility timeout (heartbeats keep the lease)",
-                 runs=36, rate=4.0, visibility=2.0, long_step=7.0, faults=[]),
+        Scenario(
+            "sigkill",
+            "worker processes SIGKILLed repeatedly, new ones started",
+            runs=400,
+            rate=8.0,
+            faults=[(3.0 * i, "sigkill") for i in range(1, 16)],
+        ),
+        Scenario(
+            "pg_restart",
+            "PostgreSQL restarted with `pg_ctl restart -m immediate` mid-run",
+            runs=240,
+            rate=8.0,
+            faults=[(6.0, "pg_restart"), (15.0, "pg_restart"), (24.0, "pg_restart")],
+        ),
+        Scenario(
+            "pg_terminate",
+            "worker connections killed with pg_terminate_backend",
+            runs=240,
+            rate=8.0,
+            faults=[(4.0 * i, "pg_terminate") for i in range(1, 7)],
+        ),
+        Scenario(
+            "long_steps",
+            "a step 3.5x longer than the visibility timeout (heartbeats keep the lease)",
+            runs=36,
+            rate=4.0,
+            visibility=2.0,
+            long_step=7.0,
+            faults=[],
+        ),
     ]
 
 
@@ -60,7 +82,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.node()}, {os.cpu_count()} CPUs ({cpu}), {platform.platform()}, Python {platform.python_version()}"
+    return (
+        f"{platform.node()}, {os.cpu_count()} CPUs ({cpu}), {platform.platform()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main() -> int:
@@ -96,17 +121,19 @@ def main() -> int:
     elif logdir.exists():
         shutil.rmtree(logdir, ignore_errors=True)
 
-    report = "\n".join([
-        f"## Chaos run of {started:%Y-%m-%d %H:%M %Z}",
-        "",
-        f"Command: `make chaos` (`.venv/bin/python tests/chaos/run_chaos.py --seed {args.seed}`), "
-        f"{elapsed:.0f} s in all.",
-        f"Machine: {machine()}.",
-        "",
-        summary_table(results),
-        "",
-        markdown(results),
-    ])
+    report = "\n".join(
+        [
+            f"## Chaos run of {started:%Y-%m-%d %H:%M %Z}",
+            "",
+            f"Command: `make chaos` (`.venv/bin/python tests/chaos/run_chaos.py --seed {args.seed}`), "
+            f"{elapsed:.0f} s in all.",
+            f"Machine: {machine()}.",
+            "",
+            summary_table(results),
+            "",
+            markdown(results),
+        ]
+    )
     print()
     print(report)
     if args.report:
