@@ -322,3 +322,33 @@ def test_schema_not_installed(pg_dsn: str) -> None:
 def test_help(args: list[str]) -> None:
     res = pgqrs(*args)
     assert res.returncode == 0 and "usage: pgqrs" in res.stdout and res.stderr == ""
+
+
+# ---- least privilege: an application login with pgqrs_client uses the CLI --------------------------------
+
+
+def test_cli_as_a_pgqrs_client_login(db: str, pg_dsn: str) -> None:
+    """The read commands use only views and read functions, which pgqrs_client may use; writes are function
+    calls. retry_run is an admin operation: refused as a clear one-line error."""
+    login = f"cli_client_{os.getpid()}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(login)))
+        conn.execute(sql.SQL("create role {} login").format(sql.Identifier(login)))
+        conn.execute(sql.SQL("grant pgqrs_client to {}").format(sql.Identifier(login)))
+    try:
+        sql_exec(db, "select pgqrs.create_workflow('wf')")
+        client = psycopg.conninfo.make_conninfo(db, user=login)
+        run_id = ok_json("trigger", "wf", '{"n": 1}', dsn=client)["run_id"]
+        assert [r["run_id"] for r in ok_json("runs", dsn=client)] == [run_id]
+        assert ok_json("run", str(run_id), dsn=client)["run"]["status"] == "QUEUED"
+        assert ok_json("stats", dsn=client)["queues"][0]["runs"]["QUEUED"] == 1
+        assert ok_json("workers", dsn=client) == []
+        for args in (["runs"], ["run", str(run_id)], ["stats"], ["workers"]):
+            res = pgqrs(*args, dsn=client)
+            assert res.returncode == 0, (args, res.stderr)
+        refused = pgqrs("retry", str(run_id), dsn=client)
+        assert_one_line_error(refused, 1, "permission denied")
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(login)))
+            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(login)))

@@ -53,7 +53,8 @@ EXIT_UNREACHABLE = 3
 RUN_STATUSES = ("QUEUED", "RUNNING", "PAUSED", "SUCCESS", "ERROR", "CANCELLED")
 STEP_STATUSES = ("RUNNING", "SUCCESS", "ERROR", "PAUSED")
 
-# Reads (the ops views are the interface for operators; the CLI is one of them).
+# Reads: only the ops views and the engine's read functions, which pgqrs_client and pgqrs_worker may use
+# (the tables are pgqrs_admin's, see docs/security.md).
 RUNS_QUERY = """
 select * from pgqrs.run_overview
 where (%(status)s::text is null or status = %(status)s)
@@ -66,10 +67,10 @@ RUN_STEPS_QUERY = "select * from pgqrs.run_steps(p_run => %s)"
 WORKERS_QUERY = "select * from pgqrs.worker_status order by worker_id"
 QUEUE_STATS_QUERY = "select * from pgqrs.queue_stats order by queue"
 RUN_COUNTS_QUERY = """
-select w.name as workflow, r.status, count(*) as runs
-from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id)
-group by w.name, r.status
-order by w.name, r.status
+select workflow, status, count(*) as runs
+from pgqrs.run_overview
+group by workflow, status
+order by workflow, status
 """
 HAS_SCHEMA_QUERY = "select to_regclass('pgqrs.schema_version') is not null as installed"
 SCHEMA_VERSION_QUERY = "select pgqrs.schema_version()"
