@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -20,14 +21,20 @@ def test_demo_tells_the_story_and_exits_0(pg_dsn: str) -> None:
            "PGUSER": str(params["user"]), "PGDATABASE": "postgres", "PGQRS_DEMO_DB": name}
     env.pop("PGQRS_DSN", None)
     started = time.monotonic()
+    # its own process group: should the demo hang, the worker processes it started go with it
+    proc = subprocess.Popen([sys.executable, str(REPO / "examples" / "demo.py")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        res = subprocess.run([sys.executable, str(REPO / "examples" / "demo.py")], capture_output=True,
-                             text=True, env=env, cwd=REPO, timeout=180, stdin=subprocess.DEVNULL)
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"the demo hung:\n{out}\n{err}") from None
     finally:
         drop_db(name)
     elapsed = time.monotonic() - started
-    assert res.returncode == 0, res.stdout + res.stderr
-    out = res.stdout
+    assert proc.returncode == 0, out + err
     for beat in ("SIGKILL", "pgqrs.stuck_runs lists run", "TransientError(retry_after=2)",
                  "store.resume_run", "exited 0, approver exited 0", "pgqrs.run_overview"):
         assert beat in out, beat
