@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 
 from . import _sql
+from ._conncheck import connection_lost
 from ._json import dumps
-from .errors import LeaseLost, NotSerializable, TransientError
+from .errors import LeaseLost, NotSerializable, PgqrsError, TransientError
 from .run import Message, Run
 from .store import Store
 from .workflow import Suspended, WorkflowContext, as_workflow, error_json, invoke
@@ -197,15 +198,19 @@ class Consumer:
 
     async def _execute(self, message: Message) -> None:
         assert self.handler is not None
+        own_connection_lost = True  # unless the run's connection is found alive below
         try:
             async with self.store.pool.connection() as conn:
                 run = Run(self.store, message, None, conn)
-                await self._run_handler(run, WorkflowContext(run, message.steps or {}))
+                try:
+                    await self._run_handler(run, WorkflowContext(run, message.steps or {}))
+                except psycopg.OperationalError:
+                    own_connection_lost = connection_lost(conn)  # before the pool may hand it to another
+                    raise
         except (Suspended, LeaseLost) as exc:
             log.debug("run %s left this worker: %r", message.run_id, exc)
         except psycopg.OperationalError as exc:
-            # The database went away mid-run: record nothing; the lease expires and the run is retried.
-            log.warning("run %s interrupted by a lost connection: %s", message.run_id, exc)
+            await self._after_lost_connection(message, own_connection_lost, exc)
         except asyncio.CancelledError:
             if self._stop.is_set():
                 await self._hand_back(message)
@@ -232,6 +237,34 @@ class Consumer:
             await run.fail(error_json(exc))
             return
         await run.complete_json(payload)
+
+    async def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None:
+        """A connection was lost mid-run; nothing was recorded for the step in progress (not its failure).
+
+        The worker's own connection (a restart, a terminated backend): the run goes back to the queue as soon
+        as the database answers, to be retried at once from its last recorded step. A step body's own
+        connection: the lease is left to expire, a backoff before the body runs again.
+        """
+        if not own:
+            log.warning("run %s: a step lost its own connection (%s); retried when the lease expires",
+                        message.run_id, exc)
+            return
+        log.warning("run %s interrupted by a lost connection (%s); handing it back", message.run_id, exc)
+        deadline = time.monotonic() + self.visibility  # past it the lease has expired anyway
+        backoff = 0.05
+        while True:
+            try:
+                await self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token))
+                return
+            except psycopg.OperationalError as again:
+                if time.monotonic() + backoff >= deadline:
+                    log.info("could not hand back run %s (%s); its lease expires", message.run_id, again)
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+            except (psycopg.Error, PgqrsError) as gone:  # finished or taken over meanwhile: nothing to give
+                log.info("run %s not handed back: %s", message.run_id, gone)
+                return
 
     async def _hand_back(self, message: Message) -> None:
         try:

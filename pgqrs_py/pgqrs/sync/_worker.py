@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from .. import _sql
+from .._conncheck import connection_lost
 from ..errors import LeaseLost
 from ..run import Message
 from ..workflow import Suspended
@@ -51,7 +52,7 @@ class WorkerLoop:
         def _on_notify(self, payload: str) -> None: ...
         def _run_handler(self, run: Run, ctx: WorkflowContext) -> None: ...
         def _finished(self, task: threading.Thread) -> None: ...
-        def _hand_back_after_loss(self, message: Message) -> None: ...
+        def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None: ...
 
     def poll_forever(self, *, shutdown_timeout: float | None = None) -> None:
         """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT (main thread only)."""
@@ -161,17 +162,19 @@ class WorkerLoop:
                     log.warning("lease on run %s lost; its next write will be refused", message.run_id)
 
     def _execute(self, message: Message) -> None:
+        own_connection_lost = True  # unless the run's connection is found alive below
         try:
             with self.store.pool.connection() as conn:
                 run = Run(self.store, message, None, conn)
-                self._run_handler(run, WorkflowContext(run, message.steps or {}))
+                try:
+                    self._run_handler(run, WorkflowContext(run, message.steps or {}))
+                except psycopg.OperationalError:
+                    own_connection_lost = connection_lost(conn)
+                    raise
         except (Suspended, LeaseLost) as exc:
             log.debug("run %s left this worker: %r", message.run_id, exc)
         except psycopg.OperationalError as exc:
-            # The database went away mid-run: record nothing; the run goes back to the queue (or its lease
-            # expires) and is retried from its last recorded step.
-            log.warning("run %s interrupted by a lost connection: %s", message.run_id, exc)
-            self._hand_back_after_loss(message)
+            self._after_lost_connection(message, own_connection_lost, exc)
         except Exception:
             log.exception("run %s: unexpected error in the worker", message.run_id)
         finally:

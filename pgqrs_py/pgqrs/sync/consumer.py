@@ -14,7 +14,7 @@ import psycopg
 from .. import _sql
 from .._json import dumps
 from ..consumer import HANDLER_STEP, log
-from ..errors import LeaseLost, NotSerializable, TransientError
+from ..errors import LeaseLost, NotSerializable, PgqrsError, TransientError
 from ..run import Message
 from ..workflow import Suspended, error_json
 from ._compat import CancelledError
@@ -106,6 +106,34 @@ class Consumer(WorkerLoop):
             run.fail(error_json(exc))
             return
         run.complete_json(payload)
+
+    def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None:
+        """A connection was lost mid-run; nothing was recorded for the step in progress (not its failure).
+
+        The worker's own connection (a restart, a terminated backend): the run goes back to the queue as soon
+        as the database answers, to be retried at once from its last recorded step. A step body's own
+        connection: the lease is left to expire, a backoff before the body runs again.
+        """
+        if not own:
+            log.warning("run %s: a step lost its own connection (%s); retried when the lease expires",
+                        message.run_id, exc)
+            return
+        log.warning("run %s interrupted by a lost connection (%s); handing it back", message.run_id, exc)
+        deadline = time.monotonic() + self.visibility  # past it the lease has expired anyway
+        backoff = 0.05
+        while True:
+            try:
+                self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token))
+                return
+            except psycopg.OperationalError as again:
+                if time.monotonic() + backoff >= deadline:
+                    log.info("could not hand back run %s (%s); its lease expires", message.run_id, again)
+                    return
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+            except (psycopg.Error, PgqrsError) as gone:  # finished or taken over meanwhile: nothing to give
+                log.info("run %s not handed back: %s", message.run_id, gone)
+                return
 
 
 class ConsumerBuilder:
