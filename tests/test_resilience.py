@@ -2,10 +2,10 @@
 
 Real processes, real faults: a worker process (tests/resilience_worker.py) keeps working through
 `pg_ctl restart -m immediate` of its own throwaway cluster (each restart test starts one under
-/tmp/pgqrs-res-<pid>-<n> and stops it at the end) and through `pg_terminate_backend` of all its connections;
-every run ends SUCCESS with the right output, no step is recorded as failed, `result()` waiting across the fault
-returns, the worker process is still alive and exits 0 on SIGTERM. A drain of many runs leaves the worker's
-connection count where it was (PGQRS_LEAK_RUNS, default 1000; `make test-leak` runs 10000).
+/tmp/pgqrs-res-<pid>-<n> and stops it at the end) and through `pg_terminate_backend` of all its
+connections; every run ends SUCCESS with the right output, no step is recorded as failed, `result()` waiting
+across the fault returns, the worker process is still alive and exits 0 on SIGTERM. A drain of many runs
+leaves the worker's connection count where it was (PGQRS_LEAK_RUNS, default 1000; `make test-leak`: 10000).
 
 The restart tests print the time from the restart to the next completed run (run pytest with -s to see it).
 """
@@ -100,7 +100,7 @@ def own_cluster() -> Iterator[OwnCluster]:
         cluster.stop()
 
 
-# ---- worker processes and checks -----------------------------------------------------------------------------
+# ---- worker processes and checks --------------------------------------------------------------------------
 
 
 class WorkerProc:
@@ -108,8 +108,9 @@ class WorkerProc:
                  nap: float = 0.1, log: Path) -> None:
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), make_conninfo(dsn, application_name=app), queue, "--flavour", flavour,
-             "--concurrency", str(concurrency), "--nap", str(nap), "--name", f"{app}-{flavour}"],
+            [sys.executable, str(WORKER), make_conninfo(dsn, application_name=app), queue,
+             "--flavour", flavour, "--concurrency", str(concurrency), "--nap", str(nap),
+             "--name", f"{app}-{flavour}"],
             stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
         )
         assert self.proc.stdout is not None
@@ -150,8 +151,8 @@ def query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
 
 
 def trigger_many(dsn: str, queue: str, ns: range) -> list[int]:
-    rows = query(dsn, "select r.run_id from generate_series(%s::int, %s::int) as g(n),"
-                      " lateral pgqrs.trigger(p_workflow => %s, p_input => jsonb_build_object('n', g.n)) as r",
+    rows = query(dsn, "select r.run_id from generate_series(%s::int, %s::int) as g(n), lateral"
+                      " pgqrs.trigger(p_workflow => %s, p_input => jsonb_build_object('n', g.n)) as r",
                  (ns.start, ns.stop - 1, queue))
     return [r[0] for r in rows]
 
@@ -165,7 +166,8 @@ def wait_finished(dsn: str, run_ids: list[int], timeout: float, worker: WorkerPr
             return
         if time.monotonic() > deadline:
             tail = worker.log_tail() if worker else ""
-            raise AssertionError(f"{len(run_ids) - done} of {len(run_ids)} runs unfinished after {timeout} s\n{tail}")
+            raise AssertionError(f"{len(run_ids) - done} of {len(run_ids)} runs unfinished after {timeout} s"
+                                 f"\n{tail}")
         time.sleep(0.2)
 
 
@@ -175,8 +177,8 @@ def assert_all_succeeded(dsn: str, run_ids: list[int]) -> None:
     assert len(rows) == len(run_ids)
     bad = [(r[0], r[1], r[4]) for r in rows if r[1] != "SUCCESS" or r[3] != expected(r[2]["n"])]
     assert not bad, f"runs not SUCCESS with the right output: {bad[:5]}"
-    failed_steps = query(dsn, "select run_id, step_id, status, error from pgqrs.steps"
-                              " where run_id = any(%s) and (status <> 'SUCCESS' or error is not null)", (run_ids,))
+    failed_steps = query(dsn, "select run_id, step_id, status, error from pgqrs.steps where run_id = any(%s)"
+                              " and (status <> 'SUCCESS' or error is not null)", (run_ids,))
     assert not failed_steps, f"a lost connection was recorded as a step failure: {failed_steps[:5]}"
 
 
@@ -220,7 +222,7 @@ def record(result: dict[str, Any]) -> None:
         f.write(json.dumps(result) + "\n")
 
 
-# ---- the scenarios ----------------------------------------------------------------------------------------------
+# ---- the scenarios ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -279,7 +281,7 @@ def test_worker_survives_terminated_backends(db: str, flavour: str, tmp_path: Pa
         killed = []
         for _ in range(3):
             time.sleep(0.5)
-            killed.append(terminate_backends(db, app))  # the worker's listener, pool and in-flight connections
+            killed.append(terminate_backends(db, app))  # the worker's listener, pool, in-flight connections
         assert sum(killed) >= 3, killed
         wait_finished(db, run_ids, timeout=150, worker=worker)
         assert_all_succeeded(db, run_ids)
