@@ -363,6 +363,18 @@ class ScenarioRunner:
         self._spawn(slot)
         return fault
 
+    async def _sigstop(self) -> Fault:
+        """Freezes a worker (a long GC pause, a VM stall) for twice the visibility timeout, then thaws it: its
+        leases expire meanwhile and other workers take its runs over."""
+        slot = self.rng.choice(self._alive())
+        assert slot.proc is not None
+        pid = slot.proc.pid
+        at = utcnow()
+        os.kill(pid, signal.SIGSTOP)
+        await asyncio.sleep(2 * self.sc.visibility)
+        os.kill(pid, signal.SIGCONT)
+        return Fault("sigstop", at, utcnow(), [pid], [slot.name], f"frozen {2 * self.sc.visibility:g} s")
+
     async def _pg_restart(self) -> Fault:
         pids = [s.proc.pid for s in self._alive()]  # type: ignore[union-attr]
         at = utcnow()
@@ -399,6 +411,7 @@ class ScenarioRunner:
                 "sigkill": self._sigkill,
                 "pg_restart": self._pg_restart,
                 "pg_terminate": self._pg_terminate,
+                "sigstop": self._sigstop,
             }[kind]()
             self.faults.append(fault)
             log(
@@ -620,7 +633,9 @@ class ScenarioRunner:
                 if ends:
                     recover.append((min(ends) - f.at).total_seconds())
         in_flight = sum(hits_per_fault)
-        nominal = sum(sc.concurrency * (len(f.pids) if f.kind != "sigkill" else 1) for f in self.faults)
+        nominal = sum(
+            sc.concurrency * (len(f.pids) if f.kind not in ("sigkill", "sigstop") else 1) for f in self.faults
+        )
         checks.append(
             Check(
                 "repeated executions <= runs in flight at the faults <= faults x concurrency",

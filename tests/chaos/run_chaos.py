@@ -62,6 +62,13 @@ def scenarios() -> list[Scenario]:
             faults=[(4.0 * i, "pg_terminate") for i in range(1, 7)],
         ),
         Scenario(
+            "sigstop",
+            "worker processes frozen (SIGSTOP) for twice the visibility timeout, then thawed",
+            runs=240,
+            rate=8.0,
+            faults=[(4.0 + 8.0 * i, "sigstop") for i in range(3)],
+        ),
+        Scenario(
             "long_steps",
             "a step 3.5x longer than the visibility timeout (heartbeats keep the lease)",
             runs=36,
