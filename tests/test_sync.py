@@ -1,10 +1,10 @@
-"""The synchronous flavour `pgqrs.sync`: generated from the async modules (scripts/gen_sync.py), the same public
-surface, and the seed flows run through both flavours with the same results.
+"""The synchronous flavour `pgqrs.sync`: generated from the async modules (scripts/gen_sync.py), the same
+public surface, and the seed flows run through both flavours with the same results.
 
 - the generated modules are what the generator makes of today's async sources (else: run the generator);
-- both flavours export the same names; flavour-neutral objects are the *same* objects; every public method and
-  function has the same parameters (names, kinds, defaults, annotations up to the async -> sync renames), async
-  in one flavour and plain in the other;
+- both flavours export the same names; flavour-neutral objects are the *same* objects; every public method
+  and function has the same parameters (names, kinds, defaults, annotations up to the async -> sync
+  renames), async in one flavour and plain in the other;
 - the seeds' flows, written once per flavour the way a user would: trigger + worker with `ctx.step` / `@step`
   + `result()`, the manual consumer loop (dequeue, acquire_step, guard, complete, archive, status), pause +
   `update_step` + `resume_run`, a transient retry. Both flavours must produce identical summaries.
@@ -48,7 +48,7 @@ def load_generator() -> Any:
 gen_sync = load_generator()
 
 
-# ---- generation ---------------------------------------------------------------------------------------------
+# ---- generation --------------------------------------------------------------------------------------------
 
 
 def test_generated_sync_modules_are_up_to_date(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_generated_modules_say_so_and_hold_no_async() -> None:
         assert not re.search(r"\b(async|await|asyncio)\b", text.split('"""', 2)[-1]), name
 
 
-# ---- the two public surfaces --------------------------------------------------------------------------------
+# ---- the two public surfaces -------------------------------------------------------------------------------
 
 
 def test_same_public_names() -> None:
@@ -79,8 +79,8 @@ def test_same_public_names() -> None:
         assert hasattr(pgqrs_sync, name), name
 
 
-SHARED = ["Message", "RunInfo", "RunStatus", "StepStatus", "StepRecord", "TriggerHandle", "WorkflowDef", "Step",
-          "StepPause", "PgqrsError", "TransientError", "LeaseLost", "WorkflowFailed", "install"]
+SHARED = ["Message", "RunInfo", "RunStatus", "StepStatus", "StepRecord", "TriggerHandle", "WorkflowDef",
+          "Step", "StepPause", "PgqrsError", "TransientError", "LeaseLost", "WorkflowFailed", "install"]
 
 
 @pytest.mark.parametrize("name", SHARED)
@@ -116,10 +116,10 @@ SYNC_DUNDERS = {"__aenter__": "__enter__", "__aexit__": "__exit__", "__enter__":
 
 def public_members(cls: type) -> dict[str, Any]:
     members = {}
-    for name, value in inspect.getmembers(cls):
+    for name, _value in inspect.getmembers(cls):
         if name.startswith("_") and name not in SYNC_DUNDERS:
             continue
-        if name in SYNC_DUNDERS and name not in vars(cls) and not any(name in vars(b) for b in cls.__mro__[:-1]):
+        if name in SYNC_DUNDERS and not any(name in vars(b) for b in cls.__mro__[:-1]):
             continue
         members[SYNC_DUNDERS.get(name, name)] = inspect.getattr_static(cls, name)
     return members
@@ -169,7 +169,7 @@ def test_async_methods_are_plain_in_the_sync_flavour() -> None:
     assert coroutines >= 20  # connect, create, trigger, execute, dequeue, acquire_step, complete, result, ...
 
 
-# ---- the seed flows, once per flavour -------------------------------------------------------------------------
+# ---- the seed flows, once per flavour ----------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -239,7 +239,8 @@ def seed_async(dsn: str, tag: str) -> dict[str, Any]:
             await store.create_workflow("approval")
             await store.create_workflow("manual")
             workers = [
-                await pgqrs.consumer(f"{tag}-zip", 8080, "zip_files").handler(zip_files_handler).create(store),
+                await pgqrs.consumer(f"{tag}-zip", 8080, "zip_files").handler(zip_files_handler)
+                .create(store),
                 await pgqrs.consumer(f"{tag}-dp", 8080, "data_pipeline").handler(data_pipeline_handler)
                 .create(store),
                 await pgqrs.consumer(f"{tag}-ap", 8080, "approval").handler(approval_workflow).create(store),
@@ -349,7 +350,8 @@ def seed_sync(dsn: str, tag: str) -> dict[str, Any]:
         store.create_workflow("manual")
         workers = [
             pgqrs_sync.consumer(f"{tag}-zip", 8080, "zip_files").handler(zip_files_handler).create(store),
-            pgqrs_sync.consumer(f"{tag}-dp", 8080, "data_pipeline").handler(data_pipeline_handler).create(store),
+            pgqrs_sync.consumer(f"{tag}-dp", 8080, "data_pipeline").handler(data_pipeline_handler)
+            .create(store),
             pgqrs_sync.consumer(f"{tag}-ap", 8080, "approval").handler(approval_workflow).create(store),
         ]
         loops = [threading.Thread(target=w.poll_forever, daemon=True) for w in workers]
