@@ -10,7 +10,7 @@ PY := .venv/bin/python
 PGENV = eval "$$($(PG) env)";
 PSQL := psql -X -v ON_ERROR_STOP=1 -q
 
-.PHONY: test deps db db-stop lint pgtap pytest demo bench bench-peers chaos
+.PHONY: test deps db db-stop lint pgtap pytest demo bench bench-peers chaos sync test-leak
 
 test: deps db lint pgtap pytest
 
@@ -66,3 +66,12 @@ bench-peers: deps
 
 chaos: deps db
 	$(PGENV) $(PY) tests/chaos/run_chaos.py
+
+# pgqrs.sync is generated from the async modules: rewrite pgqrs_py/pgqrs/sync/ after changing them
+# (tests/test_sync.py fails while the generated files are stale).
+sync: deps
+	$(PY) scripts/gen_sync.py
+
+# No connection leak over 10k runs per flavour (make test drains 1k).
+test-leak: deps db
+	$(PGENV) PGQRS_LEAK_RUNS=10000 .venv/bin/pytest -q -s tests/test_resilience.py -k leak
