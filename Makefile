@@ -64,8 +64,10 @@ bench-peers: deps
 	$(PG) start
 	$(PGENV) $(PY) bench/peers/run.py $(ARGS)
 
-chaos: deps db
-	$(PGENV) $(PY) tests/chaos/run_chaos.py
+# chaos runs on a cluster of its own (/tmp/pgqrs-chaos-<pid>, restarted with -m immediate, removed at the end);
+# e.g. make chaos CHAOS_ARGS="--only sigkill,race --keep"
+chaos: deps
+	$(PY) tests/chaos/run_chaos.py $(CHAOS_ARGS)
 
 # pgqrs.sync is generated from the async modules: rewrite pgqrs_py/pgqrs/sync/ after changing them
 # (tests/test_sync.py fails while the generated files are stale).

@@ -1,16 +1,19 @@
 """`make chaos`: the full chaos suite (about 5 minutes, at most 10) on a PostgreSQL cluster of its own.
 
     .venv/bin/python tests/chaos/run_chaos.py [--only sigkill,race] [--report out.md] [--keep] [--seed N]
+                                              [--strict]
 
 Scenarios, each measured on its own database of one throwaway cluster (/tmp/pgqrs-chaos-<pid>, stopped and
 removed at the end):
   sigkill       worker processes SIGKILLed every 3 s, a new process (same name) started 0.3 s later
   pg_restart    PostgreSQL restarted with `pg_ctl restart -m immediate` three times mid-run
-  pg_terminate  every worker connection killed with pg_terminate_backend, five times
+  pg_terminate  every worker connection killed with pg_terminate_backend, six times
+  sigstop       a worker frozen (SIGSTOP) for twice the visibility timeout, then thawed, seven times
   long_steps    a step 3.5x longer than the visibility timeout: heartbeats must keep the lease
   race          two workers racing for one expired lease (SQL API, two connections)
 
-Prints a markdown report (the tables of docs/reliability.md) and exits 1 when any check fails.
+Prints a markdown report (the tables of docs/reliability.md) and exits 1 when any check fails. A check that
+fails on a known, reported issue is shown as KNOWN ISSUE and does not fail the run unless --strict.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chaos_harness import (  # noqa: E402
+    NO_BODY_AFTER_SUCCESS,
     Cluster,
     Result,
     Scenario,
@@ -36,6 +40,8 @@ from chaos_harness import (  # noqa: E402
     race_scenario,
     summary_table,
 )
+
+FROZEN = "frozen worker, see docs/reliability.md and tests/chaos/test_freeze_zombie.py"
 
 
 def scenarios() -> list[Scenario]:
@@ -66,7 +72,8 @@ def scenarios() -> list[Scenario]:
             "worker processes frozen (SIGSTOP) for twice the visibility timeout, then thawed",
             runs=240,
             rate=8.0,
-            faults=[(4.0 + 8.0 * i, "sigstop") for i in range(3)],
+            faults=[(3.0 + 4.0 * i, "sigstop") for i in range(7)],
+            known_issues={NO_BODY_AFTER_SUCCESS: FROZEN},
         ),
         Scenario(
             "long_steps",
@@ -101,6 +108,7 @@ def main() -> int:
     ap.add_argument("--report", help="also write the markdown report to this file")
     ap.add_argument("--keep", action="store_true", help="keep the cluster directory and worker logs")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--strict", action="store_true", help="a known issue hit fails the run too")
     args = ap.parse_args()
     only = set(args.only.split(",")) if args.only else None
 
@@ -114,7 +122,7 @@ def main() -> int:
         for sc in scenarios():
             if only is None or sc.name in only:
                 results.append(asyncio.run(ScenarioRunner(cluster, sc, logdir, seed=args.seed).run()))
-                log(f"{sc.name}: {'pass' if results[-1].ok else 'FAIL'}")
+                log(f"{sc.name}: {results[-1].verdict}")
         if only is None or "race" in only:
             results.append(race_scenario(cluster))
     finally:
@@ -122,6 +130,10 @@ def main() -> int:
         if not args.keep:
             cluster.remove()
     elapsed = time.monotonic() - t0
+    if args.strict:
+        for r in results:
+            for c in r.checks:
+                c.known_issue = ""
     ok = all(r.ok for r in results)
     if not ok or args.keep:
         print(f"worker logs kept in {logdir}")

@@ -88,7 +88,7 @@ def test_a_thawed_worker_does_not_run_a_step_recorded_while_it_was_frozen(db: st
             )
 
             def step_done(step: str) -> bool:
-                sql = "select exists (select from pgqrs.steps where run_id = %s and step_id = %s and status = %s)"
+                sql = "select exists (select from pgqrs.steps where (run_id, step_id, status) = (%s, %s, %s))"
                 return bool(_one(conn, sql, (run_id, step, "SUCCESS")))
 
             def run_done() -> bool:
