@@ -326,3 +326,36 @@ def test_no_connection_leak_over_many_runs(db: str, flavour: str, tmp_path: Path
     finally:
         code = worker.stop()
     assert code == 0, f"worker exit code {code}\n{worker.log_tail()}"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_pool_replaces_connections_the_server_closed(db: str, flavour: str) -> None:
+    """Idle pooled connections killed under the store: the next calls get fresh ones, no error surfaces."""
+    app = f"pgqrs-pool-{os.getpid()}-{flavour}"
+    dsn = make_conninfo(db, application_name=app)
+
+    def kill_all() -> None:
+        deadline = time.monotonic() + 30
+        while count_backends(db, app) < 3:  # min_size=3: the pool fills in the background
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert terminate_backends(db, app) == 3
+        while count_backends(db, app):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    if flavour == "sync":
+        with pgqrs_sync.connect(dsn, min_size=3) as store:
+            store.create_workflow("pool")
+            kill_all()
+            handles = [store.trigger("pool", {"i": i}) for i in range(5)]
+            assert [pgqrs_sync.run().status(h).store(store).get().status for h in handles] == ["QUEUED"] * 5
+    else:
+        async def main() -> list[str]:
+            async with await pgqrs.connect(dsn, min_size=3) as store:
+                await store.create_workflow("pool")
+                await asyncio.to_thread(kill_all)
+                handles = [await store.trigger("pool", {"i": i}) for i in range(5)]
+                return [(await pgqrs.run().status(h).store(store).get()).status for h in handles]
+
+        assert asyncio.run(main()) == ["QUEUED"] * 5
