@@ -275,6 +275,8 @@ def test_bad_json(db: str) -> None:
 
 def test_bad_arguments(db: str) -> None:
     assert_one_line_error(pgqrs("run", "abc", dsn=db), 2, "integer")
+    assert_one_line_error(pgqrs("run", str(2**64), dsn=db), 2, "64-bit")
+    assert_one_line_error(pgqrs("resume", "0", dsn=db), 2, "positive")
     assert_one_line_error(pgqrs("runs", "--status", "DONE", dsn=db), 2, "QUEUED")
     assert_one_line_error(pgqrs("update-step", "1", "s", "FINISHED", dsn=db), 2, "SUCCESS")
     assert_one_line_error(pgqrs("trigger", "wf", "{}", "--delay", "-5", dsn=db), 2, "0 or more")

@@ -62,8 +62,8 @@ where (%(status)s::text is null or status = %(status)s)
 order by run_id desc
 limit %(limit)s
 """
-RUN_STATUS_QUERY = "select * from pgqrs.run_status(p_run => %s)"
-RUN_STEPS_QUERY = "select * from pgqrs.run_steps(p_run => %s)"
+RUN_STATUS_QUERY = "select * from pgqrs.run_status(p_run => %s::bigint)"
+RUN_STEPS_QUERY = "select * from pgqrs.run_steps(p_run => %s::bigint)"
 WORKERS_QUERY = "select * from pgqrs.worker_status order by worker_id"
 QUEUE_STATS_QUERY = "select * from pgqrs.queue_stats order by queue"
 RUN_COUNTS_QUERY = """
@@ -113,9 +113,12 @@ def _positive_int(text: str) -> int:
 
 def _run_id(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"a run id is an integer, got {text!r}") from None
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"a run id is a positive 64-bit integer, got {text}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -559,8 +562,10 @@ def _engine_message(exc: PgqrsError) -> str:
 
 def _database_message(exc: psycopg.Error) -> str:
     text = one_line(exc.diag.message_primary or str(exc)) or type(exc).__name__
-    if exc.sqlstate in ("3F000", "42883", "42P01") and "pgqrs" in text:
+    if exc.sqlstate in ("3F000", "42P01") and "pgqrs" in text:
         return f"the pgqrs schema is not installed in this database (run `pgqrs install`): {text}"
+    if exc.sqlstate == "42883" and "pgqrs" in text:
+        return f"the pgqrs schema here lacks a function this package calls (run `pgqrs upgrade`): {text}"
     return f"database error{' ' + exc.sqlstate if exc.sqlstate else ''}: {text}"
 
 
