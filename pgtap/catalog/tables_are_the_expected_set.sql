@@ -1,0 +1,28 @@
+-- The tables and views of schema pgqrs are exactly the expected set (a new one needs a test and this list).
+begin;
+select plan(3);
+
+select tables_are(
+    'pgqrs',
+    array['schema_version', 'workflows', 'queues', 'workers', 'runs', 'messages', 'messages_archive', 'steps'],
+    'tables of pgqrs'
+);
+select views_are(
+    'pgqrs',
+    array[
+        'run_overview', 'retrying_runs', 'paused_runs', 'stuck_runs', 'dead_letters', 'queue_stats',
+        'worker_status', 'workflow_steps'
+    ],
+    'views of pgqrs'
+);
+select is(
+    array(
+        select c.conname::text from pg_constraint as c
+        where c.connamespace = 'pgqrs'::regnamespace and c.contype = 'c' order by 1
+    ),
+    array['messages_archive_outcome_check', 'runs_status_check', 'steps_status_check', 'workers_status_check'],
+    'statuses are text with named CHECKs'
+);
+
+select * from finish();
+rollback;

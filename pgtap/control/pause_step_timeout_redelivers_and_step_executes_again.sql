@@ -1,0 +1,33 @@
+-- After the pause timeout the run is delivered again; the paused step's body runs again (and may pause again).
+begin;
+select plan(5);
+set local "pgqrs.now" = '2030-01-01 00:00:00+00';
+
+create temp table t_wf as select * from pgqrs.create_workflow('wf');
+create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_run as select * from pgqrs.trigger('wf', '{}');
+create temp table t_l1 as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
+create temp table t_a1 as
+select a.* from t_l1 as l, lateral pgqrs.acquire_step(l.run_id, 'approval', l.lease_token) as a;
+create temp table t_p1 as
+select p.* from t_l1 as l, lateral pgqrs.pause_step(l.run_id, 'approval', l.lease_token, '1 hour') as p;
+
+set local "pgqrs.now" = '2030-01-01 01:00:00+00';
+create temp table t_l2 as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
+
+select is((select run_id from t_l2), (select run_id from t_run), 'delivered again at the timeout');
+select is((select status from pgqrs.runs where run_id = (select run_id from t_run)), 'RUNNING', 'the run is RUNNING');
+select is((select steps -> 'approval' ->> 'status' from t_l2), 'PAUSED', 'the journal shows the step PAUSED');
+select results_eq(
+    $$select a.status, a.attempt from t_l2 as l, lateral pgqrs.acquire_step(l.run_id, 'approval', l.lease_token) as a$$,
+    $$values ('EXECUTE'::text, 2)$$,
+    'acquire_step of the paused step says EXECUTE'
+);
+select results_eq(
+    $$select p.* from t_l2 as l, lateral pgqrs.pause_step(l.run_id, 'approval', l.lease_token, '1 hour') as p$$,
+    $$values ('PAUSED'::text, null::jsonb)$$,
+    'it can pause again'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,27 @@
+-- complete_run archives the message; the seeds' archive(msg.id) afterwards is a no-op returning false.
+begin;
+select plan(4);
+set local "pgqrs.now" = '2030-01-01 00:00:00+00';
+
+create temp table t_wf as select * from pgqrs.create_workflow('wf');
+create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_run as select * from pgqrs.trigger('wf', '{}');
+create temp table t_lease as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
+create temp table t_done as select pgqrs.complete_run(run_id, lease_token, '"ok"') as status from t_lease;
+
+select is(pgqrs.archive((select message_id from t_lease)), false, 'archive after complete_run returns false');
+select is(
+    pgqrs.archive((select message_id from t_lease), (select worker_id from t_worker)), false,
+    'again, with the worker id: still false'
+);
+select is(
+    (select count(*) from pgqrs.messages_archive where message_id = (select message_id from t_lease)), 1::bigint,
+    'one archive row'
+);
+select is(
+    (select status from pgqrs.run_status((select message_id from t_lease))), 'SUCCESS',
+    'the run stays readable by the message id'
+);
+
+select * from finish();
+rollback;
