@@ -97,6 +97,7 @@ create table if not exists pgqrs.steps (
     error jsonb,
     attempt integer not null default 0,
     retry_at timestamptz,
+    max_attempts integer,
     paused_until timestamptz,
     started_at timestamptz,
     completed_at timestamptz,
@@ -105,4 +106,7 @@ create table if not exists pgqrs.steps (
 );
 comment on table pgqrs.steps is
 'The step journal: one row per (run, step id). A SUCCESS row is final; attempt counts executions started.';
+comment on column pgqrs.steps.max_attempts is
+'The attempt limit of the step''s own retry policy (fail_step p_retry_policy) at its last failure; NULL when the
+workflow''s policy applies. acquire_step refuses another attempt once attempt reaches the limit.';
 comment on column pgqrs.steps.step_order is 'Increases with the first time a step is recorded (journal order).';

@@ -426,7 +426,7 @@ begin
     with extended as (
         update pgqrs.messages as m
         set visible_at = v_now + m.lease_duration
-        where m.lease_token = any(p_lease_tokens) and m.visible_at > v_now
+        where m.lease_token = any(p_lease_tokens) and m.worker_id = p_worker and m.visible_at > v_now
         returning m.lease_token, m.visible_at
     )
     select t.token, e.lease_token is not null, e.visible_at
@@ -435,7 +435,8 @@ begin
 end
 $$;
 comment on function pgqrs.heartbeat(bigint, uuid[]) is
-'Records that the worker is alive and extends each lease it still holds by its original duration. Returns a row
+'Records that the worker is alive and extends each lease it still holds (issued to it, not expired) by its
+original duration. Returns a row
 per token: held = false for a lease that expired or was taken over (stop working on that run). Raises QR008.';
 
 -- Moves a message to the archive. Called with the message row already locked by the caller.

@@ -106,8 +106,11 @@ begin
             return query select 'WAIT'::text, null::jsonb, v_step.attempt, v_step.retry_at;
             return;
         end if;
-        select (w.retry_policy ->> 'max_attempts')::integer into v_max_attempts
-        from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) where r.run_id = p_run;
+        v_max_attempts := v_step.max_attempts;
+        if v_max_attempts is null then  -- no step policy was given: the workflow's current policy applies
+            select (w.retry_policy ->> 'max_attempts')::integer into v_max_attempts
+            from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) where r.run_id = p_run;
+        end if;
         if v_step.attempt >= v_max_attempts then
             raise exception using
                 errcode = 'QR007',
@@ -205,11 +208,14 @@ begin
     where r.run_id = p_run
     for update of r;
 
-    insert into pgqrs.steps as s (run_id, step_id, status, error, attempt, started_at, updated_at)
-    values (p_run, p_step_id, 'ERROR', v_error, 1, v_now, v_now)
+    insert into pgqrs.steps as s (run_id, step_id, status, error, attempt, max_attempts, started_at, updated_at)
+    values (
+        p_run, p_step_id, 'ERROR', v_error, 1,
+        case when p_retry_policy is not null then (v_policy ->> 'max_attempts')::integer end, v_now, v_now
+    )
     on conflict (run_id, step_id) do update
         set status = 'ERROR', error = excluded.error, attempt = pgqrs._next_attempt(s), paused_until = null,
-            updated_at = excluded.updated_at
+            max_attempts = excluded.max_attempts, updated_at = excluded.updated_at
         where s.status <> 'SUCCESS'
     returning * into v_step;
     if v_step.run_id is null then
