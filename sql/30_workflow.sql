@@ -133,8 +133,10 @@ it succeeded before; WAIT with retry_at when its retry is not due at p_current_t
 affects retry timing only, never the lease); otherwise EXECUTE: the step is RUNNING and the attempt counted.
 Raises QR004 (lease not held), QR002/QR003 (unknown or finished run), QR007 (attempts exhausted), 22023.';
 
+-- p_duration is how long the body ran, measured by the worker: ctx.step does not call acquire_step for a new
+-- step (one round trip less), so the start time is derived here from the engine clock and that duration.
 create or replace function pgqrs.complete_step(
-    p_run bigint, p_step_id text, p_lease_token uuid, p_value jsonb default 'null'
+    p_run bigint, p_step_id text, p_lease_token uuid, p_value jsonb default 'null', p_duration interval default null
 )
 returns boolean
 language plpgsql
@@ -148,12 +150,14 @@ declare
     v_now timestamptz := pgqrs.now();
 begin
     perform pgqrs._check_step_id(p_step_id);
+    perform pgqrs._check_interval('duration', p_duration, interval '0', interval '365 days');
     perform pgqrs._lease(p_run, p_lease_token);
     insert into pgqrs.steps as s (run_id, step_id, status, value, attempt, started_at, completed_at, updated_at)
-    values (p_run, p_step_id, 'SUCCESS', v_value, 1, v_now, v_now, v_now)
+    values (p_run, p_step_id, 'SUCCESS', v_value, 1, v_now - coalesce(p_duration, interval '0'), v_now, v_now)
     on conflict (run_id, step_id) do update
         set status = 'SUCCESS', value = excluded.value, error = null, retry_at = null, paused_until = null,
             attempt = pgqrs._next_attempt(s), completed_at = excluded.completed_at,
+            started_at = case when s.status = 'RUNNING' then s.started_at else excluded.started_at end,
             updated_at = excluded.updated_at
         where s.status <> 'SUCCESS'
     returning * into v_step;
@@ -170,8 +174,8 @@ begin
         hint = 'A recorded success is final; read it with pgqrs.acquire_step.';
 end
 $$;
-comment on function pgqrs.complete_step(bigint, text, uuid, jsonb) is
-'Records a step SUCCESS with its JSON value. Returns true when recorded, false when the same value was already
+comment on function pgqrs.complete_step(bigint, text, uuid, jsonb, interval) is
+'Records a step SUCCESS with its JSON value (p_duration: how long the body ran, when acquire_step was not called). Returns true when recorded, false when the same value was already
 recorded. A success is never overwritten: another value raises QR005. Raises QR004 (lease), QR002/QR003, 22023.';
 
 create or replace function pgqrs.fail_step(
@@ -181,7 +185,8 @@ create or replace function pgqrs.fail_step(
     p_error jsonb,
     p_transient boolean default true,
     p_retry_after interval default null,
-    p_retry_policy jsonb default null
+    p_retry_policy jsonb default null,
+    p_duration interval default null
 )
 returns table (run_status text, attempt integer, retry_at timestamptz)
 language plpgsql
@@ -200,6 +205,7 @@ declare
 begin
     perform pgqrs._check_step_id(p_step_id);
     perform pgqrs._check_interval('retry_after', p_retry_after, interval '0', interval '30 days');
+    perform pgqrs._check_interval('duration', p_duration, interval '0', interval '365 days');
     v_message := pgqrs._lease(p_run, p_lease_token);
     -- _retry_policy(NULL) returns the defaults, not NULL: the workflow's policy applies unless the call gives one.
     select case when p_retry_policy is null then w.retry_policy else pgqrs._retry_policy(p_retry_policy) end
@@ -211,11 +217,14 @@ begin
     insert into pgqrs.steps as s (run_id, step_id, status, error, attempt, max_attempts, started_at, updated_at)
     values (
         p_run, p_step_id, 'ERROR', v_error, 1,
-        case when p_retry_policy is not null then (v_policy ->> 'max_attempts')::integer end, v_now, v_now
+        case when p_retry_policy is not null then (v_policy ->> 'max_attempts')::integer end,
+        v_now - coalesce(p_duration, interval '0'), v_now
     )
     on conflict (run_id, step_id) do update
         set status = 'ERROR', error = excluded.error, attempt = pgqrs._next_attempt(s), paused_until = null,
-            max_attempts = excluded.max_attempts, updated_at = excluded.updated_at
+            max_attempts = excluded.max_attempts,
+            started_at = case when s.status = 'RUNNING' then s.started_at else excluded.started_at end,
+            updated_at = excluded.updated_at
         where s.status <> 'SUCCESS'
     returning * into v_step;
     if v_step.run_id is null then
@@ -244,7 +253,7 @@ begin
     return query select 'ERROR'::text, v_step.attempt, null::timestamptz;
 end
 $$;
-comment on function pgqrs.fail_step(bigint, text, uuid, jsonb, boolean, interval, jsonb) is
+comment on function pgqrs.fail_step(bigint, text, uuid, jsonb, boolean, interval, jsonb, interval) is
 'Records a failed step attempt. Transient with attempts left (policy: p_retry_policy, else the workflow''s): step
 ERROR, run QUEUED, message visible at retry_at = now + p_retry_after (0-30 days) or the backoff, lease released.
 Otherwise: run ERROR and its message archived as DEAD_LETTER, in the same transaction. Returns (run_status,

@@ -1,4 +1,9 @@
-"""Every statement the package sends. Each calls one engine function with named arguments."""
+"""Every statement the package sends. Each calls one engine function with named arguments.
+
+Integer parameters carry an explicit cast: psycopg sends a Python int as int2/int4/int8/numeric by its
+size, and an int8 or numeric argument matches no pgqrs function (42883); with the cast, a value out of
+range is PostgreSQL's 22003.
+"""
 
 NOW = "select pgqrs.now()"
 CREATE_WORKFLOW = (
@@ -10,50 +15,52 @@ TRIGGER = (
     " p_idempotency_key => %s, p_delay => %s * interval '1 second', p_run_at => %s)"
 )
 REGISTER_WORKER = (
-    "select pgqrs.register_worker(p_name => %s, p_hostname => %s, p_port => %s, p_queue => %s),"
+    "select pgqrs.register_worker(p_name => %s, p_hostname => %s, p_port => %s::integer, p_queue => %s),"
     " pgqrs.queue_channel(p_queue => %s)"
 )
-STOP_WORKER = "select pgqrs.stop_worker(p_worker => %s)"
+STOP_WORKER = "select pgqrs.stop_worker(p_worker => %s::bigint)"
 DEQUEUE = (
     "select message_id, run_id, input, attempt, lease_token, steps from pgqrs.dequeue(p_queue => %s,"
-    " p_worker => %s, p_batch_size => %s, p_visibility => %s * interval '1 second')"
+    " p_worker => %s::bigint, p_batch_size => %s::integer, p_visibility => %s * interval '1 second')"
 )
 HEARTBEAT = (
     "select lease_token, held, visible_until"
-    " from pgqrs.heartbeat(p_worker => %s, p_lease_tokens => %s::uuid[])"
+    " from pgqrs.heartbeat(p_worker => %s::bigint, p_lease_tokens => %s::uuid[])"
 )
-ARCHIVE = "select pgqrs.archive(p_message_id => %s, p_worker => %s)"
+ARCHIVE = "select pgqrs.archive(p_message_id => %s::bigint, p_worker => %s::bigint)"
 ACQUIRE_STEP = (
-    "select status, value, attempt, retry_at from pgqrs.acquire_step(p_run => %s, p_step_id => %s,"
+    "select status, value, attempt, retry_at from pgqrs.acquire_step(p_run => %s::bigint, p_step_id => %s,"
     " p_lease_token => %s, p_current_time => %s)"
 )
 COMPLETE_STEP = (
-    "select pgqrs.complete_step(p_run => %s, p_step_id => %s, p_lease_token => %s, p_value => %s::jsonb)"
+    "select pgqrs.complete_step(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s,"
+    " p_value => %s::jsonb, p_duration => %s * interval '1 second')"
 )
 FAIL_STEP = (
-    "select run_status, attempt, retry_at from pgqrs.fail_step(p_run => %s, p_step_id => %s,"
+    "select run_status, attempt, retry_at from pgqrs.fail_step(p_run => %s::bigint, p_step_id => %s,"
     " p_lease_token => %s, p_error => %s::jsonb, p_transient => %s,"
-    " p_retry_after => %s * interval '1 second', p_retry_policy => %s::jsonb)"
+    " p_retry_after => %s * interval '1 second', p_retry_policy => %s::jsonb,"
+    " p_duration => %s * interval '1 second')"
 )
 PAUSE_STEP = (
-    "select status, value from pgqrs.pause_step(p_run => %s, p_step_id => %s, p_lease_token => %s,"
+    "select status, value from pgqrs.pause_step(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s,"
     " p_timeout => %s * interval '1 second')"
 )
 UPDATE_STEP = (
     "select run_id, step_id, status, value, error, attempt"
-    " from pgqrs.update_step(p_run => %s, p_step_id => %s, p_status => %s, p_value => %s::jsonb)"
+    " from pgqrs.update_step(p_run => %s::bigint, p_step_id => %s, p_status => %s, p_value => %s::jsonb)"
 )
-RESUME_RUN = "select pgqrs.resume_run(p_run => %s)"
-RETRY_RUN = "select pgqrs.retry_run(p_run => %s)"
-RELEASE_RUN = "select pgqrs.release_run(p_run => %s, p_lease_token => %s)"
-COMPLETE_RUN = "select pgqrs.complete_run(p_run => %s, p_lease_token => %s, p_output => %s::jsonb)"
-FAIL_RUN = "select pgqrs.fail_run(p_run => %s, p_lease_token => %s, p_error => %s::jsonb)"
+RESUME_RUN = "select pgqrs.resume_run(p_run => %s::bigint)"
+RETRY_RUN = "select pgqrs.retry_run(p_run => %s::bigint)"
+RELEASE_RUN = "select pgqrs.release_run(p_run => %s::bigint, p_lease_token => %s)"
+COMPLETE_RUN = "select pgqrs.complete_run(p_run => %s::bigint, p_lease_token => %s, p_output => %s::jsonb)"
+FAIL_RUN = "select pgqrs.fail_run(p_run => %s::bigint, p_lease_token => %s, p_error => %s::jsonb)"
 RUN_STATUS = (
     "select run_id, workflow, status, input, output, error, attempt, created_at, started_at, finished_at,"
-    " updated_at, current_step, visible_at from pgqrs.run_status(p_run => %s)"
+    " updated_at, current_step, visible_at from pgqrs.run_status(p_run => %s::bigint)"
 )
 RUN_STEPS = (
     "select step_id, status, value, error, attempt, retry_at, started_at, completed_at"
-    " from pgqrs.run_steps(p_run => %s)"
+    " from pgqrs.run_steps(p_run => %s::bigint)"
 )
 RUNS_CHANNEL = "pgqrs_runs"

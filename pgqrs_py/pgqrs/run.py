@@ -125,17 +125,20 @@ class Run:
     async def complete_step(self, step_id: str, value: Any) -> bool:
         return await self.complete_step_json(step_id, dumps(value, f"the result of step {step_id!r}"))
 
-    async def complete_step_json(self, step_id: str, payload: str) -> bool:
-        rows = await self._call(_sql.COMPLETE_STEP, (self.run_id, step_id, self.lease_token, payload))
+    async def complete_step_json(self, step_id: str, payload: str, duration: float | None = None) -> bool:
+        """Record a success whose value is already JSON text; `duration`: seconds the body ran (see SQL)."""
+        rows = await self._call(_sql.COMPLETE_STEP, (self.run_id, step_id, self.lease_token, payload, duration))
         return bool(rows[0][0])
 
     async def fail_step(self, step_id: str, error: Any, *, transient: bool = True,
-                        retry_after: float | None = None, retry_policy: dict[str, Any] | None = None) -> str:
+                        retry_after: float | None = None, retry_policy: dict[str, Any] | None = None,
+                        duration: float | None = None) -> str:
         """Record a failed attempt; returns the run's status after it (QUEUED to retry, ERROR when final)."""
         payload = dumps(error, f"the error of step {step_id!r}")
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
         rows = await self._call(
-            _sql.FAIL_STEP, (self.run_id, step_id, self.lease_token, payload, transient, retry_after, policy)
+            _sql.FAIL_STEP,
+            (self.run_id, step_id, self.lease_token, payload, transient, retry_after, policy, duration),
         )
         return str(rows[0][0])
 

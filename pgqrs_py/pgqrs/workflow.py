@@ -7,6 +7,7 @@ import contextvars
 import functools
 import inspect
 import json
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -120,6 +121,7 @@ class WorkflowContext:
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("status") == "SUCCESS":
             return recorded.get("value")
+        started = time.monotonic()
         try:
             result = await call_body(fn)
         except StepPause as pause:
@@ -129,15 +131,17 @@ class WorkflowContext:
             raise Suspended("PAUSED") from None
         except TransientError as exc:
             status = await self.run.fail_step(step_id, error_json(exc), transient=True,
-                                              retry_after=exc.retry_after, retry_policy=retry_policy)
+                                              retry_after=exc.retry_after, retry_policy=retry_policy,
+                                              duration=time.monotonic() - started)
             raise Suspended(status) from None
         except psycopg.OperationalError:
             raise  # our connection is gone: not the step's failure; the run is retried under a new lease
         except Exception as exc:
-            status = await self.run.fail_step(step_id, error_json(exc), transient=False)
+            status = await self.run.fail_step(step_id, error_json(exc), transient=False,
+                                              duration=time.monotonic() - started)
             raise Suspended(status) from None
         text = dumps(result, f"the result of step {step_id!r}")
-        await self.run.complete_step_json(step_id, text)
+        await self.run.complete_step_json(step_id, text, time.monotonic() - started)
         return json.loads(text)
 
 

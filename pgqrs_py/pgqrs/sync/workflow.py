@@ -7,6 +7,7 @@ import contextvars
 import functools
 import inspect
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,6 +76,7 @@ class WorkflowContext:
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("status") == "SUCCESS":
             return recorded.get("value")
+        started = time.monotonic()
         try:
             result = call_body(fn)
         except StepPause as pause:
@@ -84,15 +86,17 @@ class WorkflowContext:
             raise Suspended("PAUSED") from None
         except TransientError as exc:
             status = self.run.fail_step(step_id, error_json(exc), transient=True,
-                                        retry_after=exc.retry_after, retry_policy=retry_policy)
+                                        retry_after=exc.retry_after, retry_policy=retry_policy,
+                                        duration=time.monotonic() - started)
             raise Suspended(status) from None
         except psycopg.OperationalError:
             raise  # our connection is gone: not the step's failure; the run is retried under a new lease
         except Exception as exc:
-            status = self.run.fail_step(step_id, error_json(exc), transient=False)
+            status = self.run.fail_step(step_id, error_json(exc), transient=False,
+                                        duration=time.monotonic() - started)
             raise Suspended(status) from None
         text = dumps(result, f"the result of step {step_id!r}")
-        self.run.complete_step_json(step_id, text)
+        self.run.complete_step_json(step_id, text, time.monotonic() - started)
         return json.loads(text)
 
 
