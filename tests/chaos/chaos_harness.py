@@ -297,6 +297,7 @@ class ScenarioRunner:
         self.triggered = 0
         self.trigger_retries = 0
         self.stop_supervisor = False
+        self._pending: list[asyncio.Task[None]] = []
 
     # -- worker processes --
 
@@ -349,6 +350,18 @@ class ScenarioRunner:
                     self._spawn(slot)
             await asyncio.sleep(0.25)
 
+    async def _wait_ready(self, timeout: float = 120.0) -> None:
+        """Until every first worker process has registered (its log says READY): the faults must find them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logs = [(self.logdir / f"{s.name}.log").read_text(errors="replace") for s in self.slots]
+            if all("READY" in text for text in logs):
+                return
+            if any(s.proc is not None and s.proc.poll() is not None for s in self.slots):
+                raise RuntimeError(f"a worker died at start; see {self.logdir}")
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"workers not ready after {timeout} s; see {self.logdir}")
+
     async def _stop_workers(self) -> None:
         for slot in self.slots:
             slot.expected_dead = True
@@ -388,9 +401,15 @@ class ScenarioRunner:
         pid = slot.proc.pid
         at = utcnow()
         os.kill(pid, signal.SIGSTOP)
-        await asyncio.sleep(2 * self.sc.visibility)
-        os.kill(pid, signal.SIGCONT)
-        return Fault("sigstop", at, utcnow(), [pid], [slot.name], f"frozen {2 * self.sc.visibility:g} s")
+        fault = Fault("sigstop", at, at, [pid], [slot.name], f"frozen {2 * self.sc.visibility:g} s")
+
+        async def thaw() -> None:  # in the background: the fault schedule goes on meanwhile
+            await asyncio.sleep(2 * self.sc.visibility)
+            os.kill(pid, signal.SIGCONT)
+            fault.until = utcnow()
+
+        self._pending.append(asyncio.create_task(thaw()))
+        return fault
 
     async def _pg_restart(self) -> Fault:
         pids = [s.proc.pid for s in self._alive()]  # type: ignore[union-attr]
@@ -435,6 +454,7 @@ class ScenarioRunner:
                 f"{self.sc.name}: {kind} at +{time.monotonic() - start:.1f} s "
                 f"({', '.join(fault.names)}{'; ' + fault.detail if fault.detail else ''})"
             )
+        await asyncio.gather(*self._pending)
 
     # -- load --
 
@@ -502,6 +522,7 @@ class ScenarioRunner:
             )
         for slot in self.slots:
             self._spawn(slot)
+        await self._wait_ready()
         supervisor = asyncio.create_task(self._supervise())
         t_start = time.monotonic()
         wall_start = utcnow()
