@@ -436,8 +436,8 @@ end
 $$;
 comment on function pgqrs.heartbeat(bigint, uuid[]) is
 'Records that the worker is alive and extends each lease it still holds (issued to it, not expired) by its
-original duration. Returns a row
-per token: held = false for a lease that expired or was taken over (stop working on that run). Raises QR008.';
+original duration. Returns a row per token: held = false for a lease that expired or was taken over (stop
+working on that run). Raises QR008.';
 
 -- Moves a message to the archive. Called with the message row already locked by the caller.
 create or replace function pgqrs._archive_message(p_message_id bigint, p_outcome text)

@@ -175,8 +175,9 @@ begin
 end
 $$;
 comment on function pgqrs.complete_step(bigint, text, uuid, jsonb, interval) is
-'Records a step SUCCESS with its JSON value (p_duration: how long the body ran, when acquire_step was not called). Returns true when recorded, false when the same value was already
-recorded. A success is never overwritten: another value raises QR005. Raises QR004 (lease), QR002/QR003, 22023.';
+'Records a step SUCCESS with its JSON value (p_duration: how long the body ran, when acquire_step was not
+called). Returns true when recorded, false when the same value was already recorded. A success is never
+overwritten: another value raises QR005. Raises QR004 (lease), QR002/QR003, 22023.';
 
 create or replace function pgqrs.fail_step(
     p_run bigint,

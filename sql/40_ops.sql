@@ -1,10 +1,11 @@
 -- pgqrs: views for operators. Read-only; each answers one question from psql.
 
 create or replace view pgqrs.run_overview as
-select r.run_id, w.name as workflow, r.status, r.attempt,
-       cur.step_id as current_step, cur.status as current_step_status,
-       r.created_at, r.started_at, r.finished_at, r.updated_at,
-       m.visible_at, wk.name as worker, r.error
+select
+    r.run_id, w.name as workflow, r.status, r.attempt,
+    cur.step_id as current_step, cur.status as current_step_status,
+    r.created_at, r.started_at, r.finished_at, r.updated_at,
+    m.visible_at, wk.name as worker, r.error
 from pgqrs.runs as r
 join pgqrs.workflows as w using (workflow_id)
 left join pgqrs.messages as m on m.message_id = r.run_id
@@ -16,8 +17,9 @@ left join lateral (
 comment on view pgqrs.run_overview is 'Every run with its current (last recorded) step and, while live, its lease.';
 
 create or replace view pgqrs.retrying_runs as
-select r.run_id, w.name as workflow, s.step_id, s.attempt, s.retry_at, s.error as last_error,
-       m.visible_at
+select
+    r.run_id, w.name as workflow, s.step_id, s.attempt, s.retry_at, s.error as last_error,
+    m.visible_at
 from pgqrs.runs as r
 join pgqrs.workflows as w using (workflow_id)
 join pgqrs.steps as s on s.run_id = r.run_id and s.status = 'ERROR'
@@ -34,8 +36,9 @@ where r.status = 'PAUSED';
 comment on view pgqrs.paused_runs is 'Paused runs, the step they wait in and until when (NULL: until resumed).';
 
 create or replace view pgqrs.stuck_runs as
-select r.run_id, w.name as workflow, wk.name as worker, m.leased_at, m.visible_at as lease_expired_at,
-       pgqrs.now() - m.visible_at as expired_for, r.attempt
+select
+    r.run_id, w.name as workflow, wk.name as worker, m.leased_at, m.visible_at as lease_expired_at,
+    pgqrs.now() - m.visible_at as expired_for, r.attempt
 from pgqrs.runs as r
 join pgqrs.workflows as w using (workflow_id)
 join pgqrs.messages as m on m.message_id = r.run_id
@@ -45,8 +48,9 @@ comment on view pgqrs.stuck_runs is
 'Runs whose worker lost its lease (crashed or hung): the next dequeue of their queue takes them over.';
 
 create or replace view pgqrs.dead_letters as
-select a.message_id, a.message_id as run_id, q.name as queue, r.error, r.attempt, a.read_count,
-       a.enqueued_at, a.archived_at
+select
+    a.message_id, a.message_id as run_id, q.name as queue, r.error, r.attempt, a.read_count,
+    a.enqueued_at, a.archived_at
 from pgqrs.messages_archive as a
 join pgqrs.queues as q using (queue_id)
 join pgqrs.runs as r on r.run_id = a.message_id
@@ -54,13 +58,14 @@ where a.outcome = 'DEAD_LETTER';
 comment on view pgqrs.dead_letters is 'Messages of runs that failed for good (permanent error or retries used up).';
 
 create or replace view pgqrs.queue_stats as
-select q.name as queue,
-       -- a message whose lease expired is deliverable again: ready, like a never-leased one
-       count(m.message_id) filter (where m.visible_at <= pgqrs.now()) as ready,
-       count(m.message_id) filter (where m.lease_token is not null and m.visible_at > pgqrs.now()) as leased,
-       count(m.message_id) filter (where m.visible_at > pgqrs.now() and m.lease_token is null) as delayed,
-       count(m.message_id) as depth,
-       pgqrs.now() - min(m.enqueued_at) as oldest_age
+select
+    q.name as queue,
+    -- a message whose lease expired is deliverable again: ready, like a never-leased one
+    count(m.message_id) filter (where m.visible_at <= pgqrs.now()) as ready,
+    count(m.message_id) filter (where m.lease_token is not null and m.visible_at > pgqrs.now()) as leased,
+    count(m.message_id) filter (where m.visible_at > pgqrs.now() and m.lease_token is null) as delayed,
+    count(m.message_id) as depth,
+    pgqrs.now() - min(m.enqueued_at) as oldest_age
 from pgqrs.queues as q
 left join pgqrs.messages as m using (queue_id)
 group by q.name;
@@ -68,10 +73,13 @@ comment on view pgqrs.queue_stats is
 'Per queue: ready now, leased, delayed (retries, delayed starts, pauses), total depth and oldest message age.';
 
 create or replace view pgqrs.worker_status as
-select wk.worker_id, wk.name, wk.hostname, wk.port, q.name as queue, wk.status, wk.started_at, wk.heartbeat_at,
-       pgqrs.now() - wk.heartbeat_at as heartbeat_age,
-       (select count(*) from pgqrs.messages as m
-        where m.worker_id = wk.worker_id and m.lease_token is not null and m.visible_at > pgqrs.now()) as leases
+select
+    wk.worker_id, wk.name, wk.hostname, wk.port, q.name as queue, wk.status, wk.started_at, wk.heartbeat_at,
+    pgqrs.now() - wk.heartbeat_at as heartbeat_age,
+    (
+        select count(*) from pgqrs.messages as m
+        where m.worker_id = wk.worker_id and m.lease_token is not null and m.visible_at > pgqrs.now()
+    ) as leases
 from pgqrs.workers as wk
 join pgqrs.queues as q using (queue_id);
 comment on view pgqrs.worker_status is 'Workers with heartbeat age and the number of leases they hold.';
@@ -81,5 +89,3 @@ create or replace view pgqrs.workflow_steps as
 select s.run_id, s.step_id, s.status, s.value, s.error, s.attempt, s.retry_at, s.started_at, s.completed_at
 from pgqrs.steps as s;
 comment on view pgqrs.workflow_steps is 'The step journal (the guide''s pgqrs_workflow_steps).';
-
-insert into pgqrs.schema_version (version) values (1) on conflict do nothing;

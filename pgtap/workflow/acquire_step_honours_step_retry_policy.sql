@@ -10,14 +10,18 @@ create temp table t_run as select * from pgqrs.trigger('wf', '{}');
 create temp table t_lease1 as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
 create temp table t_fail1 as
 select f.* from t_lease1 as l,
-    lateral pgqrs.fail_step(l.run_id, 'call', l.lease_token, '{"n": 1}', true, interval '1 second',
-                            '{"max_attempts": 4}') as f;
+    lateral pgqrs.fail_step(
+        l.run_id, 'call', l.lease_token, '{"n": 1}', true, interval '1 second',
+        '{"max_attempts": 4}'
+    ) as f;
 set local "pgqrs.now" = '2030-01-01 00:00:05+00';
 create temp table t_lease2 as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
 create temp table t_fail2 as
 select f.* from t_lease2 as l,
-    lateral pgqrs.fail_step(l.run_id, 'call', l.lease_token, '{"n": 2}', true, interval '1 second',
-                            '{"max_attempts": 4}') as f;
+    lateral pgqrs.fail_step(
+        l.run_id, 'call', l.lease_token, '{"n": 2}', true, interval '1 second',
+        '{"max_attempts": 4}'
+    ) as f;
 
 select is((select run_status from t_fail2), 'QUEUED', 'the second failure still schedules a retry (step policy: 4)');
 set local "pgqrs.now" = '2030-01-01 00:00:10+00';
