@@ -18,6 +18,10 @@ create table if not exists pgqrs.schema_version (
 );
 comment on table pgqrs.schema_version is 'Schema versions applied to this database, one row each.';
 
+-- The schema version these files make. Bump it together with each new sql/migrations/<n>--<n+1>.sql
+-- (docs/upgrades.md); tests/test_upgrade.py checks that both install paths agree.
+insert into pgqrs.schema_version (version) values (2) on conflict do nothing;
+
 -- Who may move the clock. Any session can set a custom setting such as pgqrs.now, so without this check a
 -- worker could move its own clock back to keep a lease alive, or forward to make a retry due early. The
 -- override is honoured only when the session user (which a non-superuser cannot change; SET ROLE does not)

@@ -97,11 +97,12 @@ create table if not exists pgqrs.steps (
     error jsonb,
     attempt integer not null default 0,
     retry_at timestamptz,
-    max_attempts integer,
     paused_until timestamptz,
     started_at timestamptz,
     completed_at timestamptz,
     updated_at timestamptz not null default pgqrs.now(),
+    -- added in schema version 2 (sql/migrations/1--2.sql): new columns go last, where ALTER TABLE puts them
+    max_attempts integer,
     primary key (run_id, step_id)
 );
 comment on table pgqrs.steps is

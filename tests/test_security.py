@@ -381,6 +381,7 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_transient": lambda c: True,
     "p_retry_after": lambda c: None,
     "p_timeout": lambda c: None,
+    "p_duration": lambda c: None,
     "p_status": lambda c: "RUNNING",
 }
 

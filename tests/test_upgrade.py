@@ -11,6 +11,7 @@ so far, so the migration machinery itself is proven with synthetic migrations in
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import shutil
@@ -270,13 +271,54 @@ def populate(conn: Conn) -> dict[str, Any]:
 
 
 def statuses(conn: Conn) -> dict[int, Any]:
-    """run_status and run_steps of every run, through the public API."""
+    """run_status and run_steps of every run, through the public API, as dicts (column -> value)."""
     out: dict[int, Any] = {}
+
+    def rows(query: str, run_id: int) -> list[dict[str, Any]]:
+        cur = conn.execute(query, (run_id,))
+        names = [c.name for c in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
     for (run_id,) in conn.execute("select run_id from pgqrs.runs order by run_id").fetchall():
-        status = conn.execute("select * from pgqrs.run_status(%s)", (run_id,)).fetchall()
-        steps = conn.execute("select * from pgqrs.run_steps(%s)", (run_id,)).fetchall()
-        out[run_id] = (status, steps)
+        out[run_id] = (
+            rows("select * from pgqrs.run_status(%s)", run_id),
+            rows("select * from pgqrs.run_steps(%s)", run_id),
+        )
     return out
+
+
+def without_new_columns(after: Any, before: Any) -> Any:
+    """`after` with the keys `before` did not have dropped, recursively: columns the migrations added are
+    checked separately; every column that existed must hold exactly what it held."""
+    if isinstance(after, dict) and isinstance(before, dict):
+        return {k: without_new_columns(v, before[k]) for k, v in after.items() if k in before}
+    if isinstance(after, list | tuple) and isinstance(before, list | tuple) and len(after) == len(before):
+        return type(after)(without_new_columns(a, b) for a, b in zip(after, before, strict=True))
+    return after
+
+
+def new_column_values(after: dict[str, Any], before: dict[str, Any]) -> dict[str, set[str]]:
+    """table.column -> the set of JSON values the migrations gave the columns they added."""
+    found: dict[str, set[str]] = {}
+    for table, rows in after.items():
+        old_keys = set(before[table][0]) if before.get(table) else None
+        for row in rows:
+            for key in set(row) - (old_keys if old_keys is not None else set(row)):
+                found.setdefault(f"{table}.{key}", set()).add(json.dumps(row[key]))
+    return found
+
+
+def synthetic(tmp_path: Path, extra: dict[int, str]) -> Path:
+    """A migrations directory: the shipped migrations plus `extra` (step n: `<T+n-1>--<T+n>.sql`, where T is
+    this package's version), so synthetic versions build on the real ones."""
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for m in migrations():
+        shutil.copy(m.path, directory / m.path.name)
+    base = target_version()
+    for n, text in extra.items():
+        (directory / f"{base + n - 1}--{base + n}.sql").write_text(text)
+    return directory
 
 
 # --- version bookkeeping ----------------------------------------------------------------------------------
@@ -284,7 +326,7 @@ def statuses(conn: Conn) -> dict[int, Any]:
 
 def test_fresh_install_records_the_package_version(make_db: Any) -> None:
     dsn = make_db("fresh")
-    assert pgqrs.install(dsn) == target_version() == BASE_VERSION
+    assert pgqrs.install(dsn) == target_version() >= BASE_VERSION
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert one(conn, "select pgqrs.schema_version()")[0] == target_version()
 
@@ -431,8 +473,11 @@ def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any
         versions = rows_after.pop("schema_version")
         rows_before.pop("schema_version")
         assert [v["version"] for v in versions] == list(range(1, target_version() + 1))
-        assert rows_after == rows_before, "the upgrade changed stored rows"
-        assert statuses(conn) == api_before, "run_status / run_steps answer differently after the upgrade"
+        assert without_new_columns(rows_after, rows_before) == rows_before, "the upgrade changed stored rows"
+        # columns added by migrations: every existing row has a value a fresh install would give it
+        assert new_column_values(rows_after, rows_before) == {"steps.max_attempts": {"null"}}
+        api_after = statuses(conn)
+        assert without_new_columns(api_after, api_before) == api_before, "run_status / run_steps changed"
 
         # the live runs carry on under the upgraded engine
         run, token = ids["running"], ids["running_token"]
@@ -448,11 +493,12 @@ def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any
 
 
 def test_synthetic_migration_is_applied_once_and_recorded(make_db: Any, tmp_path: Path) -> None:
-    mig = write(
-        tmp_path / "migrations",
+    top = target_version() + 1
+    mig = synthetic(
+        tmp_path,
         {
-            "1--2.sql": "alter table pgqrs.runs add column if not exists note text;\n"
-            "update pgqrs.runs set note = 'migrated from 1';\n",
+            1: "alter table pgqrs.runs add column if not exists note text;\n"
+            "update pgqrs.runs set note = 'migrated';\n"
         },
     )
     dsn = make_db("synthetic")
@@ -461,20 +507,22 @@ def test_synthetic_migration_is_applied_once_and_recorded(make_db: Any, tmp_path
         populate(conn)
         before = snapshot(conn)
 
-    assert pgqrs.install(dsn, migrations_dir=mig) == 2
+    assert pgqrs.install(dsn, migrations_dir=mig) == top
     with psycopg.connect(dsn, autocommit=True) as conn:
         after = snapshot(conn)
-        assert [v["version"] for v in after.pop("schema_version")] == [1, 2]
+        assert [v["version"] for v in after.pop("schema_version")] == list(range(1, top + 1))
         before.pop("schema_version")
-        assert {r.pop("note") for r in after["runs"]} == {"migrated from 1"}
-        assert after == before
-        conn.execute("update pgqrs.runs set note = 'touched after'")  # a re-run of 1--2 would overwrite it
+        assert {r["note"] for r in after["runs"]} == {"migrated"}
+        assert without_new_columns(after, before) == before
+        conn.execute(
+            "update pgqrs.runs set note = 'touched after'"
+        )  # a re-run of the migration would undo it
         versions = conn.execute(
             "select version, installed_at from pgqrs.schema_version order by 1"
         ).fetchall()
     schema = schema_dump(dsn)
 
-    assert pgqrs.install(dsn, migrations_dir=mig) == 2  # second install: nothing to migrate
+    assert pgqrs.install(dsn, migrations_dir=mig) == top  # second install: nothing to migrate
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert (
             conn.execute("select version, installed_at from pgqrs.schema_version order by 1").fetchall()
@@ -489,27 +537,24 @@ def test_synthetic_migration_is_applied_once_and_recorded(make_db: Any, tmp_path
 
 
 def test_migration_chain_applies_in_order(make_db: Any, tmp_path: Path) -> None:
-    mig = write(
-        tmp_path / "migrations",
+    mig = synthetic(
+        tmp_path,
         {
-            "1--2.sql": "create table pgqrs.mig_log (step text);\n"
-            "insert into pgqrs.mig_log values ('1--2');\n",
-            "2--3.sql": "insert into pgqrs.mig_log select step || ' then 2--3' from pgqrs.mig_log;\n",
+            1: "create table pgqrs.mig_log (step text);\ninsert into pgqrs.mig_log values ('first');\n",
+            2: "insert into pgqrs.mig_log select step || ' then second' from pgqrs.mig_log;\n",
         },
     )
+    top = target_version() + 2
     dsn = make_db("chain")
     apply_fixture(dsn, 1)
-    assert pgqrs.install(dsn, migrations_dir=mig) == 3
+    assert pgqrs.install(dsn, migrations_dir=mig) == top
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert [r[0] for r in conn.execute("select step from pgqrs.mig_log order by 1")] == [
-            "1--2",
-            "1--2 then 2--3",
+            "first",
+            "first then second",
         ]
-        assert [r[0] for r in conn.execute("select version from pgqrs.schema_version order by 1")] == [
-            1,
-            2,
-            3,
-        ]
+        versions = [r[0] for r in conn.execute("select version from pgqrs.schema_version order by 1")]
+        assert versions == list(range(1, top + 1))
         # objects a migration creates are handed to pgqrs_admin like the rest
         assert (
             one(conn, "select relowner::regrole::text from pg_class where oid = 'pgqrs.mig_log'::regclass")[0]
@@ -518,12 +563,8 @@ def test_migration_chain_applies_in_order(make_db: Any, tmp_path: Path) -> None:
 
 
 def test_failed_migration_changes_nothing(make_db: Any, tmp_path: Path) -> None:
-    mig = write(
-        tmp_path / "migrations",
-        {
-            "1--2.sql": "alter table pgqrs.runs add column doomed text;\nselect 1 / 0;\n",
-        },
-    )
+    mig = synthetic(tmp_path, {1: "alter table pgqrs.runs add column doomed text;\nselect 1 / 0;\n"})
+    failing = f"{target_version()}--{target_version() + 1}.sql"
     dsn = make_db("failed")
     apply_fixture(dsn, 1)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -531,7 +572,7 @@ def test_failed_migration_changes_nothing(make_db: Any, tmp_path: Path) -> None:
         before = snapshot(conn)
     with pytest.raises(psycopg.errors.DivisionByZero) as info:
         pgqrs.install(dsn, migrations_dir=mig)
-    assert "while applying 1--2.sql" in getattr(info.value, "__notes__", [])
+    assert f"while applying {failing}" in getattr(info.value, "__notes__", [])
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert snapshot(conn) == before
         assert one(conn, "select pgqrs.schema_version()")[0] == 1
