@@ -23,7 +23,7 @@ def dumps(value: Any, what: str) -> str:
     """Serialise `value`; `what` names it in the error ("the result of step 'fetch'")."""
     try:
         return json.dumps(value, default=_default, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested deeper than ~1000 levels
         raise NotSerializable(f"{what} is not JSON-serialisable: {exc}") from None
 
 
