@@ -163,8 +163,10 @@ def _postmaster_pid() -> int | None:
 
 
 def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, utime + stime ticks) for every process we can read."""
+    """pid -> (ppid, utime + stime ticks) for every process we can read; for the two roots of LoadMeter the
+    ticks include their reaped children's (cutime + cstime: exited workers, backends of closed sessions)."""
     table: dict[int, tuple[int, int]] = {}
+    roots = {os.getpid(), _postmaster_pid()}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -174,7 +176,10 @@ def _proc_table() -> dict[int, tuple[int, int]]:
         except OSError:
             continue
         fields = text[text.rindex(")") + 2:].split()
-        table[int(name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        ticks = int(fields[11]) + int(fields[12])
+        if int(name) in roots:
+            ticks += int(fields[13]) + int(fields[14])
+        table[int(name)] = (int(fields[1]), ticks)
     return table
 
 
@@ -191,36 +196,40 @@ class LoadMeter:
     % of all cores; a high foreign share marks a noisy measurement."""
 
     def __init__(self) -> None:
-        self.roots = {os.getpid()}
-        pm = _postmaster_pid()
-        if pm:
-            self.roots.add(pm)
+        self.client_root = os.getpid()
+        self.server_root = _postmaster_pid() or -1
         self.t0 = time.monotonic()
         self.busy0 = _machine_busy_ticks()
         self.mine0 = self._mine()
 
-    def _mine(self) -> dict[int, int]:
+    def _mine(self) -> dict[int, tuple[str, int]]:
+        """pid -> ("client" | "server", CPU ticks) for the runner's and the cluster's process trees."""
         table = _proc_table()
-        mine: dict[int, int] = {}
+        mine: dict[int, tuple[str, int]] = {}
         for pid, (_ppid, ticks) in table.items():
             p, hops = pid, 0
             while p > 1 and hops < 20:
-                if p in self.roots:
-                    mine[pid] = ticks
+                if p in (self.client_root, self.server_root):
+                    mine[pid] = ("client" if p == self.client_root else "server", ticks)
                     break
                 p = table.get(p, (0, 0))[0]
                 hops += 1
         return mine
 
     def stop(self) -> dict[str, float]:
+        """Also the CPU seconds used by the runner and its workers (client) and by the cluster (server): a
+        cost that, unlike throughput, hardly depends on what else the machine does."""
         elapsed = time.monotonic() - self.t0
         busy = (_machine_busy_ticks() - self.busy0) / _HZ
-        mine1 = self._mine()
-        mine = sum(t - self.mine0.get(p, 0) for p, t in mine1.items()) / _HZ
+        used = {"client": 0.0, "server": 0.0}
+        for pid, (side, ticks) in self._mine().items():
+            used[side] += (ticks - self.mine0.get(pid, (side, 0))[1]) / _HZ
+        mine = used["client"] + used["server"]
         cap = max(elapsed, 1e-9) * (os.cpu_count() or 1)
         return {"cpu_busy_pct": round(100 * busy / cap, 1),
                 "foreign_cpu_pct": round(100 * max(0.0, busy - mine) / cap, 1),
-                "loadavg_1m": round(os.getloadavg()[0], 2)}
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+                "client_cpu_s": round(used["client"], 3), "server_cpu_s": round(used["server"], 3)}
 
 
 # ---- worker processes --------------------------------------------------------------------------------------

@@ -166,7 +166,10 @@ def trigger_throughput(engine: Engine, n: int, batch: int) -> dict[str, Any]:
     counters = lib.Counters(engine.db)
     load = lib.LoadMeter()
     seconds = engine.trigger_many(db_dsn, n, batch)
-    out: dict[str, Any] = {"runs_per_s": n / seconds, "seconds": seconds, **load.stop()}
+    cpu = load.stop()
+    cpu["client_cpu_ms_per_run"] = round(1000 * cpu["client_cpu_s"] / n, 3)
+    cpu["server_cpu_ms_per_run"] = round(1000 * cpu["server_cpu_s"] / n, 3)
+    out: dict[str, Any] = {"runs_per_s": n / seconds, "seconds": seconds, **cpu}
     out.update({k.replace("_unit", "_run"): v for k, v in counters.per(n).items()})
     with lib.connect(db_dsn) as conn:
         total = lib.scalar(conn, engine.TOTAL_SQL)
@@ -208,6 +211,9 @@ def drain(engine: Engine, n: int, procs: int, concurrency: int = 1, rss: bool = 
                 workers.check()
             wall = time.perf_counter() - t0
             cpu = load.stop()
+            # CPU per run, of the workers (and the runner's polling) and of the server
+            cpu["client_cpu_ms_per_run"] = round(1000 * cpu["client_cpu_s"] / n, 3)
+            cpu["server_cpu_ms_per_run"] = round(1000 * cpu["server_cpu_s"] / n, 3)
             if rss:
                 samples.append((wall, done, lib.rss_kib(workers.pids[0])))
     costs = {k.replace("_unit", "_run"): v for k, v in counters.per(n, runner_commits=polls).items()}
