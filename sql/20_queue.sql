@@ -33,6 +33,8 @@ begin
         or (v_policy ->> 'max_attempts')::numeric <> trunc((v_policy ->> 'max_attempts')::numeric) then
         raise exception using errcode = '22023', message = 'retry policy max_attempts must be an integer 1-1000';
     end if;
+    -- stored as a JSON integer: 3.0 passes the check above, and '3.0'::integer would fail in every reader
+    v_policy := jsonb_set(v_policy, '{max_attempts}', to_jsonb((v_policy ->> 'max_attempts')::numeric::integer));
     if v_policy ->> 'backoff' is null or v_policy ->> 'backoff' not in ('fixed', 'exponential') then
         raise exception using errcode = '22023', message = 'retry policy backoff must be "fixed" or "exponential"';
     end if;

@@ -22,15 +22,15 @@ import json
 import os
 import re
 import uuid
-from decimal import Decimal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule
 from psycopg import sql
@@ -47,11 +47,15 @@ FUZZ = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
     derandomize=os.environ.get("CI", "").lower() not in ("", "0", "false", "no"),  # reproducible in CI
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                           HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
-# --- what may come back ----------------------------------------------------------------------------------------
+# --- what may come back -----------------------------------------------------------------------------------
 
 ENGINE_SQLSTATES = {
     "QR001": "unknown workflow / queue",
@@ -70,7 +74,7 @@ ENGINE_SQLSTATES = {
 POSTGRES_INPUT_SQLSTATES = {
     "22P02": "invalid_text_representation: text that is not JSON, a uuid, an integer or a boolean",
     "22P05": "untranslatable_character: \\u0000 in JSON text (jsonb cannot store NUL)",
-    "22003": "numeric_value_out_of_range: an integer beyond the parameter's type (batch size 2^40 as integer)",
+    "22003": "numeric_value_out_of_range: an integer beyond the parameter's type (batch size 2^40)",
     "22007": "invalid_datetime_format: malformed timestamp or interval text ('garbage', 'infinity' interval)",
     "22008": "datetime_field_overflow: a timestamp or interval outside PostgreSQL's range (year 294277)",
     "22015": "interval_field_overflow: an interval field beyond int32 ('99999999999 days')",
@@ -92,7 +96,9 @@ def allowed(exc: psycopg.Error, context: str) -> str:
     function they mean the engine accepted an input and then choked on it: a bug, whatever the code."""
     if exc.sqlstate is None and isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
         return "NUL"
-    assert exc.sqlstate in ALLOWED_SQLSTATES, f"{context}: unexpected {exc.sqlstate} {type(exc).__name__}: {exc}"
+    assert exc.sqlstate in ALLOWED_SQLSTATES, (
+        f"{context}: unexpected {exc.sqlstate} {type(exc).__name__}: {exc}"
+    )
     if exc.sqlstate in POSTGRES_INPUT_SQLSTATES:
         where = exc.diag.context or ""
         assert not re.search(r"(PL/pgSQL|SQL) function ", where), (
@@ -102,12 +108,13 @@ def allowed(exc: psycopg.Error, context: str) -> str:
     return str(exc.sqlstate)
 
 
-# --- the consistency check -------------------------------------------------------------------------------------
+# --- the consistency check --------------------------------------------------------------------------------
 
 CONSISTENCY_SQL = """
 with r as (
     select r.*, w.name as workflow, q.queue_id as run_queue_id
-    from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) join pgqrs.queues as q using (workflow_id)
+    from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id)
+    join pgqrs.queues as q using (workflow_id)
     where w.name like %(prefix)s
 )
 select 'message without its run: ' || m.message_id from pgqrs.messages as m
@@ -143,7 +150,8 @@ from r join pgqrs.messages as m on m.message_id = r.run_id where m.queue_id <> r
 union all
 select format('run %%s: attempt %%s but %%s deliveries', r.run_id, r.attempt, d.read_count)
 from r join (
-    select message_id, read_count from pgqrs.messages union all select message_id, read_count from pgqrs.messages_archive
+    select message_id, read_count from pgqrs.messages
+    union all select message_id, read_count from pgqrs.messages_archive
 ) as d on d.message_id = r.run_id
 where r.attempt <> d.read_count
 union all
@@ -157,7 +165,8 @@ select format('step %%s/%%s: %%s with value %%s, attempt %%s, retry_at %%s, paus
               s.run_id, s.step_id, s.status, s.value, s.attempt, s.retry_at, s.paused_until)
 from r join pgqrs.steps as s using (run_id)
 where (s.status = 'SUCCESS' and s.value is null) or s.attempt < 0
-   or (s.retry_at is not null and s.status <> 'ERROR') or (s.paused_until is not null and s.status <> 'PAUSED')
+   or (s.retry_at is not null and s.status <> 'ERROR')
+   or (s.paused_until is not null and s.status <> 'PAUSED')
 """
 
 RETRIES_SQL = """
@@ -194,13 +203,17 @@ def consistency_problems(conn: Conn, shadow: Shadow, prefix: str = "%") -> list[
     for run_id, step_id, attempt, wf, wf_max in conn.execute(RETRIES_SQL, {"prefix": prefix}):
         limit = max(float(wf_max), shadow.wf_max.get(wf, 0), shadow.step_max.get((run_id, step_id), 0))
         if attempt >= limit:
-            problems.append(f"step {run_id}/{step_id} has a retry scheduled after attempt {attempt} of {limit}")
+            problems.append(
+                f"step {run_id}/{step_id} has a retry scheduled after attempt {attempt} of {limit}"
+            )
     now = {(r, s): v for r, s, v in conn.execute(SUCCESS_SQL, {"prefix": prefix})}
     for key, value in shadow.success.items():
         if key in now and now[key] != value:
             problems.append(f"step {key} SUCCESS changed from {value!r} to {now[key]!r}")
         elif key not in now:
-            row = conn.execute("select status from pgqrs.steps where run_id = %s and step_id = %s", key).fetchone()
+            row = conn.execute(
+                "select status from pgqrs.steps where run_id = %s and step_id = %s", key
+            ).fetchone()
             problems.append(f"step {key} was SUCCESS {value!r}, now {row}")
     shadow.success.update(now)
     if shadow.succeeded_runs:
@@ -210,20 +223,63 @@ def consistency_problems(conn: Conn, shadow: Shadow, prefix: str = "%") -> list[
             if status != "SUCCESS":
                 problems.append(f"run {run_id} was SUCCESS, now {status}")
     shadow.succeeded_runs.update(
-        r[0] for r in conn.execute(
+        r[0]
+        for r in conn.execute(
             "select r.run_id from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id)"
-            " where w.name like %(prefix)s and r.status = 'SUCCESS'", {"prefix": prefix})
+            " where w.name like %(prefix)s and r.status = 'SUCCESS'",
+            {"prefix": prefix},
+        )
     )
     return problems
 
 
-# --- strategies --------------------------------------------------------------------------------------------------
+# --- strategies -------------------------------------------------------------------------------------------
 
 HOSTILE_TEXT = [
-    "", " ", "'", "''", '"', "a'b", "x; drop table pgqrs.runs; --", "'); delete from pgqrs.runs; --", "$$", "$1",
-    "%s", "%I", "%L", "\\", "\\'", "NULL", "null", "pgqrs.runs", "secret.t", "\n", "\t", "\r\n", "\u202e",
-    "\ufeff", "e\u0301", "ä", "名前", "🙂", "a" * 128, "a" * 129, "a" * 255, "a" * 256, "A.b:c-d_e", "-leading",
-    ".dot", "_under", "..", "a b", "wf\u0000x", "SUCCESS", "success", "CANCELLED", "Success ", " RUNNING",
+    "",
+    " ",
+    "'",
+    "''",
+    '"',
+    "a'b",
+    "x; drop table pgqrs.runs; --",
+    "'); delete from pgqrs.runs; --",
+    "$$",
+    "$1",
+    "%s",
+    "%I",
+    "%L",
+    "\\",
+    "\\'",
+    "NULL",
+    "null",
+    "pgqrs.runs",
+    "secret.t",
+    "\n",
+    "\t",
+    "\r\n",
+    "\u202e",
+    "\ufeff",
+    "e\u0301",
+    "ä",
+    "名前",
+    "🙂",
+    "a" * 128,
+    "a" * 129,
+    "a" * 255,
+    "a" * 256,
+    "A.b:c-d_e",
+    "-leading",
+    ".dot",
+    "_under",
+    "..",
+    "a b",
+    "wf\u0000x",
+    "SUCCESS",
+    "success",
+    "CANCELLED",
+    "Success ",
+    " RUNNING",
 ]
 no_nul_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=300)
 hostile_text = st.one_of(
@@ -232,11 +288,28 @@ hostile_text = st.one_of(
     st.text(st.sampled_from("abcXYZ019_.:-'\";$%\\ "), min_size=1, max_size=140),
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "🙂", "'", ";"]), st.integers(9_000, 11_000)),
 )
-ODD_NUMBERS = [1e308, -1e308, 1.7976931348623157e308, -0.0, 0.0, 5e-324, 2**53 + 1, 2**63, -(2**63) - 1, 10**40,
-               0.1, 3.0, 1e-7]
+ODD_NUMBERS = [
+    1e308,
+    -1e308,
+    1.7976931348623157e308,
+    -0.0,
+    0.0,
+    5e-324,
+    2**53 + 1,
+    2**63,
+    -(2**63) - 1,
+    10**40,
+    0.1,
+    3.0,
+    1e-7,
+]
 json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**200), 2**200), st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from(ODD_NUMBERS), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**200), 2**200),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(ODD_NUMBERS),
+    st.text(max_size=40),
 )
 json_values = st.recursive(
     json_leaf,
@@ -250,40 +323,101 @@ def nested_json_text(depth: int, kind: str) -> str:
     return ("[" * depth + "]" * depth) if kind == "list" else ('{"k":' * depth + "1" + "}" * depth)
 
 
-RAW_JSON_TEXT = ["", "{", "}", "{'a': 1}", "[1,]", "NaN", "Infinity", "-Infinity", "1e999999", '"\\u0000"',
-                 '{"a":"\\ud800"}', "undefined", "{\"a\": 1} {\"b\": 2}", "\ufeff{}", "nul", "0x10", "01"]
+RAW_JSON_TEXT = [
+    "",
+    "{",
+    "}",
+    "{'a': 1}",
+    "[1,]",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999999",
+    '"\\u0000"',
+    '{"a":"\\ud800"}',
+    "undefined",
+    '{"a": 1} {"b": 2}',
+    "\ufeff{}",
+    "nul",
+    "0x10",
+    "01",
+]
 hostile_json = st.one_of(
     json_values.map(Jsonb),
     st.sampled_from(RAW_JSON_TEXT),
-    st.builds(nested_json_text, st.sampled_from([10, 1_000, 10_000, 300_000]), st.sampled_from(["list", "obj"])),
+    st.builds(
+        nested_json_text, st.sampled_from([10, 1_000, 10_000, 300_000]), st.sampled_from(["list", "obj"])
+    ),
     st.one_of(st.integers(1, 1_200_000), st.sampled_from([1_048_560, 1_048_566, 1_048_600])).map(
-        lambda n: Jsonb({"blob": "x" * n})),
+        lambda n: Jsonb({"blob": "x" * n})
+    ),
     st.lists(json_objects, min_size=0, max_size=3).map(Jsonb),
     st.just(Jsonb([{}] * 10_001)),
     st.sampled_from(ODD_NUMBERS).map(lambda n: Jsonb({"max_attempts": n, "n": n})),
-    st.fixed_dictionaries({}, optional={
-        "max_attempts": st.one_of(st.integers(-5, 1005), st.sampled_from([1.0, 3.0, 2.5, 1e308, -0.0, "3", None])),
-        "backoff": st.sampled_from(["fixed", "exponential", "linear", "", None, 1]),
-        "base_seconds": st.one_of(st.floats(-1, 90_000), st.sampled_from([0, 86400, 1e308, "1"])),
-        "max_seconds": st.one_of(st.floats(-1, 3_000_000), st.sampled_from([0, 2_592_000, 1e308])),
-        "jitter": st.one_of(st.floats(-1, 2), st.sampled_from([0, 1, True])),
-        "surprise": st.just(1),
-    }).map(Jsonb),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "max_attempts": st.one_of(
+                st.integers(-5, 1005), st.sampled_from([1.0, 3.0, 2.5, 1e308, -0.0, "3", None])
+            ),
+            "backoff": st.sampled_from(["fixed", "exponential", "linear", "", None, 1]),
+            "base_seconds": st.one_of(st.floats(-1, 90_000), st.sampled_from([0, 86400, 1e308, "1"])),
+            "max_seconds": st.one_of(st.floats(-1, 3_000_000), st.sampled_from([0, 2_592_000, 1e308])),
+            "jitter": st.one_of(st.floats(-1, 2), st.sampled_from([0, 1, True])),
+            "surprise": st.just(1),
+        },
+    ).map(Jsonb),
 )
 hostile_interval = st.one_of(
     st.none(),
     st.timedeltas(),  # the whole Python range: +-999999999 days
-    st.sampled_from([timedelta(0), timedelta(microseconds=1), timedelta(seconds=-1), timedelta(days=1),
-                     timedelta(days=1, microseconds=1), timedelta(days=365), timedelta(days=366),
-                     timedelta(days=30), timedelta(days=30, seconds=1), timedelta(days=-1)]),
-    st.sampled_from(["infinity", "-infinity", "garbage", "1 fortnight", "99999999999 days", "178000000 years",
-                     "-178000000 years", "P1Y2M", "1e308 seconds", "@ 1 minute ago", "", "1 second; drop"]),
+    st.sampled_from(
+        [
+            timedelta(0),
+            timedelta(microseconds=1),
+            timedelta(seconds=-1),
+            timedelta(days=1),
+            timedelta(days=1, microseconds=1),
+            timedelta(days=365),
+            timedelta(days=366),
+            timedelta(days=30),
+            timedelta(days=30, seconds=1),
+            timedelta(days=-1),
+        ]
+    ),
+    st.sampled_from(
+        [
+            "infinity",
+            "-infinity",
+            "garbage",
+            "1 fortnight",
+            "99999999999 days",
+            "178000000 years",
+            "-178000000 years",
+            "P1Y2M",
+            "1e308 seconds",
+            "@ 1 minute ago",
+            "",
+            "1 second; drop",
+        ]
+    ),
 )
 hostile_time = st.one_of(
     st.none(),
     st.datetimes(timezones=st.just(UTC)),
-    st.sampled_from(["infinity", "-infinity", "epoch", "294277-01-01 00:00+00", "4714-11-24 00:00+00 BC",
-                     "garbage", "", "2030-02-30", "allballs"]),
+    st.sampled_from(
+        [
+            "infinity",
+            "-infinity",
+            "epoch",
+            "294277-01-01 00:00+00",
+            "4714-11-24 00:00+00 BC",
+            "garbage",
+            "",
+            "2030-02-30",
+            "allballs",
+        ]
+    ),
 )
 hostile_int = st.one_of(
     st.integers(-(2**70), 2**70),
@@ -293,12 +427,14 @@ hostile_int = st.one_of(
 )
 hostile_uuid = st.one_of(st.none(), st.uuids(), st.sampled_from(["not-a-uuid", "", "0" * 32, "{}", "'"]))
 hostile_uuids = st.one_of(
-    st.none(), st.lists(st.uuids(), max_size=4), st.sampled_from(["{bad}", "{}", "{NULL}", "not an array"]),
+    st.none(),
+    st.lists(st.uuids(), max_size=4),
+    st.sampled_from(["{bad}", "{}", "{NULL}", "not an array"]),
 )
 hostile_bool = st.one_of(st.none(), st.booleans(), st.sampled_from(["maybe", "", "yes", "2"]))
 
 
-# --- the world the property tests call into --------------------------------------------------------------------
+# --- the world the property tests call into ---------------------------------------------------------------
 
 
 @dataclass
@@ -315,7 +451,8 @@ def public_functions(conn: Conn) -> list[Fn]:
         left join lateral unnest(p.proargnames, coalesce(p.proallargtypes, p.proargtypes::oid[]),
                                  coalesce(p.proargmodes, array_fill('i'::"char", array[p.pronargs])))
             with ordinality as a (name, type, mode, n) on true
-        where p.pronamespace = 'pgqrs'::regnamespace and p.proname !~ '^_' and coalesce(a.mode, 'i') in ('i', 'b')
+        where p.pronamespace = 'pgqrs'::regnamespace and p.proname !~ '^_'
+          and coalesce(a.mode, 'i') in ('i', 'b')
         order by 2, 1, a.n
         """
     ).fetchall()
@@ -349,7 +486,7 @@ def one(conn: Conn, query: str, params: Any = ()) -> Any:
 def build_world(dsn: str) -> World:
     conn: Conn = psycopg.connect(dsn, autocommit=True)
     # JSON results stay text: a value nested deeper than Python's recursion limit is valid jsonb (PostgreSQL
-    # accepts thousands of levels) that json.loads cannot read back; the outcome codes are what is checked here
+    # accepts thousands of levels) that json.loads cannot read back; outcome codes are what is checked here
     conn.adapters.register_loader("jsonb", TextLoader)
     conn.adapters.register_loader("json", TextLoader)
     conn.execute("select pgqrs.create_workflow('fz')")
@@ -359,7 +496,9 @@ def build_world(dsn: str) -> World:
 
     def leased(payload: dict[str, Any]) -> tuple[int, uuid.UUID]:
         conn.execute("select pgqrs.trigger('fz', %s)", (Jsonb(payload),))
-        run, token = one(conn, "select run_id, lease_token from pgqrs.dequeue('fz', %s, 1, '1 day')", (worker,))
+        run, token = one(
+            conn, "select run_id, lease_token from pgqrs.dequeue('fz', %s, 1, '1 day')", (worker,)
+        )
         runs.append(run)
         tokens.append(token)
         return run, token
@@ -405,15 +544,24 @@ def world(fuzz_dsn: str) -> Iterator[World]:
 def kind_of(param: str, typ: str) -> str:
     if typ == "text":
         return "name"
-    return {"jsonb": "json", "interval": "duration", "timestamp with time zone": "time", "integer": "size",
-            "bigint": "id", "uuid": "token", "uuid[]": "token", "boolean": "bool"}.get(typ, "other")
+    return {
+        "jsonb": "json",
+        "interval": "duration",
+        "timestamp with time zone": "time",
+        "integer": "size",
+        "bigint": "id",
+        "uuid": "token",
+        "uuid[]": "token",
+        "boolean": "bool",
+    }.get(typ, "other")
 
 
 def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrategy[Any]:
     """Mostly-valid values, so that a call gets past the checks of the parameters not being fuzzed."""
     wf = st.sampled_from(world.workflows)
     by_name: dict[str, st.SearchStrategy[Any]] = {
-        "p_workflow": wf, "p_queue": wf,
+        "p_workflow": wf,
+        "p_queue": wf,
         "p_name": wf if fn == "create_workflow" else st.sampled_from(["fz_w", "fz_w2"]),
         "p_hostname": st.just("h"),
         "p_step_id": st.sampled_from(["a", "b", "c", "d"]),
@@ -422,7 +570,9 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_input": json_objects.map(Jsonb),
         "p_inputs": st.lists(json_objects, min_size=1, max_size=3).map(Jsonb),
         "p_retry_policy": st.sampled_from([None, Jsonb({}), Jsonb({"max_attempts": 2, "backoff": "fixed"})]),
-        "p_value": json_values.map(Jsonb), "p_error": json_values.map(Jsonb), "p_output": json_values.map(Jsonb),
+        "p_value": json_values.map(Jsonb),
+        "p_error": json_values.map(Jsonb),
+        "p_output": json_values.map(Jsonb),
         "p_delay": st.sampled_from([None, timedelta(0), timedelta(seconds=5)]),
         "p_run_at": st.none(),
         "p_retry_after": st.sampled_from([None, timedelta(0), timedelta(seconds=30)]),
@@ -430,8 +580,10 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_duration": st.sampled_from([None, timedelta(0), timedelta(seconds=2)]),
         "p_visibility": st.sampled_from([timedelta(seconds=30), timedelta(minutes=5)]),
         "p_current_time": st.none(),
-        "p_batch_size": st.integers(1, 3), "p_port": st.just(8080),
-        "p_run": st.sampled_from(world.runs), "p_message_id": st.sampled_from(world.runs),
+        "p_batch_size": st.integers(1, 3),
+        "p_port": st.just(8080),
+        "p_run": st.sampled_from(world.runs),
+        "p_message_id": st.sampled_from(world.runs),
         "p_worker": st.just(world.worker),
         "p_lease_token": st.sampled_from(world.tokens),
         "p_lease_tokens": st.lists(st.sampled_from(world.tokens), max_size=3),
@@ -463,11 +615,13 @@ def hostile_value(param: str, typ: str, world: World) -> st.SearchStrategy[Any]:
 
 
 def call_query(fn: Fn) -> sql.Composed:
-    """`select * from pgqrs.fn(p_a => %s::type, ...)`: each value converted to the declared type as psql would."""
+    """`select * from pgqrs.fn(p_a => %s::type, ...)`: each value converted to its declared type, as psql
+    would."""
     return sql.SQL("select * from {}({})").format(
         sql.Identifier("pgqrs", fn.name),
         sql.SQL(", ").join(
-            sql.SQL("{} => {}::{}").format(sql.Identifier(p), sql.Placeholder(), sql.SQL(t)) for p, t in fn.params
+            sql.SQL("{} => {}::{}").format(sql.Identifier(p), sql.Placeholder(), sql.SQL(t))
+            for p, t in fn.params
         ),
     )
 
@@ -510,15 +664,16 @@ def run_calls(world: World, batch: list[tuple[Fn, dict[str, Any]]]) -> None:
                 if fn.name == "create_workflow" and isinstance(args.get("p_retry_policy"), Jsonb):
                     world.shadow.note_policy(args["p_name"], args["p_retry_policy"].obj, world.shadow.wf_max)
                 if fn.name == "fail_step" and isinstance(args.get("p_retry_policy"), Jsonb):
-                    world.shadow.note_policy((args["p_run"], args["p_step_id"]), args["p_retry_policy"].obj,
-                                             world.shadow.step_max)
+                    world.shadow.note_policy(
+                        (args["p_run"], args["p_step_id"]), args["p_retry_policy"].obj, world.shadow.step_max
+                    )
         problems = consistency_problems(conn, world.shadow)
         assert problems == [], problems
     # the rollback undid this example's successes too (the policy maxima may stay: they only loosen)
     world.shadow.success, world.shadow.succeeded_runs = saved
 
 
-# --- properties over every public function -----------------------------------------------------------------------
+# --- properties over every public function ----------------------------------------------------------------
 
 
 @FUZZ
@@ -546,12 +701,122 @@ def test_bogus_ids_and_lease_tokens(world: World, data: st.DataObject) -> None:
     run_calls(world, data.draw(st.lists(calls(world, frozenset({"id", "token"})), min_size=1, max_size=4)))
 
 
+policy_values = st.one_of(
+    st.integers(-2, 1002),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(ODD_NUMBERS),
+    st.sampled_from([1.0, 2.0, 3.0, 1000.0, 1e1, 2e0, 0.5, True, "3", None, [], {}]),
+)
+hostile_policies = st.fixed_dictionaries(
+    {},
+    optional={
+        "max_attempts": policy_values,
+        "base_seconds": policy_values,
+        "max_seconds": policy_values,
+        "jitter": policy_values,
+        "backoff": st.sampled_from(["fixed", "exponential", "", None, 1]),
+    },
+)
+
+
+@FUZZ
+@given(
+    policy=hostile_policies,
+    step_policy=st.one_of(st.none(), hostile_policies),
+    transient=st.booleans(),
+    retry_after=st.sampled_from([None, timedelta(0)]),
+)
+def test_hostile_retry_policies(
+    world: World,
+    policy: dict[str, Any],
+    step_policy: dict[str, Any] | None,
+    transient: bool,
+    retry_after: timedelta | None,
+) -> None:
+    """A retry policy is accepted whole or refused with 22023; once accepted, a worker's whole cycle under it
+    (fail, retry, acquire again, until it gives up) works: no error from inside the engine later."""
+    conn = world.conn
+    saved = (dict(world.shadow.success), set(world.shadow.succeeded_runs))
+    with conn.transaction(force_rollback=True):
+        note(f"policy={policy!r} step_policy={step_policy!r}")
+        try:
+            with conn.transaction():
+                conn.execute("select pgqrs.create_workflow('fz_policy', %s)", (Jsonb(policy),))
+        except psycopg.Error as exc:
+            assert allowed(exc, "create_workflow") == "22023"
+            return
+        world.shadow.note_policy("fz_policy", policy, world.shadow.wf_max)
+        worker = one(conn, "select pgqrs.register_worker('fz_pw', 'h', 1, 'fz_policy')")[0]
+        run = one(conn, "select run_id from pgqrs.trigger('fz_policy', '{}')")[0]
+        for _ in range(12):  # at most 1000 attempts are allowed, but a handful shows the cycle
+            rows = conn.execute(
+                "select lease_token from pgqrs.dequeue('fz_policy', %s, 1, '1 hour')", (worker,)
+            ).fetchall()
+            if not rows:
+                conn.execute(
+                    "update pgqrs.messages set visible_at = pgqrs.now() where message_id = %s", (run,)
+                )
+                continue
+            token = rows[0][0]
+            try:
+                with conn.transaction():
+                    status = one(
+                        conn, "select status from pgqrs.acquire_step(%s, 'a', %s, 'infinity')", (run, token)
+                    )[0]
+            except psycopg.Error as exc:
+                assert allowed(exc, "acquire_step") == "QR007"
+                conn.execute("select pgqrs.fail_run(%s, %s, '{}')", (run, token))
+                break
+            assert status == "EXECUTE"
+            try:
+                with conn.transaction():
+                    outcome = one(
+                        conn,
+                        "select run_status from pgqrs.fail_step(%s, 'a', %s, '{}', %s, %s, %s)",
+                        (
+                            run,
+                            token,
+                            transient,
+                            retry_after,
+                            Jsonb(step_policy) if step_policy is not None else None,
+                        ),
+                    )[0]
+            except psycopg.Error as exc:
+                assert step_policy is not None and allowed(exc, "fail_step") == "22023"
+                break
+            if step_policy is not None:
+                world.shadow.note_policy((run, "a"), step_policy, world.shadow.step_max)
+            if outcome == "ERROR":
+                break
+        problems = consistency_problems(conn, world.shadow)
+        assert problems == [], problems
+    world.shadow.success, world.shadow.succeeded_runs = saved
+
+
 def test_every_public_function_is_fuzzed(world: World) -> None:
     names = {f.name for f in world.functions}
     expected = {
-        "create_workflow", "trigger", "trigger_batch", "register_worker", "dequeue", "heartbeat", "acquire_step",
-        "complete_step", "fail_step", "pause_step", "update_step", "resume_run", "complete_run", "fail_run",
-        "release_run", "retry_run", "archive", "run_status", "run_steps", "queue_channel", "stop_worker",
+        "create_workflow",
+        "trigger",
+        "trigger_batch",
+        "register_worker",
+        "dequeue",
+        "heartbeat",
+        "acquire_step",
+        "complete_step",
+        "fail_step",
+        "pause_step",
+        "update_step",
+        "resume_run",
+        "complete_run",
+        "fail_run",
+        "release_run",
+        "retry_run",
+        "archive",
+        "run_status",
+        "run_steps",
+        "queue_channel",
+        "stop_worker",
     }
     assert expected <= names
     # every function with parameters takes part in at least one property
@@ -564,7 +829,7 @@ def test_nul_in_text_is_refused_before_it_reaches_the_server(world: World) -> No
         world.conn.execute("select * from pgqrs.run_status(%s::bigint)", ("1\x00",))
 
 
-# --- the stateful machine ------------------------------------------------------------------------------------------
+# --- the stateful machine ---------------------------------------------------------------------------------
 
 _machines = itertools.count(1)
 MACHINE: dict[str, Any] = {}  # the connection the machines share (set by the test below)
@@ -573,17 +838,23 @@ step_ids = st.sampled_from(["a", "b", "c"])
 small_json = st.one_of(st.integers(-3, 3), st.sampled_from([None, "x", {"k": [1, 2]}, 1e308, -0.0, 2**70]))
 bogus_runs = st.sampled_from([0, -1, 2**63 - 1, 999_999_999])
 bogus_tokens = st.uuids()
-policies = st.sampled_from([
-    None, {"max_attempts": 1}, {"max_attempts": 2.0}, {"max_attempts": 2, "backoff": "fixed", "base_seconds": 10, "max_seconds": 10},
-    {"max_attempts": 3, "base_seconds": 0, "max_seconds": 0}, {"max_attempts": 4, "jitter": 1},
-])
+policies = st.sampled_from(
+    [
+        None,
+        {"max_attempts": 1},
+        {"max_attempts": 2.0},
+        {"max_attempts": 2, "backoff": "fixed", "base_seconds": 10, "max_seconds": 10},
+        {"max_attempts": 3, "base_seconds": 0, "max_seconds": 0},
+        {"max_attempts": 4, "jitter": 1},
+    ]
+)
 CLOCK_STEPS = [1, 29, 31, 61, 3_601, 86_401, 2 * 86_400 + 1]
 
 
 class EngineMachine(RuleBasedStateMachine):
-    """Random orders of calls on one prefix's workflows, with a moving clock. After each call: fencing (a write
-    succeeds only under the current lease, and a held lease is never refused as lost), step SUCCESS never
-    executed again nor changed, finished runs stay finished, and the consistency check."""
+    """Random orders of calls on one prefix's workflows, with a moving clock. After each call: fencing
+    (a write succeeds only under the current lease, and a held lease is never refused as lost), a step
+    SUCCESS never executed again nor changed, finished runs stay finished, and the consistency check."""
 
     runs = Bundle("runs")
     leases = Bundle("leases")
@@ -616,7 +887,9 @@ class EngineMachine(RuleBasedStateMachine):
     def lease_held(self, run: int, token: Any) -> bool:
         row = self.conn.execute(
             "select m.lease_token = %s and m.visible_at > pgqrs.now() from pgqrs.messages as m"
-            " where m.message_id = %s", (token, run)).fetchone()
+            " where m.message_id = %s",
+            (token, run),
+        ).fetchone()
         return bool(row and row[0])
 
     def fenced(self, run: int, token: Any, query: str, params: tuple[Any, ...]) -> tuple[Any, str | None]:
@@ -633,7 +906,8 @@ class EngineMachine(RuleBasedStateMachine):
 
     def step_success(self, run: int, step: str) -> Any:
         row = self.conn.execute(
-            "select value from pgqrs.steps where run_id = %s and step_id = %s and status = 'SUCCESS'", (run, step)
+            "select value from pgqrs.steps where run_id = %s and step_id = %s and status = 'SUCCESS'",
+            (run, step),
         ).fetchone()
         return row
 
@@ -649,35 +923,55 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(wf=st.integers(0, 1), policy=policies)
     def redefine(self, wf: int, policy: Any) -> None:
-        rows, code = self.call("select workflow_id from pgqrs.create_workflow(%s, %s)",
-                               (self.wfs[wf], Jsonb(policy) if policy else None))
+        rows, code = self.call(
+            "select workflow_id from pgqrs.create_workflow(%s, %s)",
+            (self.wfs[wf], Jsonb(policy) if policy else None),
+        )
         if code is None and policy:
             self.shadow.note_policy(self.wfs[wf], policy, self.shadow.wf_max)
 
     @rule(target=workers, wf=st.integers(0, 1), name=st.sampled_from(["w", "w2"]))
     def register(self, wf: int, name: str) -> Any:
-        rows, _ = self.call("select pgqrs.register_worker(%s, 'h', 1, %s)", (self.prefix + name, self.wfs[wf]))
+        rows, _ = self.call(
+            "select pgqrs.register_worker(%s, 'h', 1, %s)", (self.prefix + name, self.wfs[wf])
+        )
         return rows[0][0] if rows else multiple()
 
-    @rule(target=runs, wf=st.integers(0, 1), payload=json_objects, key=st.sampled_from([None, "k1", "k2"]),
-          delay=st.sampled_from([None, timedelta(0), timedelta(seconds=30), timedelta(seconds=-1)]))
+    @rule(
+        target=runs,
+        wf=st.integers(0, 1),
+        payload=json_objects,
+        key=st.sampled_from([None, "k1", "k2"]),
+        delay=st.sampled_from([None, timedelta(0), timedelta(seconds=30), timedelta(seconds=-1)]),
+    )
     def trigger(self, wf: int, payload: Any, key: Any, delay: Any) -> Any:
         rows, _ = self.call(
             "select run_id from pgqrs.trigger(p_workflow => %s, p_input => %s, p_idempotency_key => %s,"
-            " p_delay => %s::interval)", (self.wfs[wf], Jsonb(payload), key, delay))
+            " p_delay => %s::interval)",
+            (self.wfs[wf], Jsonb(payload), key, delay),
+        )
         return rows[0][0] if rows else multiple()
 
     @rule(target=runs, wf=st.integers(0, 1), n=st.integers(0, 3))
     def trigger_batch(self, wf: int, n: int) -> Any:
-        rows, _ = self.call("select run_id from pgqrs.trigger_batch(%s, %s)",
-                            (self.wfs[wf], Jsonb([{"i": i} for i in range(n)])))
+        rows, _ = self.call(
+            "select run_id from pgqrs.trigger_batch(%s, %s)",
+            (self.wfs[wf], Jsonb([{"i": i} for i in range(n)])),
+        )
         return multiple(*(r[0] for r in rows or []))
 
-    @rule(target=leases, worker=workers, wf=st.integers(0, 1), batch=st.sampled_from([1, 1, 2, 3, 0]),
-          visibility=st.sampled_from([timedelta(seconds=30), timedelta(seconds=30), timedelta(hours=2)]))
+    @rule(
+        target=leases,
+        worker=workers,
+        wf=st.integers(0, 1),
+        batch=st.sampled_from([1, 1, 2, 3, 0]),
+        visibility=st.sampled_from([timedelta(seconds=30), timedelta(seconds=30), timedelta(hours=2)]),
+    )
     def dequeue(self, worker: int, wf: int, batch: int, visibility: timedelta) -> Any:
-        rows, _ = self.call("select run_id, lease_token, steps from pgqrs.dequeue(%s, %s, %s, %s)",
-                            (self.wfs[wf], worker, batch, visibility))
+        rows, _ = self.call(
+            "select run_id, lease_token, steps from pgqrs.dequeue(%s, %s, %s, %s)",
+            (self.wfs[wf], worker, batch, visibility),
+        )
         for run, token, steps in rows or []:
             assert self.lease_held(run, token)
             for step, entry in steps.items():  # the journal a worker replays from
@@ -699,16 +993,24 @@ class EngineMachine(RuleBasedStateMachine):
         before = self.conn.execute(
             "select s.status, s.attempt, (w.retry_policy ->> 'max_attempts')::numeric from pgqrs.steps as s"
             " join pgqrs.runs as r using (run_id) join pgqrs.workflows as w using (workflow_id)"
-            " where s.run_id = %s and s.step_id = %s", (run, step)).fetchone()
-        rows, code = self.fenced(run, token, "select status, value from pgqrs.acquire_step(%s, %s, %s, %s)",
-                                 (run, step, token, when))
+            " where s.run_id = %s and s.step_id = %s",
+            (run, step),
+        ).fetchone()
+        rows, code = self.fenced(
+            run,
+            token,
+            "select status, value from pgqrs.acquire_step(%s, %s, %s, %s)",
+            (run, step, token, when),
+        )
         if rows:
             status, value = rows[0]
             recorded = self.shadow.success.get((run, step))
             if status == "EXECUTE":
                 assert (run, step) not in self.shadow.success, f"step {run}/{step} succeeded, executes again"
                 if before and before[0] == "ERROR":
-                    assert before[1] < before[2], f"step {run}/{step} executes after {before[1]} of {before[2]}"
+                    assert before[1] < before[2], (
+                        f"step {run}/{step} executes after {before[1]} of {before[2]}"
+                    )
             elif status == "SKIPPED":
                 assert recorded is None or recorded == value
 
@@ -716,30 +1018,45 @@ class EngineMachine(RuleBasedStateMachine):
     def complete_step(self, lease: tuple[int, Any], step: str, value: Any) -> None:
         run, token = lease
         prior = self.step_success(run, step)
-        rows, code = self.fenced(run, token, "select pgqrs.complete_step(%s, %s, %s, %s)",
-                                 (run, step, token, Jsonb(value)))
+        rows, code = self.fenced(
+            run, token, "select pgqrs.complete_step(%s, %s, %s, %s)", (run, step, token, Jsonb(value))
+        )
         if rows is not None:
             assert rows[0][0] == (prior is None), "complete_step: true iff the success is new"
         if code == "QR005":
             assert prior is not None
 
-    @rule(lease=leases, step=step_ids, transient=st.booleans(),
-          retry_after=st.sampled_from([None, timedelta(0), timedelta(seconds=20)]), policy=policies)
-    def fail_step(self, lease: tuple[int, Any], step: str, transient: bool, retry_after: Any, policy: Any) -> None:
+    @rule(
+        lease=leases,
+        step=step_ids,
+        transient=st.booleans(),
+        retry_after=st.sampled_from([None, timedelta(0), timedelta(seconds=20)]),
+        policy=policies,
+    )
+    def fail_step(
+        self, lease: tuple[int, Any], step: str, transient: bool, retry_after: Any, policy: Any
+    ) -> None:
         run, token = lease
         prior = self.step_success(run, step)
         rows, code = self.fenced(
-            run, token, "select run_status from pgqrs.fail_step(%s, %s, %s, '{\"e\": 1}', %s, %s, %s)",
-            (run, step, token, transient, retry_after, Jsonb(policy) if policy else None))
+            run,
+            token,
+            "select run_status from pgqrs.fail_step(%s, %s, %s, '{\"e\": 1}', %s, %s, %s)",
+            (run, step, token, transient, retry_after, Jsonb(policy) if policy else None),
+        )
         if code is None:
             assert prior is None, "fail_step after success"
             if policy:
                 self.shadow.note_policy((run, step), policy, self.shadow.step_max)
 
-    @rule(lease=leases, step=step_ids, timeout=st.sampled_from([None, timedelta(seconds=60), timedelta(days=1)]))
+    @rule(
+        lease=leases, step=step_ids, timeout=st.sampled_from([None, timedelta(seconds=60), timedelta(days=1)])
+    )
     def pause_step(self, lease: tuple[int, Any], step: str, timeout: Any) -> None:
         run, token = lease
-        self.fenced(run, token, "select status from pgqrs.pause_step(%s, %s, %s, %s)", (run, step, token, timeout))
+        self.fenced(
+            run, token, "select status from pgqrs.pause_step(%s, %s, %s, %s)", (run, step, token, timeout)
+        )
 
     @rule(lease=leases, output=small_json)
     def complete_run(self, lease: tuple[int, Any], output: Any) -> None:
@@ -749,20 +1066,24 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(lease=leases)
     def fail_run(self, lease: tuple[int, Any]) -> None:
         run, token = lease
-        self.fenced(run, token, "select pgqrs.fail_run(%s, %s, '{\"e\": \"run\"}')", (run, token))
+        self.fenced(run, token, 'select pgqrs.fail_run(%s, %s, \'{"e": "run"}\')', (run, token))
 
     @rule(lease=leases)
     def release_run(self, lease: tuple[int, Any]) -> None:
         run, token = lease
         self.fenced(run, token, "select pgqrs.release_run(%s, %s)", (run, token))
 
-    @rule(run=st.one_of(runs, bogus_runs), step=step_ids, status=st.sampled_from(["SUCCESS", "ERROR", "PAUSED",
-                                                                                  "RUNNING", "DONE"]),
-          value=small_json)
+    @rule(
+        run=st.one_of(runs, bogus_runs),
+        step=step_ids,
+        status=st.sampled_from(["SUCCESS", "ERROR", "PAUSED", "RUNNING", "DONE"]),
+        value=small_json,
+    )
     def update_step(self, run: int, step: str, status: str, value: Any) -> None:
         prior = self.step_success(run, step)
-        rows, code = self.call("select status from pgqrs.update_step(%s, %s, %s, %s)",
-                               (run, step, status, Jsonb(value)))
+        rows, code = self.call(
+            "select status from pgqrs.update_step(%s, %s, %s, %s)", (run, step, status, Jsonb(value))
+        )
         if code is None:
             assert prior is None or status == "SUCCESS", "update_step overwrote a SUCCESS"
 
@@ -831,7 +1152,7 @@ def test_engine_state_machine(machine_dsn: str) -> None:
             MACHINE.clear()
 
 
-# --- the Python entry points -----------------------------------------------------------------------------------
+# --- the Python entry points ------------------------------------------------------------------------------
 
 
 class Loop:
@@ -885,10 +1206,15 @@ python_values = st.one_of(
     st.sampled_from([float("nan"), float("inf"), -float("inf"), {1, 2}, object(), b"bytes", {("t",): 1}]),
     st.integers(10, 5_000).map(deep_list),
 )
-python_ids = st.one_of(st.integers(-(2**70), 2**70), st.sampled_from([0, -1, 2**63 - 1, "1", 1.5, None, True]))
+python_ids = st.one_of(
+    st.integers(-(2**70), 2**70), st.sampled_from([0, -1, 2**63 - 1, "1", 1.5, None, True])
+)
 python_seconds = st.one_of(
-    st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**64), 2**64),
-    st.timedeltas(), st.sampled_from([0, -1, 1e308, 0.0001]),
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**64), 2**64),
+    st.timedeltas(),
+    st.sampled_from([0, -1, 1e308, 0.0001]),
 )
 
 
@@ -907,14 +1233,19 @@ def test_python_entry_points(py: Loop, world: World, data: st.DataObject) -> Non
         if expect_documented(lambda: py.run(store.create_workflow(name, policy)), "create_workflow"):
             world.shadow.note_policy(name, policy, world.shadow.wf_max)
     elif choice == 1:
-        expect_documented(lambda: py.run(pgqrs.workflow().name(name).store(store).create()), "workflow().create")
+        expect_documented(
+            lambda: py.run(pgqrs.workflow().name(name).store(store).create()), "workflow().create"
+        )
     elif choice == 2:
         delay = draw(python_seconds)
         key = draw(st.one_of(st.none(), hostile_text.filter(lambda s: "\x00" not in s)))
-        expect_documented(lambda: py.run(store.trigger(name, value, idempotency_key=key, delay=delay)),
-                          "store.trigger")
+        expect_documented(
+            lambda: py.run(store.trigger(name, value, idempotency_key=key, delay=delay)), "store.trigger"
+        )
     elif choice == 3:
-        expect_documented(lambda: py.run(pgqrs.workflow(name).trigger(value).execute(store)), "workflow().trigger")
+        expect_documented(
+            lambda: py.run(pgqrs.workflow(name).trigger(value).execute(store)), "workflow().trigger"
+        )
     elif choice == 4:
         expect_documented(lambda: py.run(pgqrs.run().status(ident).store(store).get()), "run().status")
     elif choice == 5:
@@ -929,20 +1260,35 @@ def test_python_entry_points(py: Loop, world: World, data: st.DataObject) -> Non
         port = draw(python_ids)
         consumer = expect_documented(
             lambda: py.run(pgqrs.consumer(f"pyfz_{abs(hash(name)) % 5}", port, name).create(store)),
-            "consumer().create")
+            "consumer().create",
+        )
         if consumer is not None:
             batch = draw(python_ids)
             expect_documented(lambda: py.run(consumer.dequeue(batch_size=batch)), "consumer.dequeue")
             expect_documented(lambda: py.run(consumer.archive(ident)), "consumer.archive")
     elif choice == 8:
-        expect_documented(lambda: py.run(pgqrs.run().status(ident).store(store).result(timeout=0.01)),
-                          "run().result")
+        expect_documented(
+            lambda: py.run(pgqrs.run().status(ident).store(store).result(timeout=0.01)), "run().result"
+        )
     else:
-        dsn = draw(st.sampled_from(["", "host=/nonexistent-pgqrs dbname=x connect_timeout=1", "not a dsn",
-                                    "postgresql://", "host='unterminated", "dbname=pgqrs_no_such_db_fz"]))
+        dsn = draw(
+            st.sampled_from(
+                [
+                    "",
+                    "host=/nonexistent-pgqrs dbname=x connect_timeout=1",
+                    "not a dsn",
+                    "postgresql://",
+                    "host='unterminated",
+                    "dbname=pgqrs_no_such_db_fz",
+                ]
+            )
+        )
         try:
-            py.run(pgqrs.connect(dsn if "dbname=" not in dsn or "/" in dsn else
-                                 f"{world.conn.info.dsn} {dsn}", max_size=1))
+            py.run(
+                pgqrs.connect(
+                    dsn if "dbname=" not in dsn or "/" in dsn else f"{world.conn.info.dsn} {dsn}", max_size=1
+                )
+            )
         except psycopg.Error:
             pass  # a bad DSN passes through as psycopg's own error (DESIGN §5)
     problems = consistency_problems(world.conn, world.shadow, "%")
@@ -974,9 +1320,9 @@ def test_python_values_json_cannot_hold_are_not_serialisable(py: Loop) -> None:
 
 
 def test_python_integer_arguments_keep_their_sql_type(py: Loop, world: World) -> None:
-    """Found by test_python_entry_points: psycopg sends a large Python int as int8 or numeric, which matched no
-    pgqrs function (42883, undocumented). With explicit casts a huge id is an unknown run, and a value beyond
-    the parameter's type is PostgreSQL's 22003."""
+    """Found by test_python_entry_points: psycopg sends a large Python int as int8 or numeric, which
+    matched no pgqrs function (42883, undocumented). With explicit casts a huge id is an unknown run, and a
+    value beyond the parameter's type is PostgreSQL's 22003."""
     store = py.store
     with pytest.raises(pgqrs.UnknownRun):
         py.run(pgqrs.run().status(2**62).store(store).get())
@@ -991,3 +1337,49 @@ def test_python_integer_arguments_keep_their_sql_type(py: Loop, world: World) ->
         py.run(consumer.dequeue(batch_size=2**20))
     with pytest.raises(pgqrs.UnknownRun):
         py.run(consumer.archive(2**62))
+
+
+def test_integral_float_max_attempts_is_an_integer(world: World) -> None:
+    """Found by test_hostile_retry_policies: {"max_attempts": 1.0} passed the policy check, and every later
+    '1.0'::integer (fail_step, acquire_step) failed with 22P02 from inside the engine. The policy is now
+    stored with an integer, and the readers also accept what schema version 1 may have stored."""
+    conn = world.conn
+    with conn.transaction(force_rollback=True):
+        stored = one(
+            conn, "select (pgqrs.create_workflow('fz_float', '{\"max_attempts\": 2.0}')).retry_policy"
+        )[0]
+        assert re.search(r'"max_attempts": 2[,}]', stored)
+        # a policy stored by version 1, before the fix
+        conn.execute(
+            "update pgqrs.workflows set retry_policy = retry_policy || '{\"max_attempts\": 2.0}'"
+            " where name = 'fz_float'"
+        )
+        worker = one(conn, "select pgqrs.register_worker('fz_fw', 'h', 1, 'fz_float')")[0]
+        run = one(conn, "select run_id from pgqrs.trigger('fz_float', '{}')")[0]
+        outcomes = []
+        for _ in range(2):
+            token = one(conn, "select lease_token from pgqrs.dequeue('fz_float', %s)", (worker,))[0]
+            assert (
+                one(conn, "select status from pgqrs.acquire_step(%s, 'a', %s, 'infinity')", (run, token))[0]
+                == "EXECUTE"
+            )
+            outcomes.append(
+                one(
+                    conn,
+                    "select run_status from pgqrs.fail_step(%s, 'a', %s, '{}', true, '0 s')",
+                    (run, token),
+                )[0]
+            )
+        assert outcomes == ["QUEUED", "ERROR"]
+        # a per-call policy with an integral float
+        run = one(conn, "select run_id from pgqrs.trigger('fz_float', '{}')")[0]
+        token = one(conn, "select lease_token from pgqrs.dequeue('fz_float', %s)", (worker,))[0]
+        assert (
+            one(
+                conn,
+                "select run_status from pgqrs.fail_step(%s, 'b', %s, '{}', true, null,"
+                " '{\"max_attempts\": 1.0}')",
+                (run, token),
+            )[0]
+            == "ERROR"
+        )
