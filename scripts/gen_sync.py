@@ -335,6 +335,7 @@ def fix_imports(text: str, async_text: str, needs: set[str], shared_from: dict[s
     """Relative imports of non-generated modules gain a dot; imports the sync text no longer uses go (only
     those the async text used: re-exports stay); needed stdlib modules and shared / override names come in.
     The relative imports are re-emitted as one block sorted as isort does (`..x` before `.x`)."""
+    text = nested_relative_imports(text)
     tree = ast.parse(text)
     async_uses = name_uses(async_text, ast.parse(async_text))
     uses = name_uses(text, tree)
@@ -409,6 +410,20 @@ def fix_imports(text: str, async_text: str, needs: set[str], shared_from: dict[s
             out.append(lines[i])
             i += 1
     return "".join(out)
+
+
+def nested_relative_imports(text: str) -> str:
+    """`from .errors import X` inside a function or an `if` block becomes `from ..errors import X` too."""
+    tree = ast.parse(text)
+    top = set(map(id, tree.body))
+    lines = text.splitlines(keepends=True)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.ImportFrom) and id(node) not in top and node.level == 1
+                and (node.module or "") not in GENERATED):
+            line = lines[node.lineno - 1]
+            at = line.index("from .", node.col_offset)
+            lines[node.lineno - 1] = line[:at] + "from .." + line[at + len("from ."):]
+    return "".join(lines)
 
 
 def _isort_key(name: str) -> tuple[int, str]:

@@ -41,7 +41,7 @@ from pgqrs import sync as pgqrs_sync  # noqa: E402
 WORKER = REPO / "tests" / "resilience_worker.py"
 PG_SH = REPO / "scripts" / "pg.sh"
 PGBIN = Path(os.environ.get("PGQRS_PGBIN", "/usr/lib/postgresql/15/bin"))
-RESULTS = Path(os.environ.get("PGQRS_RESULTS_DIR", "/tmp")) / f"pgqrs-resilience-{os.getpid()}.jsonl"
+RESULTS_DIR = os.environ.get("PGQRS_RESULTS_DIR")  # when set, measurements are appended to resilience.jsonl
 _clusters = itertools.count(1)
 
 FLAVOURS = ["async", "sync"]
@@ -218,8 +218,9 @@ class ResultWaiter(threading.Thread):
 
 def record(result: dict[str, Any]) -> None:
     print("\n" + json.dumps(result))
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(result) + "\n")
+    if RESULTS_DIR:
+        with (Path(RESULTS_DIR) / "resilience.jsonl").open("a") as f:
+            f.write(json.dumps(result) + "\n")
 
 
 # ---- the scenarios ----------------------------------------------------------------------------------------

@@ -70,6 +70,55 @@ def test_generated_modules_say_so_and_hold_no_async() -> None:
         assert not re.search(r"\b(async|await|asyncio)\b", text.split('"""', 2)[-1]), name
 
 
+def test_token_rules() -> None:
+    src = (
+        "async def f(conn: AsyncConn) -> Awaitable[int]:\n"
+        "    async with pool.connection() as c:\n"
+        "        rows = await c.execute(q, (a,\n"
+        "                                   b))\n"
+        "    await asyncio.sleep(1)  # await the pool\n"
+        "    e = asyncio.Event()\n"
+        "    t: dict[asyncio.Task[None], int] = {}\n"
+        "    return await g('await me')\n"
+    )
+    out, needs = gen_sync.token_rules(src)
+    lines = out.splitlines()
+    assert lines[0] == "def f(conn: Conn) -> int:"
+    assert lines[1] == "    with pool.connection() as c:"
+    assert lines[2] == "        rows = c.execute(q, (a,"
+    assert lines[3].index("b") == lines[2].index("(a") + 1  # the continuation line moved with its bracket
+    assert lines[4] == "    time.sleep(1)  # the pool"
+    assert lines[5] == "    e = threading.Event()"
+    assert lines[6] == "    t: dict[threading.Thread, int] = {}"
+    assert lines[7] == "    return g('me')"
+    assert needs == {"time", "threading"}
+
+
+def test_flavour_neutral_analysis() -> None:
+    import ast
+
+    src = (
+        "from .store import Store, as_id\n"
+        "class A: pass\n"
+        "class B:\n"
+        "    async def f(self): ...\n"
+        "def g(x: 'B'): ...\n"
+        "def h(): return A()\n"
+        "def k(s: Store): return as_id(s)\n"
+        "X = 1\n"
+    )
+    sibling = gen_sync.ModuleInfo(shared={"as_id"}, specific={"Store"})
+    info = gen_sync.analyse(src, ast.parse(src), "x.py", {"store.py": sibling})
+    assert info.shared == {"A", "h", "X"}
+    assert info.specific == {"B", "g", "k"}
+
+
+def test_nested_relative_imports_gain_a_dot() -> None:
+    src = "def f():\n    from .errors import X\n    from .store import Y\n    return X, Y\n"
+    assert gen_sync.nested_relative_imports(src) == (
+        "def f():\n    from ..errors import X\n    from .store import Y\n    return X, Y\n")
+
+
 # ---- the two public surfaces -------------------------------------------------------------------------------
 
 
