@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pgqrs.worker")
 
+
 class WorkerLoop:
     """`poll_forever()` and its helpers for the sync Consumer."""
 
@@ -157,8 +158,9 @@ class WorkerLoop:
                 log.warning("heartbeat failed: %s", exc)
                 continue
             lost = {token for token, held, _until in rows if not held}
-            for message in inflight.values():
-                if message.lease_token in lost:
+            for thread, message in inflight.items():
+                # a run that finished while the heartbeat was on its way has no lease left either: not lost
+                if message.lease_token in lost and thread in self._inflight:
                     log.warning("lease on run %s lost; its next write will be refused", message.run_id)
 
     def _execute(self, message: Message) -> None:
