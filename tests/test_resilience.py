@@ -290,7 +290,13 @@ def test_worker_survives_terminated_backends(db: str, flavour: str, tmp_path: Pa
         assert waiter.error is None, f"result() did not survive a terminated backend: {waiter.error!r}"
         assert waiter.value == expected(30)
         assert worker.alive(), f"the worker died\n{worker.log_tail()}"
-        # and it still takes new work, woken by its re-established LISTEN
+        # it LISTENs again (a new backend whose last statement is the LISTEN) ...
+        deadline = time.monotonic() + 30
+        while not query(db, "select count(*) from pg_stat_activity where application_name = %s"
+                            " and query ilike 'listen %%'", (app,))[0][0]:
+            assert time.monotonic() < deadline, f"no LISTEN connection after the kills\n{worker.log_tail()}"
+            time.sleep(0.1)
+        # ... and still takes new work
         later = trigger_many(db, queue, range(31, 36))
         wait_finished(db, later, timeout=60, worker=worker)
         assert_all_succeeded(db, later)
