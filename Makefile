@@ -76,4 +76,4 @@ sync: deps
 
 # No connection leak over 10k runs per flavour (make test drains 1k).
 test-leak: deps db
-	$(PGENV) PGQRS_LEAK_RUNS=10000 .venv/bin/pytest -q -s tests/test_resilience.py -k leak
+	$(PGENV) PGQRS_LEAK_RUNS=10000 .venv/bin/pytest -q -s -o timeout=1200 tests/test_resilience.py -k leak
