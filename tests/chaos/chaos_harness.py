@@ -647,6 +647,7 @@ class ScenarioRunner:
         resume: list[float] = []
         recover: list[float] = []
         interrupted = 0
+        hit_again = 0
         for run_id, by_attempt in deliveries.items():
             attempts = sorted(by_attempt)
             for a, nxt in zip(attempts, attempts[1:], strict=False):
@@ -664,6 +665,8 @@ class ScenarioRunner:
                     continue
                 f = self.faults[hit[0]]
                 hits_per_fault[hit[0]] += 1
+                if nxt != attempts[-1]:
+                    hit_again += 1  # the delivery that took over was interrupted too
                 resume.append((next_start - f.at).total_seconds())
                 ends = [c for c in steps_by_run[run_id] if c > f.at]
                 if finished.get(run_id) is not None:
@@ -716,6 +719,12 @@ class ScenarioRunner:
             k: worker_logs.count(k)
             for k in ("lease on run", "interrupted by a lost connection", "unexpected error", "Traceback")
         }
+        for marker in ("unexpected error", "Traceback"):
+            if marker in worker_logs:
+                i = worker_logs.index(marker)
+                excerpt = worker_logs[worker_logs.rfind("\n", 0, i) + 1 :][:1500]
+                notes.append(f"first '{marker}' in the worker logs:\n\n```\n{excerpt}\n```")
+                break
         kinds: dict[str, int] = defaultdict(int)
         for f in self.faults:
             kinds[f.kind] += 1
@@ -738,6 +747,7 @@ class ScenarioRunner:
             M_BOUND: nominal,
             M_RESUME: _ms(resume),
             M_RECOVER: _ms(recover),
+            "hit runs whose taking-over delivery was interrupted too": hit_again,
             "closest body start before its recorded success": (
                 f"{min(margins) * 1000:.1f} ms" if margins else "–"
             ),
@@ -916,6 +926,9 @@ def markdown(results: list[Result]) -> str:
         for c in res.checks:
             out.append(f"| {c.name} | {c.verdict} |")
         out.append("")
+        for note in res.notes:
+            out.append(note)
+            out.append("")
     return "\n".join(out)
 
 
