@@ -35,6 +35,11 @@ class Workers:
         self.dsn = dsn
         self.tmp = tmp
         self.procs: list[subprocess.Popen[str]] = []
+        self.logs: dict[int, Path] = {}
+
+    def log(self, proc: subprocess.Popen[str]) -> str:
+        """The worker's stderr so far: for assertion messages."""
+        return self.logs[proc.pid].read_text(errors="replace")[-3000:]
 
     def start(self, name: str, *args: str) -> tuple[subprocess.Popen[str], int]:
         log = open(self.tmp / f"{name}-{len(self.procs)}.log", "w")  # noqa: SIM115 (closed with the process)
@@ -46,6 +51,7 @@ class Workers:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.procs.append(proc)
+        self.logs[proc.pid] = Path(log.name)
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("ready "), f"worker {name} did not start: {line!r}; see {log.name}"
@@ -274,9 +280,9 @@ def test_sigterm_lets_the_run_in_flight_finish_and_takes_no_new_work(
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)  # the worker handles the signal at once; the margin is for a loaded machine
     later = trigger(conn, {"steps": ["a"]})
-    assert proc.wait(30) == 0
-    assert status(conn, in_flight) == "SUCCESS"
-    assert run_row(conn, later)[:2] == ("QUEUED", 0)  # a stopping worker takes nothing new
+    assert proc.wait(30) == 0, workers.log(proc)
+    assert status(conn, in_flight) == "SUCCESS", workers.log(proc)
+    assert run_row(conn, later)[:2] == ("QUEUED", 0), workers.log(proc)  # a stopping worker takes nothing new
     other, _ = workers.start("w2")
     wait_status(conn, later, "SUCCESS")
     assert executions(conn, later) == [("a", other.pid, 1)]
