@@ -492,6 +492,20 @@ def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any
     assert_same_schema(schema_dump(old), schema_dump(fresh))
 
 
+def frozen_versions() -> list[int]:
+    return sorted(int(f.stem.split("-v")[1]) for f in FIXTURES.glob("schema-v*.sql"))
+
+
+@pytest.mark.parametrize("version", frozen_versions())
+def test_every_frozen_version_upgrades_to_a_fresh_install(make_db: Any, version: int) -> None:
+    """Every version that shipped (one fixture each) upgrades to exactly the current schema."""
+    old, fresh = make_db(f"frozen{version}"), make_db(f"frozen{version}_fresh")
+    apply_fixture(old, version)
+    assert pgqrs.install(old) == target_version()
+    pgqrs.install(fresh)
+    assert_same_schema(schema_dump(old), schema_dump(fresh))
+
+
 def test_synthetic_migration_is_applied_once_and_recorded(make_db: Any, tmp_path: Path) -> None:
     top = target_version() + 1
     mig = synthetic(
