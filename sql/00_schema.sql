@@ -54,17 +54,23 @@ $$;
 -- otherwise it is the start time of the current statement, which is stable within a statement so the
 -- planner can use it in index conditions. Security definer so that the internal _clock_override needs no
 -- grant; session_user is unaffected by it.
+-- PL/pgSQL, not SQL: a SQL function that cannot be inlined (security definer, SET) is parsed and planned again
+-- in every transaction that calls it, ~30 us a call, and every engine call makes a few; PL/pgSQL keeps its
+-- plans for the session. The same holds for the other small helpers on the hot path (_notify_queue,
+-- _archive_message, _notify_run_finished, complete_run): see bench/profile_sql.py.
 create or replace function pgqrs.now()
 returns timestamptz
-language sql
+language plpgsql
 stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    select case
-        when coalesce(current_setting('pgqrs.now', true), '') = '' then statement_timestamp()
-        else pgqrs._clock_override(current_setting('pgqrs.now', true))
-    end
+begin
+    if coalesce(current_setting('pgqrs.now', true), '') = '' then
+        return statement_timestamp();
+    end if;
+    return pgqrs._clock_override(current_setting('pgqrs.now', true));
+end
 $$;
 comment on function pgqrs.now() is
 'The engine clock: statement_timestamp(), or the setting pgqrs.now when set (tests; honoured for superusers and

@@ -142,14 +142,16 @@ it becomes visible (a delayed start or a retry). Raises QR001 for an unknown que
 -- Wakes the queue's listeners: now, or at p_visible_at (sent as epoch seconds so a worker can sleep until then).
 create or replace function pgqrs._notify_queue(p_queue_id bigint, p_visible_at timestamptz)
 returns void
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pgqrs, pg_temp
 as $$
-    select pg_notify(
+begin
+    perform pg_notify(
         'pgqrs_q' || p_queue_id,
         case when p_visible_at <= pgqrs.now() then '' else extract(epoch from p_visible_at)::text end
-    )
+    );
+end
 $$;
 
 -- Runs in the caller's transaction: a rollback leaves neither run nor message nor notification. Concurrent
@@ -368,6 +370,46 @@ begin
     end if;
     perform pgqrs._check_worker(p_worker);
 
+    -- Batch 1 (the usual case) has its own copy of the statement with a constant `limit 1`: PL/pgSQL then
+    -- keeps one generic plan for it. With `limit p_batch_size` every call is planned again (a generic plan
+    -- would assume the limit keeps 10% of the queue and sort it), and planning this statement costs more than
+    -- running it.
+    if p_batch_size = 1 then
+        return query
+        with picked as (
+            select m.message_id
+            from pgqrs.messages as m
+            where m.queue_id = v_queue_id and m.visible_at <= v_now
+            order by m.visible_at, m.message_id
+            limit 1
+            for update skip locked
+        ), leased as (
+            update pgqrs.messages as m
+            set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
+                lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
+            from picked
+            where m.message_id = picked.message_id
+            returning m.message_id, m.lease_token
+        ), started as (
+            update pgqrs.runs as r
+            set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
+                updated_at = v_now
+            from leased
+            where r.run_id = leased.message_id
+            returning r.run_id, r.input, r.attempt
+        )
+        select s.run_id, s.run_id, s.input, s.attempt, l.lease_token,
+               coalesce((
+                   select jsonb_object_agg(
+                       st.step_id,
+                       jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
+                                          'retry_at', st.retry_at))
+                   from pgqrs.steps as st where st.run_id = s.run_id
+               ), '{}'::jsonb)
+        from started as s join leased as l on l.message_id = s.run_id
+        order by s.run_id;
+        return;
+    end if;
     return query
     with picked as (
         select m.message_id
@@ -444,16 +486,18 @@ working on that run). Raises QR008.';
 -- Moves a message to the archive. Called with the message row already locked by the caller.
 create or replace function pgqrs._archive_message(p_message_id bigint, p_outcome text)
 returns void
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pgqrs, pg_temp
 as $$
+begin
     with retired as (
         delete from pgqrs.messages as m where m.message_id = p_message_id returning m.*
     )
     insert into pgqrs.messages_archive (message_id, queue_id, outcome, enqueued_at, archived_at, read_count, worker_id)
     select r.message_id, r.queue_id, p_outcome, r.enqueued_at, pgqrs.now(), r.read_count, r.worker_id
-    from retired as r
+    from retired as r;
+end
 $$;
 
 -- Finishing a run (complete_run / fail_run) already retires its message, so for the seeds'

@@ -61,11 +61,13 @@ $$;
 
 create or replace function pgqrs._notify_run_finished(p_run bigint, p_status text)
 returns void
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $$
-    select pg_notify('pgqrs_runs', p_run || ':' || p_status)
+begin
+    perform pg_notify('pgqrs_runs', p_run || ':' || p_status);
+end
 $$;
 
 -- An attempt is counted once: by acquire_step (status RUNNING), or by the write that ends an attempt the
@@ -288,7 +290,7 @@ begin
     values (p_run, p_step_id, 'PAUSED', 1, v_until, v_now, v_now)
     on conflict (run_id, step_id) do update
         set status = 'PAUSED', attempt = pgqrs._next_attempt(s), paused_until = excluded.paused_until,
-            updated_at = excluded.updated_at
+            retry_at = null, updated_at = excluded.updated_at
         where s.status <> 'SUCCESS'
     returning * into v_step;
     if v_step.run_id is null then
@@ -424,12 +426,14 @@ $$;
 
 create or replace function pgqrs.complete_run(p_run bigint, p_lease_token uuid, p_output jsonb default 'null')
 returns text
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
 as $$
-    select pgqrs._finish_run(p_run, p_lease_token, 'SUCCESS', coalesce(p_output, 'null'::jsonb), null)
+begin
+    return pgqrs._finish_run(p_run, p_lease_token, 'SUCCESS', coalesce(p_output, 'null'::jsonb), null);
+end
 $$;
 comment on function pgqrs.complete_run(bigint, uuid, jsonb) is
 'Finishes a RUNNING run as SUCCESS with its JSON output and archives its message, in one transaction; NOTIFY
@@ -437,12 +441,14 @@ pgqrs_runs "<run>:SUCCESS". Returns the status. Raises QR004 (lease), QR003 (alr
 
 create or replace function pgqrs.fail_run(p_run bigint, p_lease_token uuid, p_error jsonb default '{}')
 returns text
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
 as $$
-    select pgqrs._finish_run(p_run, p_lease_token, 'ERROR', null, coalesce(p_error, '{}'::jsonb))
+begin
+    return pgqrs._finish_run(p_run, p_lease_token, 'ERROR', null, coalesce(p_error, '{}'::jsonb));
+end
 $$;
 comment on function pgqrs.fail_run(bigint, uuid, jsonb) is
 'Finishes a RUNNING run as ERROR and archives its message as DEAD_LETTER, in one transaction; NOTIFY
