@@ -36,6 +36,11 @@ def cpu_ns(pid: int) -> int:
 REPS = 5
 
 
+def pad(sql: str, *args: Any) -> tuple[Any, ...]:
+    """Arguments for one of the package's statements; parameters added later get NULL (their default)."""
+    return args + (None,) * (sql.count("%s") - len(args))
+
+
 def timed(conn: Any, pid: int, n: int, call: Callable[[int], Any]) -> tuple[float, float]:
     """(server CPU µs per call, wall µs per call) of n calls, in REPS rounds: the round with the least CPU
     (other load only ever adds to a cost, so the minimum is the most faithful figure)."""
@@ -79,13 +84,13 @@ def main() -> None:
                          (benchwf.WF,))
 
         def trigger(i: int) -> None:
-            conn.execute(_sql.TRIGGER, (benchwf.WF, json.dumps({"n": i}), None, None, None)).fetchall()
+            conn.execute(_sql.TRIGGER, pad(_sql.TRIGGER, benchwf.WF, json.dumps({"n": i}))).fetchall()
 
         rows.append(("pgqrs.trigger", *timed(conn, pid, n, trigger)))
         leased: list[tuple[int, Any]] = []
 
         def dequeue(_i: int) -> None:
-            r = conn.execute(_sql.DEQUEUE, (benchwf.WF, wid, 1, 3600)).fetchall()
+            r = conn.execute(_sql.DEQUEUE, pad(_sql.DEQUEUE, benchwf.WF, wid, 1, 3600)).fetchall()
             leased.append((r[0][1], r[0][4]))
 
         rows.append(("pgqrs.dequeue (1 message)", *timed(conn, pid, n, dequeue)))
@@ -93,24 +98,26 @@ def main() -> None:
 
         def complete_step(i: int) -> None:
             run_id, token = next(it)
-            conn.execute(_sql.COMPLETE_STEP, (run_id, f"s{i}", token, json.dumps({"i": i}))).fetchall()
+            args = pad(_sql.COMPLETE_STEP, run_id, f"s{i}", token, json.dumps({"i": i}))
+            conn.execute(_sql.COMPLETE_STEP, args).fetchall()
 
         rows.append(("pgqrs.complete_step", *timed(conn, pid, n, complete_step)))
         it2 = iter(leased)
 
         def complete_run(i: int) -> None:
             run_id, token = next(it2)
-            conn.execute(_sql.COMPLETE_RUN, (run_id, token, json.dumps({"sum": i}))).fetchall()
+            args = pad(_sql.COMPLETE_RUN, run_id, token, json.dumps({"sum": i}))
+            conn.execute(_sql.COMPLETE_RUN, args).fetchall()
 
         rows.append(("pgqrs.complete_run", *timed(conn, pid, n - 10, complete_run)))
 
         def empty_dequeue(_i: int) -> None:
-            conn.execute(_sql.DEQUEUE, (benchwf.WF, wid, 1, 30)).fetchall()
+            conn.execute(_sql.DEQUEUE, pad(_sql.DEQUEUE, benchwf.WF, wid, 1, 30)).fetchall()
 
         rows.append(("pgqrs.dequeue (queue empty)", *timed(conn, pid, n, empty_dequeue)))
 
         def heartbeat(_i: int) -> None:
-            conn.execute(_sql.HEARTBEAT, (wid, [])).fetchall()
+            conn.execute(_sql.HEARTBEAT, pad(_sql.HEARTBEAT, wid, [])).fetchall()
 
         rows.append(("pgqrs.heartbeat (no leases)", *timed(conn, pid, n, heartbeat)))
 
