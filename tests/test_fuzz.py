@@ -974,7 +974,7 @@ class EngineMachine(RuleBasedStateMachine):
         elif code == "QR005":
             assert prior is not None
 
-    def run_op(self, run: int, token: Any, op: str, value: Any) -> None:
+    def run_op(self, run: int, token: Any, op: str, value: Any, step: str = "p") -> None:
         if op == "complete_run":
             self.fenced(run, token, "select pgqrs.complete_run(%s, %s, %s)", (run, token, Jsonb(value)))
         elif op == "fail_run":
@@ -985,8 +985,8 @@ class EngineMachine(RuleBasedStateMachine):
             self.fenced(
                 run,
                 token,
-                "select status from pgqrs.pause_step(%s, 'p', %s, %s)",
-                (run, token, value if isinstance(value, timedelta) else None),
+                "select status from pgqrs.pause_step(%s, %s, %s, %s)",
+                (run, step, token, value if isinstance(value, timedelta) else None),
             )
         # "crash": nothing, the lease runs out
 
@@ -1089,7 +1089,7 @@ class EngineMachine(RuleBasedStateMachine):
                     else:
                         self.fail_step_(run, token, step, op == "step_fail", retry_after, policy)
                 else:
-                    self.run_op(run, token, op, timedelta(seconds=60) if op == "pause" else value)
+                    self.run_op(run, token, op, timedelta(seconds=60) if op == "pause" else value, step)
         return multiple(*((r[0], r[1]) for r in rows or []))
 
     @rule(
@@ -1126,9 +1126,10 @@ class EngineMachine(RuleBasedStateMachine):
         value=small_json,
         worker=workers,
         timeout=st.sampled_from([None, timedelta(seconds=60), timedelta(days=1)]),
+        step=step_ids,
     )
     def stale_or_late_run_write(
-        self, lease: tuple[int, Any], op: str, value: Any, worker: int, timeout: Any
+        self, lease: tuple[int, Any], op: str, value: Any, worker: int, timeout: Any, step: str
     ) -> None:
         run, token = lease
         if op == "heartbeat":
@@ -1146,7 +1147,7 @@ class EngineMachine(RuleBasedStateMachine):
             _, code = self.fenced(run, forged, "select pgqrs.complete_step(%s, 'a', %s, '1')", (run, forged))
             assert code is not None, "a forged token was accepted"
         else:
-            self.run_op(run, token, op, timeout if op == "pause" else value)
+            self.run_op(run, token, op, timeout if op == "pause" else value, step)
 
     @rule(
         run=st.one_of(runs, runs, bogus_runs),
@@ -1463,3 +1464,24 @@ def test_integral_float_max_attempts_is_an_integer(world: World) -> None:
             )[0]
             == "ERROR"
         )
+
+
+def test_pausing_a_step_that_waited_for_a_retry_clears_its_retry_time(world: World) -> None:
+    """A step failed transiently (ERROR, retry_at), delivered again and paused without acquire_step first kept
+    its stale retry_at while PAUSED (the consistency check's `retry_at only on ERROR`); now cleared."""
+    conn = world.conn
+    with conn.transaction(force_rollback=True):
+        conn.execute("select pgqrs.create_workflow('fz_pause')")
+        worker = one(conn, "select pgqrs.register_worker('fz_pw2', 'h', 1, 'fz_pause')")[0]
+        run = one(conn, "select run_id from pgqrs.trigger('fz_pause', '{}')")[0]
+        token = one(conn, "select lease_token from pgqrs.dequeue('fz_pause', %s)", (worker,))[0]
+        conn.execute("select pgqrs.fail_step(%s, 'a', %s, '{}', true, '0 s')", (run, token))
+        token = one(conn, "select lease_token from pgqrs.dequeue('fz_pause', %s)", (worker,))[0]
+        assert (
+            one(conn, "select status from pgqrs.pause_step(%s, 'a', %s, '1 h')", (run, token))[0] == "PAUSED"
+        )
+        assert one(conn, "select status, retry_at from pgqrs.steps where run_id = %s", (run,)) == (
+            "PAUSED",
+            None,
+        )
+        assert consistency_problems(conn, world.shadow) == []
