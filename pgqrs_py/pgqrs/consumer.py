@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -44,6 +45,9 @@ class Consumer:
         self._wake = asyncio.Event()
         self._next_visible: float | None = None
         self._inflight: dict[asyncio.Task[None], Message] = {}
+        # When each lease held runs out by this process's monotonic clock (see _leased): a worker that was
+        # frozen past it must not start another step body, though the database would refuse its writes anyway.
+        self._lease_deadlines: dict[UUID, float] = {}
 
     async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         lease = visibility if visibility is not None else self.visibility
@@ -89,6 +93,7 @@ class Consumer:
             free = self.concurrency - len(self._inflight)
             got = 0
             if free > 0:
+                sent = time.monotonic()
                 try:
                     messages = await self.dequeue(free)
                 except psycopg.OperationalError as exc:
@@ -97,6 +102,7 @@ class Consumer:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 backoff = 0.05
+                self._leased(messages, sent)
                 for message in messages:
                     task = asyncio.create_task(self._execute(message), name=f"pgqrs-run-{message.run_id}")
                     self._inflight[task] = message
@@ -107,8 +113,28 @@ class Consumer:
             await self._sleep(self._idle_timeout())
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._inflight.pop(task, None)
+        message = self._inflight.pop(task, None)
+        if message is not None:
+            self._lease_deadlines.pop(message.lease_token, None)
         self._wake.set()
+
+    def _leased(self, messages: list[Message], sent: float) -> None:
+        """Leases granted by a dequeue sent at monotonic time `sent`: the server's expiry is its own now plus
+        the visibility, never earlier than `sent` plus it, so this deadline errs on the safe side."""
+        for message in messages:
+            self._lease_deadlines[message.lease_token] = sent + self.visibility
+
+    def _extended(self, rows: list[tuple[Any, ...]], sent: float) -> set[UUID]:
+        """Apply a heartbeat's answer (sent at monotonic `sent`): move the deadlines of the leases still held;
+        return the tokens of the lost ones."""
+        lost = set()
+        for token, held, _until in rows:
+            if held:
+                if token in self._lease_deadlines:
+                    self._lease_deadlines[token] = sent + self.visibility
+            else:
+                lost.add(token)
+        return lost
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -184,12 +210,13 @@ class Consumer:
             await asyncio.sleep(interval)
             tasks = dict(self._inflight)
             tokens = [m.lease_token for m in tasks.values()]
+            sent = time.monotonic()
             try:
                 rows = await self.store.call(_sql.HEARTBEAT, (self.id, tokens))
             except Exception as exc:  # keep beating: a lapse must not let every lease expire
                 log.warning("heartbeat failed: %s", exc)
                 continue
-            lost = {token for token, held, _until in rows if not held}
+            lost = self._extended(rows, sent)
             for task, message in tasks.items():
                 # A run that finished while the heartbeat was on its way has no lease left either: not lost.
                 if message.lease_token in lost and not task.done() and task in self._inflight:
@@ -201,7 +228,7 @@ class Consumer:
         own_connection_lost = True  # unless the run's connection is found alive below
         try:
             async with self.store.pool.connection() as conn:
-                run = Run(self.store, message, None, conn)
+                run = Run(self.store, message, None, conn, self._lease_deadlines)
                 try:
                     await self._run_handler(run, WorkflowContext(run, message.steps or {}))
                 except psycopg.OperationalError:

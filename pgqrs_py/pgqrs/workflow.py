@@ -17,7 +17,7 @@ import psycopg
 
 from . import _sql
 from ._json import dumps, from_json
-from .errors import DuplicateStepId, TransientError, mapped_errors, seconds
+from .errors import DuplicateStepId, LeaseLost, TransientError, mapped_errors, seconds
 from .run import Run
 from .store import AsyncConn, Store, TriggerHandle, WorkflowDef
 
@@ -121,6 +121,10 @@ class WorkflowContext:
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("status") == "SUCCESS":
             return recorded.get("value")
+        if self.run.lease_expired():
+            # Frozen (a GC pause, SIGSTOP, a slow VM) past the lease: another worker may own the run and may
+            # have recorded this very step. Starting the body could repeat its side effects.
+            raise LeaseLost(f"lease on run {self.run_id} ran out before step {step_id!r} could start")
         started = time.monotonic()
         try:
             result = await call_body(fn)

@@ -30,7 +30,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chaos_harness import (  # noqa: E402
-    NO_BODY_AFTER_SUCCESS,
     Cluster,
     Result,
     Scenario,
@@ -40,8 +39,6 @@ from chaos_harness import (  # noqa: E402
     race_scenario,
     summary_table,
 )
-
-FROZEN = "frozen worker, see docs/reliability.md and tests/chaos/test_freeze_zombie.py"
 
 
 def scenarios() -> list[Scenario]:
@@ -75,7 +72,6 @@ def scenarios() -> list[Scenario]:
             runs=240,
             rate=6.0,
             faults=[(3.0 + 5.0 * i, "sigstop") for i in range(7)],
-            known_issues={NO_BODY_AFTER_SUCCESS: FROZEN},
         ),
         Scenario(
             "long_steps",

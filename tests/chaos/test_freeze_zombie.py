@@ -3,12 +3,10 @@ another worker recorded while it was frozen (DESIGN.md §4.1).
 
 Worker A records step s1 and is frozen between s1 and s2, longer than its visibility timeout. Worker B takes
 the run over after the lease expires, replays s1, runs s2 and finishes the run. Then A thaws. Its writes are
-fenced (its lease is gone), but today it starts s2's body first: ctx.step runs a body that its journal
-snapshot (from dequeue) lacks without asking the engine, and on thaw the handler's overdue timer runs before
-the heartbeat that would cancel it has had its answer. Seen in `make chaos` (scenario sigstop) with the real
-4-step workload; this test makes it deterministic. See docs/reliability.md, "Known issue: frozen workers".
-The xfail is strict: once the worker refuses to start a body after its lease lapsed, this test passes and
-fails the suite as XPASS: remove the mark then.
+fenced (its lease is gone), and it must not even start s2's body: ctx.step would run a body its journal
+snapshot (from dequeue) lacks, and on thaw the handler's overdue timer runs before the heartbeat that would
+cancel it has had its answer. The worker keeps a monotonic lease deadline and refuses to start a body past it.
+Seen in `make chaos` (scenario sigstop) before that fix; this test makes it deterministic.
 """
 
 from __future__ import annotations
@@ -67,11 +65,6 @@ def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.mark.chaos
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known issue: a worker frozen past its lease starts the next step's body "
-    "after another worker recorded it (docs/reliability.md)",
-)
 def test_a_thawed_worker_does_not_run_a_step_recorded_while_it_was_frozen(db: str, tmp_path: Path) -> None:
     out = tmp_path / "effects.txt"
     out.touch()

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import psycopg
 
@@ -46,6 +47,7 @@ class WorkerLoop:
         _stop: threading.Event
         _wake: threading.Event
         _inflight: dict[threading.Thread, Message]
+        _lease_deadlines: dict[UUID, float]
 
         def stop(self) -> None: ...
         def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]: ...
@@ -53,6 +55,8 @@ class WorkerLoop:
         def _on_notify(self, payload: str) -> None: ...
         def _run_handler(self, run: Run, ctx: WorkflowContext) -> None: ...
         def _finished(self, task: threading.Thread) -> None: ...
+        def _leased(self, messages: list[Message], sent: float) -> None: ...
+        def _extended(self, rows: list[tuple[Any, ...]], sent: float) -> set[UUID]: ...
         def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None: ...
 
     def poll_forever(self, *, shutdown_timeout: float | None = None) -> None:
@@ -87,6 +91,7 @@ class WorkerLoop:
             self._wake.clear()  # before dequeue: a notification arriving during it must not be lost
             free = self.concurrency - len(self._inflight)
             if free > 0:
+                sent = time.monotonic()
                 try:
                     messages = self.dequeue(free)
                 except psycopg.OperationalError as exc:
@@ -95,6 +100,7 @@ class WorkerLoop:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 backoff = 0.05
+                self._leased(messages, sent)
                 for message in messages:
                     thread = threading.Thread(target=self._execute, args=(message,),
                                               name=f"pgqrs-run-{message.run_id}", daemon=True)
@@ -152,12 +158,13 @@ class WorkerLoop:
         while not closing.wait(interval):
             inflight = dict(self._inflight)
             tokens = [m.lease_token for m in inflight.values()]
+            sent = time.monotonic()
             try:
                 rows = self.store.call(_sql.HEARTBEAT, (self.id, tokens))
             except Exception as exc:  # keep beating: a lapse must not let every lease expire
                 log.warning("heartbeat failed: %s", exc)
                 continue
-            lost = {token for token, held, _until in rows if not held}
+            lost = self._extended(rows, sent)
             for thread, message in inflight.items():
                 # a run that finished while the heartbeat was on its way has no lease left either: not lost
                 if message.lease_token in lost and thread in self._inflight:
@@ -167,7 +174,7 @@ class WorkerLoop:
         own_connection_lost = True  # unless the run's connection is found alive below
         try:
             with self.store.pool.connection() as conn:
-                run = Run(self.store, message, None, conn)
+                run = Run(self.store, message, None, conn, self._lease_deadlines)
                 try:
                     self._run_handler(run, WorkflowContext(run, message.steps or {}))
                 except psycopg.OperationalError:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -43,6 +44,9 @@ class Consumer(WorkerLoop):
         self._wake = threading.Event()
         self._next_visible: float | None = None
         self._inflight: dict[threading.Thread, Message] = {}
+        # When each lease held runs out by this process's monotonic clock (see _leased): a worker that was
+        # frozen past it must not start another step body, though the database would refuse its writes anyway.
+        self._lease_deadlines: dict[UUID, float] = {}
 
     def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         lease = visibility if visibility is not None else self.visibility
@@ -61,8 +65,28 @@ class Consumer(WorkerLoop):
     # ---- the loop -----------------------------------------------------------------------------------------
 
     def _finished(self, task: threading.Thread) -> None:
-        self._inflight.pop(task, None)
+        message = self._inflight.pop(task, None)
+        if message is not None:
+            self._lease_deadlines.pop(message.lease_token, None)
         self._wake.set()
+
+    def _leased(self, messages: list[Message], sent: float) -> None:
+        """Leases granted by a dequeue sent at monotonic time `sent`: the server's expiry is its own now plus
+        the visibility, never earlier than `sent` plus it, so this deadline errs on the safe side."""
+        for message in messages:
+            self._lease_deadlines[message.lease_token] = sent + self.visibility
+
+    def _extended(self, rows: list[tuple[Any, ...]], sent: float) -> set[UUID]:
+        """Apply a heartbeat's answer (sent at monotonic `sent`): move the deadlines of the leases still held;
+        return the tokens of the lost ones."""
+        lost = set()
+        for token, held, _until in rows:
+            if held:
+                if token in self._lease_deadlines:
+                    self._lease_deadlines[token] = sent + self.visibility
+            else:
+                lost.add(token)
+        return lost
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval

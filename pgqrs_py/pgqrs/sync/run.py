@@ -51,11 +51,20 @@ class Run:
     """A run leased through a message: every call carries the lease token (fencing)."""
 
     def __init__(self, store: Store, message: Message, current_time: datetime | None,
-                 conn: Conn | None = None) -> None:
+                 conn: Conn | None = None, lease_deadlines: dict[UUID, float] | None = None) -> None:
         self.store = store
         self.message = message
         self.current_time = current_time
         self.conn = conn
+        self._lease_deadlines = lease_deadlines  # a worker's view of its leases (monotonic), if it keeps one
+
+    def lease_expired(self) -> bool:
+        """True when the worker running this run knows its lease has run out (so it must not start more work).
+        Without a worker's bookkeeping (the manual API) it cannot tell: False, and the engine still fences."""
+        if self._lease_deadlines is None:
+            return False
+        deadline = self._lease_deadlines.get(self.lease_token)
+        return deadline is not None and time.monotonic() >= deadline
 
     @property
     def id(self) -> int:
@@ -82,7 +91,8 @@ class Run:
 
     def complete_step_json(self, step_id: str, payload: str, duration: float | None = None) -> bool:
         """Record a success whose value is already JSON text; `duration`: seconds the body ran (see SQL)."""
-        rows = self._call(_sql.COMPLETE_STEP, (self.run_id, step_id, self.lease_token, payload, duration))
+        params = (self.run_id, step_id, self.lease_token, payload, duration)
+        rows = self._call(_sql.COMPLETE_STEP, params)
         return bool(rows[0][0])
 
     def fail_step(self, step_id: str, error: Any, *, transient: bool = True,

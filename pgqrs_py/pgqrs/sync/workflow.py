@@ -16,7 +16,7 @@ import psycopg
 
 from .. import _sql
 from .._json import dumps, from_json
-from ..errors import DuplicateStepId, TransientError, mapped_errors, seconds
+from ..errors import DuplicateStepId, LeaseLost, TransientError, mapped_errors, seconds
 from ..store import TriggerHandle, WorkflowDef
 from ..workflow import StepPause, Suspended, T, _type_hints, error_json
 from ._compat import call_body
@@ -76,6 +76,10 @@ class WorkflowContext:
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("status") == "SUCCESS":
             return recorded.get("value")
+        if self.run.lease_expired():
+            # Frozen (a GC pause, SIGSTOP, a slow VM) past the lease: another worker may own the run and may
+            # have recorded this very step. Starting the body could repeat its side effects.
+            raise LeaseLost(f"lease on run {self.run_id} ran out before step {step_id!r} could start")
         started = time.monotonic()
         try:
             result = call_body(fn)
