@@ -483,3 +483,21 @@ def test_step_decorator_ids_are_the_name_then_name_hash_n(db: str) -> None:
     asyncio.run(scenario())
     with pytest.raises(RuntimeError, match="outside a running workflow"):
         asyncio.run(fetch_page(1))
+
+
+def test_a_worker_refuses_a_database_with_another_schema_version(db: str) -> None:
+    """A worker built for one schema version does not take work from another: its calls would fail every run."""
+    from pgqrs.install import SchemaMismatch
+
+    async def scenario() -> None:
+        store = await pgqrs.connect(db)
+        try:
+            await store.create_workflow("versioned")
+            with psycopg.connect(db, autocommit=True) as conn:
+                conn.execute("insert into pgqrs.schema_version (version) values (999)")
+            with pytest.raises(SchemaMismatch, match="999"):
+                await pgqrs.consumer("w-version", None, "versioned").create(store)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())

@@ -16,7 +16,7 @@ TRIGGER = (
 )
 REGISTER_WORKER = (
     "select pgqrs.register_worker(p_name => %s, p_hostname => %s, p_port => %s::integer, p_queue => %s),"
-    " pgqrs.queue_channel(p_queue => %s)"
+    " pgqrs.queue_channel(p_queue => %s), pgqrs.schema_version()"
 )
 STOP_WORKER = "select pgqrs.stop_worker(p_worker => %s::bigint)"
 DEQUEUE = (

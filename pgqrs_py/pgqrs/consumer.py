@@ -17,6 +17,7 @@ from . import _sql
 from ._conncheck import connection_lost
 from ._json import dumps
 from .errors import LeaseLost, NotSerializable, PgqrsError, TransientError
+from .install import check_version
 from .run import Message, Run
 from .store import Store
 from .workflow import Suspended, WorkflowContext, as_workflow, error_json, invoke
@@ -333,7 +334,8 @@ class ConsumerBuilder:
     async def create(self, store: Store) -> Consumer:
         rows = await store.call(_sql.REGISTER_WORKER,
                                 (self._name, socket.gethostname(), self._port, self._queue, self._queue))
-        worker_id, channel = rows[0]
+        worker_id, channel, version = rows[0]
+        check_version(version)  # before taking any work: mismatched calls would fail every run
         needed = self._concurrency + 2  # one per run in flight, one for dequeue, one for heartbeats
         if store.pool.max_size < needed:
             await store.pool.resize(min_size=store.pool.min_size, max_size=needed)

@@ -43,6 +43,21 @@ class SchemaTooNew(PgqrsError):
     """The database holds a newer schema version than this package knows: upgrade the package instead."""
 
 
+class SchemaMismatch(PgqrsError):
+    """A worker found a schema version other than the one this package installs: its calls would not match the
+    engine's functions. Run `pgqrs upgrade` (or `pgqrs.install`) with this package."""
+
+
+def check_version(installed: int) -> None:
+    """Raise SchemaMismatch unless the database holds the schema version this package installs."""
+    expected = target_version()
+    if installed != expected:
+        raise SchemaMismatch(
+            f"the database has pgqrs schema version {installed}, this package needs {expected}",
+            hint="Run `pgqrs upgrade` (or pgqrs.install(dsn)) with this package.",
+        )
+
+
 class MigrationError(PgqrsError):
     """The migrations directory is inconsistent (no path from the installed version, a backward step...)."""
 

@@ -16,6 +16,7 @@ from .. import _sql
 from .._json import dumps
 from ..consumer import HANDLER_STEP, log
 from ..errors import LeaseLost, NotSerializable, PgqrsError, TransientError
+from ..install import check_version
 from ..run import Message
 from ..workflow import Suspended, error_json
 from ._compat import CancelledError
@@ -193,7 +194,8 @@ class ConsumerBuilder:
     def create(self, store: Store) -> Consumer:
         rows = store.call(_sql.REGISTER_WORKER,
                           (self._name, socket.gethostname(), self._port, self._queue, self._queue))
-        worker_id, channel = rows[0]
+        worker_id, channel, version = rows[0]
+        check_version(version)  # before taking any work: mismatched calls would fail every run
         needed = self._concurrency + 2  # one per run in flight, one for dequeue, one for heartbeats
         if store.pool.max_size < needed:
             store.pool.resize(min_size=store.pool.min_size, max_size=needed)
