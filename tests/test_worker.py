@@ -486,7 +486,7 @@ def test_step_decorator_ids_are_the_name_then_name_hash_n(db: str) -> None:
 
 
 def test_a_worker_refuses_a_database_with_another_schema_version(db: str) -> None:
-    """A worker built for one schema version does not take work from another: its calls would fail every run."""
+    """A worker built for one schema version takes no work from another: its calls would fail every run."""
     from pgqrs.install import SchemaMismatch
 
     async def scenario() -> None:
