@@ -51,7 +51,9 @@ as $$
 declare
     v_run pgqrs.runs;
 begin
-    select * into v_run from pgqrs.runs as r where r.run_id = p_run for update;
+    -- no key update: the foreign-key checks of step inserts (key share on the run) must not wait for it, or
+    -- update_step (run, then step) and complete_step (step insert, then the run's key) deadlock.
+    select * into v_run from pgqrs.runs as r where r.run_id = p_run for no key update;
     if v_run.run_id is null then
         raise exception using errcode = 'QR002', message = format('unknown run: %s', coalesce(p_run::text, 'NULL'));
     end if;
@@ -71,14 +73,21 @@ end
 $$;
 
 -- An attempt is counted once: by acquire_step (status RUNNING), or by the write that ends an attempt the
--- worker did not acquire (the Python ctx.step skips acquire for steps absent from the journal).
+-- worker did not acquire (the Python ctx.step skips acquire for steps absent from the journal). A pause is not
+-- a failure: running a paused step again after its timeout does not count another attempt, so a step that
+-- polls by pausing keeps its retry budget.
 create or replace function pgqrs._next_attempt(p_step pgqrs.steps)
 returns integer
-language sql
+language plpgsql
 immutable
 set search_path = pg_catalog, pg_temp
 as $$
-    select case when p_step.status = 'RUNNING' then p_step.attempt else coalesce(p_step.attempt, 0) + 1 end
+begin
+    if p_step.status in ('RUNNING', 'PAUSED') then
+        return p_step.attempt;
+    end if;
+    return coalesce(p_step.attempt, 0) + 1;
+end
 $$;
 
 create or replace function pgqrs.acquire_step(
@@ -123,7 +132,9 @@ begin
     insert into pgqrs.steps as s (run_id, step_id, status, attempt, started_at, updated_at)
     values (p_run, p_step_id, 'RUNNING', 1, pgqrs.now(), pgqrs.now())
     on conflict (run_id, step_id) do update
-        set status = 'RUNNING', attempt = s.attempt + 1, retry_at = null, paused_until = null,
+        -- a new attempt, except when a paused step runs again after its timeout (see _next_attempt)
+        set status = 'RUNNING', attempt = case when s.status = 'PAUSED' then s.attempt else s.attempt + 1 end,
+            retry_at = null, paused_until = null,
             started_at = excluded.started_at, updated_at = excluded.updated_at
     returning * into v_step;
     return query select 'EXECUTE'::text, null::jsonb, v_step.attempt, null::timestamptz;
@@ -215,7 +226,7 @@ begin
     into v_policy
     from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id)
     where r.run_id = p_run
-    for update of r;
+    for no key update of r;
 
     insert into pgqrs.steps as s (run_id, step_id, status, error, attempt, max_attempts, started_at, updated_at)
     values (
@@ -276,13 +287,14 @@ declare
     v_now timestamptz := pgqrs.now();
     v_until timestamptz;
     v_step pgqrs.steps;
+    v_message pgqrs.messages;
 begin
     perform pgqrs._check_step_id(p_step_id);
     if p_timeout <= interval '0' or p_timeout > interval '365 days' then
         raise exception using
             errcode = '22023', message = format('pause timeout must be more than 0 and at most 365 days, got %s', p_timeout);
     end if;
-    perform pgqrs._lease(p_run, p_lease_token);
+    v_message := pgqrs._lease(p_run, p_lease_token);
     perform pgqrs._lock_run(p_run);
     v_until := v_now + p_timeout;
 
@@ -303,6 +315,9 @@ begin
     update pgqrs.messages as m
     set visible_at = coalesce(v_until, 'infinity'), lease_token = null, lease_duration = null, worker_id = null
     where m.message_id = p_run;
+    if v_until is not null then
+        perform pgqrs._notify_queue(v_message.queue_id, v_until);  -- idle workers wake up at the timeout
+    end if;
     return query select 'PAUSED'::text, null::jsonb;
 end
 $$;

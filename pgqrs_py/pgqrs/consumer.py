@@ -75,8 +75,9 @@ class Consumer:
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name="pgqrs-heartbeat")
         try:
             await self._dispatch_loop()
-            await self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
         finally:
+            # Also when the loop died of something unexpected: runs in flight finish or are handed back.
+            await self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
             for sig in signals:
                 asyncio.get_running_loop().remove_signal_handler(sig)
             listener.cancel()
@@ -97,7 +98,7 @@ class Consumer:
                 sent = time.monotonic()
                 try:
                     messages = await self.dequeue(free)
-                except psycopg.OperationalError as exc:
+                except (psycopg.Error, PgqrsError) as exc:  # the database away, or mid-upgrade: keep trying
                     log.warning("dequeue failed (%s); retrying in %.2f s", exc, backoff)
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -235,8 +236,10 @@ class Consumer:
                 except psycopg.OperationalError:
                     own_connection_lost = connection_lost(conn)  # before the pool may hand it to another
                     raise
-        except (Suspended, LeaseLost) as exc:
-            log.debug("run %s left this worker: %r", message.run_id, exc)
+        except Suspended as exc:
+            log.debug("run %s left this worker: %s", message.run_id, exc.run_status)
+        except LeaseLost as exc:
+            log.warning("run %s abandoned: %s", message.run_id, exc)
         except psycopg.OperationalError as exc:
             await self._after_lost_connection(message, own_connection_lost, exc)
         except asyncio.CancelledError:
@@ -250,11 +253,16 @@ class Consumer:
         try:
             assert self.handler is not None
             output = await invoke(self.handler, ctx, run.message.input)
+        except (Suspended, LeaseLost, asyncio.CancelledError):
+            raise
+        except psycopg.OperationalError as exc:
+            if exc is run.failed_call:
+                raise  # our own call was cut off: not the handler's failure (see _after_lost_connection)
+            await run.fail_step(HANDLER_STEP, error_json(exc), transient=True)  # the user's database trouble
+            return
         except TransientError as exc:
             await run.fail_step(HANDLER_STEP, error_json(exc), transient=True, retry_after=exc.retry_after)
             return
-        except (Suspended, LeaseLost, psycopg.OperationalError, asyncio.CancelledError):
-            raise
         except Exception as exc:  # a handler error never stops the loop: the run fails permanently
             log.info("run %s failed: %r", run.run_id, exc)
             await run.fail(error_json(exc))
@@ -267,17 +275,13 @@ class Consumer:
         await run.complete_json(payload)
 
     async def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None:
-        """A connection was lost mid-run; nothing was recorded for the step in progress (not its failure).
-
-        The worker's own connection (a restart, a terminated backend): the run goes back to the queue as soon
-        as the database answers, to be retried at once from its last recorded step. A step body's own
-        connection: the lease is left to expire, a backoff before the body runs again.
+        """One of the worker's own engine calls was cut off: the connection was lost (`own`: a restart, a
+        terminated backend) or the call failed on a live one (a deadlock, a statement timeout). That is not
+        the step's failure, so nothing is recorded: the run goes back to the queue as soon as the database
+        answers, to be retried at once from its last recorded step.
         """
-        if not own:
-            log.warning("run %s: a step lost its own connection (%s); retried when the lease expires",
-                        message.run_id, exc)
-            return
-        log.warning("run %s interrupted by a lost connection (%s); handing it back", message.run_id, exc)
+        cause = "a lost connection" if own else "an interrupted engine call"
+        log.warning("run %s interrupted by %s (%s); handing it back", message.run_id, cause, exc)
         deadline = time.monotonic() + self.visibility  # past it the lease has expired anyway
         backoff = 0.05
         while True:
@@ -297,7 +301,7 @@ class Consumer:
     async def _hand_back(self, message: Message) -> None:
         try:
             await asyncio.shield(self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token)))
-        except (psycopg.Error, LeaseLost) as exc:
+        except (psycopg.Error, PgqrsError) as exc:  # finished, taken over, or the database is away
             log.info("could not hand back run %s (%s); its lease will expire", message.run_id, exc)
 
 

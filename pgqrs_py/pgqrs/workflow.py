@@ -17,7 +17,7 @@ import psycopg
 
 from . import _sql
 from ._json import dumps, from_json
-from .errors import DuplicateStepId, LeaseLost, TransientError, mapped_errors, seconds
+from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, mapped_errors, seconds
 from .run import Run
 from .store import AsyncConn, Store, TriggerHandle, WorkflowDef
 
@@ -138,14 +138,20 @@ class WorkflowContext:
                                               retry_after=exc.retry_after, retry_policy=retry_policy,
                                               duration=time.monotonic() - started)
             raise Suspended(status) from None
-        except psycopg.OperationalError:
-            raise  # our connection is gone: not the step's failure; the run is retried under a new lease
         except Exception as exc:
-            status = await self.run.fail_step(step_id, error_json(exc), transient=False,
+            # The body never uses the worker's connection, so a psycopg OperationalError here is the body's
+            # own database trouble: transient, bounded by the retry policy. Anything else fails for good.
+            transient = isinstance(exc, psycopg.OperationalError)
+            status = await self.run.fail_step(step_id, error_json(exc), transient=transient,
+                                              retry_policy=retry_policy if transient else None,
                                               duration=time.monotonic() - started)
             raise Suspended(status) from None
         text = dumps(result, f"the result of step {step_id!r}")
-        await self.run.complete_step_json(step_id, text, time.monotonic() - started)
+        try:
+            await self.run.complete_step_json(step_id, text, time.monotonic() - started)
+        except StepConflict:
+            # update_step recorded this step from outside while the body ran: the recorded result wins.
+            return (await self.run.acquire_step(step_id)).value
         return json.loads(text)
 
 

@@ -20,8 +20,8 @@ select is((select status from pgqrs.runs where run_id = (select run_id from t_ru
 select is((select steps -> 'approval' ->> 'status' from t_l2), 'PAUSED', 'the journal shows the step PAUSED');
 select results_eq(
     $$select a.status, a.attempt from t_l2 as l, lateral pgqrs.acquire_step(l.run_id, 'approval', l.lease_token) as a$$,
-    $$values ('EXECUTE'::text, 2)$$,
-    'acquire_step of the paused step says EXECUTE'
+    $$values ('EXECUTE'::text, 1)$$,
+    'acquire_step of the paused step says EXECUTE (a pause is not a failed attempt)'
 );
 select results_eq(
     $$select p.* from t_l2 as l, lateral pgqrs.pause_step(l.run_id, 'approval', l.lease_token, '1 hour') as p$$,

@@ -21,7 +21,7 @@ import psycopg
 
 from .. import _sql
 from .._conncheck import connection_lost
-from ..errors import LeaseLost
+from ..errors import LeaseLost, PgqrsError
 from ..run import Message
 from ..workflow import Suspended
 from .run import Run
@@ -73,8 +73,9 @@ class WorkerLoop:
             thread.start()
         try:
             self._dispatch_loop()
-            self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
         finally:
+            # Also when the loop died of something unexpected: runs in flight finish or are handed back.
+            self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             closing.set()
@@ -94,7 +95,7 @@ class WorkerLoop:
                 sent = time.monotonic()
                 try:
                     messages = self.dequeue(free)
-                except psycopg.OperationalError as exc:
+                except (psycopg.Error, PgqrsError) as exc:  # the database away, or mid-upgrade: keep trying
                     log.warning("dequeue failed (%s); retrying in %.2f s", exc, backoff)
                     self._sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -180,8 +181,10 @@ class WorkerLoop:
                 except psycopg.OperationalError:
                     own_connection_lost = connection_lost(conn)
                     raise
-        except (Suspended, LeaseLost) as exc:
-            log.debug("run %s left this worker: %r", message.run_id, exc)
+        except Suspended as exc:
+            log.debug("run %s left this worker: %s", message.run_id, exc.run_status)
+        except LeaseLost as exc:
+            log.warning("run %s abandoned: %s", message.run_id, exc)
         except psycopg.OperationalError as exc:
             self._after_lost_connection(message, own_connection_lost, exc)
         except Exception:
@@ -192,5 +195,5 @@ class WorkerLoop:
     def _hand_back(self, message: Message) -> None:
         try:
             self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token))
-        except (psycopg.Error, LeaseLost) as exc:
+        except (psycopg.Error, PgqrsError) as exc:  # finished, taken over, or the database is away
             log.info("could not hand back run %s (%s); its lease will expire", message.run_id, exc)

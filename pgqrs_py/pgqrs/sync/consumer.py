@@ -116,11 +116,16 @@ class Consumer(WorkerLoop):
         try:
             assert self.handler is not None
             output = invoke(self.handler, ctx, run.message.input)
+        except (Suspended, LeaseLost, CancelledError):
+            raise
+        except psycopg.OperationalError as exc:
+            if exc is run.failed_call:
+                raise  # our own call was cut off: not the handler's failure (see _after_lost_connection)
+            run.fail_step(HANDLER_STEP, error_json(exc), transient=True)  # the user's database trouble
+            return
         except TransientError as exc:
             run.fail_step(HANDLER_STEP, error_json(exc), transient=True, retry_after=exc.retry_after)
             return
-        except (Suspended, LeaseLost, psycopg.OperationalError, CancelledError):
-            raise
         except Exception as exc:  # a handler error never stops the loop: the run fails permanently
             log.info("run %s failed: %r", run.run_id, exc)
             run.fail(error_json(exc))
@@ -133,17 +138,13 @@ class Consumer(WorkerLoop):
         run.complete_json(payload)
 
     def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None:
-        """A connection was lost mid-run; nothing was recorded for the step in progress (not its failure).
-
-        The worker's own connection (a restart, a terminated backend): the run goes back to the queue as soon
-        as the database answers, to be retried at once from its last recorded step. A step body's own
-        connection: the lease is left to expire, a backoff before the body runs again.
+        """One of the worker's own engine calls was cut off: the connection was lost (`own`: a restart, a
+        terminated backend) or the call failed on a live one (a deadlock, a statement timeout). That is not
+        the step's failure, so nothing is recorded: the run goes back to the queue as soon as the database
+        answers, to be retried at once from its last recorded step.
         """
-        if not own:
-            log.warning("run %s: a step lost its own connection (%s); retried when the lease expires",
-                        message.run_id, exc)
-            return
-        log.warning("run %s interrupted by a lost connection (%s); handing it back", message.run_id, exc)
+        cause = "a lost connection" if own else "an interrupted engine call"
+        log.warning("run %s interrupted by %s (%s); handing it back", message.run_id, cause, exc)
         deadline = time.monotonic() + self.visibility  # past it the lease has expired anyway
         backoff = 0.05
         while True:

@@ -57,6 +57,7 @@ class Run:
         self.current_time = current_time
         self.conn = conn
         self._lease_deadlines = lease_deadlines  # a worker's view of its leases (monotonic), if it keeps one
+        self.failed_call: psycopg.OperationalError | None = None
 
     def lease_expired(self) -> bool:
         """True when the worker running this run knows its lease has run out (so it must not start more work).
@@ -79,7 +80,11 @@ class Run:
         return self.message.lease_token
 
     def _call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return self.store.call(query, params, self.conn)
+        try:
+            return self.store.call(query, params, self.conn)
+        except psycopg.OperationalError as exc:
+            self.failed_call = exc  # lets a worker tell its own interrupted call from the user's code
+            raise
 
     def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
         rows = self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))

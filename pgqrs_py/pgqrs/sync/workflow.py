@@ -16,7 +16,7 @@ import psycopg
 
 from .. import _sql
 from .._json import dumps, from_json
-from ..errors import DuplicateStepId, LeaseLost, TransientError, mapped_errors, seconds
+from ..errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, mapped_errors, seconds
 from ..store import TriggerHandle, WorkflowDef
 from ..workflow import StepPause, Suspended, T, _type_hints, error_json
 from ._compat import call_body
@@ -93,14 +93,20 @@ class WorkflowContext:
                                         retry_after=exc.retry_after, retry_policy=retry_policy,
                                         duration=time.monotonic() - started)
             raise Suspended(status) from None
-        except psycopg.OperationalError:
-            raise  # our connection is gone: not the step's failure; the run is retried under a new lease
         except Exception as exc:
-            status = self.run.fail_step(step_id, error_json(exc), transient=False,
+            # The body never uses the worker's connection, so a psycopg OperationalError here is the body's
+            # own database trouble: transient, bounded by the retry policy. Anything else fails for good.
+            transient = isinstance(exc, psycopg.OperationalError)
+            status = self.run.fail_step(step_id, error_json(exc), transient=transient,
+                                        retry_policy=retry_policy if transient else None,
                                         duration=time.monotonic() - started)
             raise Suspended(status) from None
         text = dumps(result, f"the result of step {step_id!r}")
-        self.run.complete_step_json(step_id, text, time.monotonic() - started)
+        try:
+            self.run.complete_step_json(step_id, text, time.monotonic() - started)
+        except StepConflict:
+            # update_step recorded this step from outside while the body ran: the recorded result wins.
+            return (self.run.acquire_step(step_id)).value
         return json.loads(text)
 
 
