@@ -19,7 +19,7 @@ from ._json import dumps
 from .errors import LeaseLost, NotSerializable, PgqrsError, TransientError
 from .install import check_version
 from .run import Message, Run
-from .store import Store
+from .store import AsyncConn, Store, conn_kwargs
 from .workflow import Suspended, WorkflowContext, as_workflow, error_json, invoke
 
 log = logging.getLogger("pgqrs.worker")
@@ -49,6 +49,7 @@ class Consumer:
         # When each lease held runs out by this process's monotonic clock (see _leased): a worker that was
         # frozen past it must not start another step body, though the database would refuse its writes anyway.
         self._lease_deadlines: dict[UUID, float] = {}
+        self._beat_conn: AsyncConn | None = None  # heartbeats' own connection (see _heartbeat)
 
     async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         lease = visibility if visibility is not None else self.visibility
@@ -83,6 +84,7 @@ class Consumer:
             listener.cancel()
             heartbeats.cancel()
             await asyncio.gather(listener, heartbeats, return_exceptions=True)
+            await self._close_heartbeat()
             try:
                 await self.store.call(_sql.STOP_WORKER, (self.id,))
             except psycopg.Error as exc:
@@ -214,7 +216,7 @@ class Consumer:
             tokens = [m.lease_token for m in tasks.values()]
             sent = time.monotonic()
             try:
-                rows = await self.store.call(_sql.HEARTBEAT, (self.id, tokens))
+                rows = await self._heartbeat(tokens)
             except Exception as exc:  # keep beating: a lapse must not let every lease expire
                 log.warning("heartbeat failed: %s", exc)
                 continue
@@ -224,6 +226,23 @@ class Consumer:
                 if message.lease_token in lost and not task.done() and task in self._inflight:
                     log.warning("lease on run %s lost; abandoning it", message.run_id)
                     task.cancel()
+
+    async def _heartbeat(self, tokens: list[UUID]) -> list[tuple[Any, ...]]:
+        """One heartbeat, on a connection of its own: step bodies that borrow pooled connections (to trigger
+        other runs, say) must never make it wait until the leases it should extend have expired."""
+        if self._beat_conn is None or self._beat_conn.closed:
+            self._beat_conn = await psycopg.AsyncConnection.connect(self.store.dsn, **conn_kwargs())
+        try:
+            return await self.store.call(_sql.HEARTBEAT, (self.id, tokens), self._beat_conn)
+        except psycopg.OperationalError:
+            await self._beat_conn.close()
+            self._beat_conn = None
+            raise
+
+    async def _close_heartbeat(self) -> None:
+        if self._beat_conn is not None:
+            await self._beat_conn.close()
+            self._beat_conn = None
 
     async def _execute(self, message: Message) -> None:
         assert self.handler is not None

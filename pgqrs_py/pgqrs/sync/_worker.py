@@ -57,6 +57,8 @@ class WorkerLoop:
         def _finished(self, task: threading.Thread) -> None: ...
         def _leased(self, messages: list[Message], sent: float) -> None: ...
         def _extended(self, rows: list[tuple[Any, ...]], sent: float) -> set[UUID]: ...
+        def _heartbeat(self, tokens: list[UUID]) -> list[tuple[Any, ...]]: ...
+        def _close_heartbeat(self) -> None: ...
         def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None: ...
 
     def poll_forever(self, *, shutdown_timeout: float | None = None) -> None:
@@ -81,6 +83,7 @@ class WorkerLoop:
             closing.set()
             for thread in background:
                 thread.join(timeout=5.0)
+            self._close_heartbeat()
             try:
                 self.store.call(_sql.STOP_WORKER, (self.id,))
             except psycopg.Error as exc:
@@ -161,7 +164,7 @@ class WorkerLoop:
             tokens = [m.lease_token for m in inflight.values()]
             sent = time.monotonic()
             try:
-                rows = self.store.call(_sql.HEARTBEAT, (self.id, tokens))
+                rows = self._heartbeat(tokens)
             except Exception as exc:  # keep beating: a lapse must not let every lease expire
                 log.warning("heartbeat failed: %s", exc)
                 continue

@@ -18,11 +18,12 @@ from ..consumer import HANDLER_STEP, log
 from ..errors import LeaseLost, NotSerializable, PgqrsError, TransientError
 from ..install import check_version
 from ..run import Message
+from ..store import conn_kwargs
 from ..workflow import Suspended, error_json
 from ._compat import CancelledError
 from ._worker import WorkerLoop
 from .run import Run
-from .store import Store
+from .store import Conn, Store
 from .workflow import WorkflowContext, as_workflow, invoke
 
 
@@ -48,6 +49,7 @@ class Consumer(WorkerLoop):
         # When each lease held runs out by this process's monotonic clock (see _leased): a worker that was
         # frozen past it must not start another step body, though the database would refuse its writes anyway.
         self._lease_deadlines: dict[UUID, float] = {}
+        self._beat_conn: Conn | None = None  # heartbeats' own connection (see _heartbeat)
 
     def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         lease = visibility if visibility is not None else self.visibility
@@ -111,6 +113,23 @@ class Consumer(WorkerLoop):
         if self._next_visible is None or visible < self._next_visible:
             self._next_visible = visible
             self._wake.set()  # recompute the sleep
+
+    def _heartbeat(self, tokens: list[UUID]) -> list[tuple[Any, ...]]:
+        """One heartbeat, on a connection of its own: step bodies that borrow pooled connections (to trigger
+        other runs, say) must never make it wait until the leases it should extend have expired."""
+        if self._beat_conn is None or self._beat_conn.closed:
+            self._beat_conn = psycopg.Connection.connect(self.store.dsn, **conn_kwargs())
+        try:
+            return self.store.call(_sql.HEARTBEAT, (self.id, tokens), self._beat_conn)
+        except psycopg.OperationalError:
+            self._beat_conn.close()
+            self._beat_conn = None
+            raise
+
+    def _close_heartbeat(self) -> None:
+        if self._beat_conn is not None:
+            self._beat_conn.close()
+            self._beat_conn = None
 
     def _run_handler(self, run: Run, ctx: WorkflowContext) -> None:
         try:
