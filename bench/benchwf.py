@@ -6,6 +6,7 @@ docs/benchmarks.md). Also the SQL the runner uses to check and time pgqrs runs.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -47,7 +48,16 @@ async def bench_wf(ctx: pgqrs.WorkflowContext, inp: dict[str, int]) -> dict[str,
 
 
 def install(db_dsn: str) -> None:
-    pgqrs.install(db_dsn)
+    """The engine from the package, or (experiments: PGQRS_BENCH_SQL=DIR) from another directory of *.sql."""
+    other = os.environ.get("PGQRS_BENCH_SQL")
+    if other:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            conn.execute("set client_min_messages = warning")
+            for name in sorted(f for f in os.listdir(other) if f.endswith(".sql")):
+                with open(os.path.join(other, name)) as f:
+                    conn.execute(f.read().encode())
+    else:
+        pgqrs.install(db_dsn)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("select pgqrs.create_workflow(p_name => %s)", (WF,))
 
