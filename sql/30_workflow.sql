@@ -161,10 +161,22 @@ declare
     v_value jsonb := coalesce(p_value, 'null'::jsonb);
     v_step pgqrs.steps;
     v_now timestamptz := pgqrs.now();
+    v_token uuid;
+    v_visible_at timestamptz;
 begin
-    perform pgqrs._check_step_id(p_step_id);
-    perform pgqrs._check_interval('duration', p_duration, interval '0', interval '365 days');
-    perform pgqrs._lease(p_run, p_lease_token);
+    -- The hot path of every worker: the checks are inlined here and the helpers (which raise the precise
+    -- errors) run only when a check fails; each helper call costs a PL/pgSQL function start per transaction.
+    if p_step_id is null or p_step_id = '' or length(p_step_id) > 255 then
+        perform pgqrs._check_step_id(p_step_id);
+    end if;
+    if p_duration is not null then
+        perform pgqrs._check_interval('duration', p_duration, interval '0', interval '365 days');
+    end if;
+    select m.lease_token, m.visible_at into v_token, v_visible_at
+    from pgqrs.messages as m where m.message_id = p_run for update;
+    if not found or p_lease_token is null or v_token is distinct from p_lease_token or v_visible_at <= v_now then
+        perform pgqrs._lease(p_run, p_lease_token);
+    end if;
     insert into pgqrs.steps as s (run_id, step_id, status, value, attempt, started_at, completed_at, updated_at)
     values (p_run, p_step_id, 'SUCCESS', v_value, 1, v_now - coalesce(p_duration, interval '0'), v_now, v_now)
     on conflict (run_id, step_id) do update
@@ -425,8 +437,15 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_now timestamptz := pgqrs.now();
+    v_token uuid;
+    v_visible_at timestamptz;
 begin
-    perform pgqrs._lease(p_run, p_lease_token);
+    -- the lease check of _lease, inlined as in complete_step; _lease raises the precise error
+    select m.lease_token, m.visible_at into v_token, v_visible_at
+    from pgqrs.messages as m where m.message_id = p_run for update;
+    if not found or p_lease_token is null or v_token is distinct from p_lease_token or v_visible_at <= v_now then
+        perform pgqrs._lease(p_run, p_lease_token);
+    end if;
     update pgqrs.runs as r
     set status = p_status, output = p_output, error = p_error, finished_at = v_now, updated_at = v_now
     where r.run_id = p_run and r.status = 'RUNNING';
