@@ -442,3 +442,18 @@ def test_retry_run_blocked_behind_another_is_refused(conn: Conn, conn2: Conn) ->
     assert conn.execute(
         "select count(*) from pgqrs.messages where message_id = %s", (run_id,)
     ).fetchone() == (1,)
+
+
+def test_a_dequeue_passes_a_message_another_session_is_leasing(conn: Conn, conn2: Conn) -> None:
+    """SKIP LOCKED, deterministically: while session A's dequeue (in an open transaction) holds the oldest
+    message, session B gets the next one at once instead of waiting for A (a lock wait would hit B's
+    lock_timeout, 55P03)."""
+    create_workflow(conn)
+    worker_a, worker_b = register(conn, "a"), register(conn, "b")
+    first, _ = trigger(conn, {"n": 1})
+    second, _ = trigger(conn, {"n": 2})
+    with conn.transaction():
+        [held] = dequeue(conn, worker_a)
+        conn2.execute("set lock_timeout = '500ms'")
+        [passed] = dequeue(conn2, worker_b)
+    assert (held["run_id"], passed["run_id"]) == (first, second)
