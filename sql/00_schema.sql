@@ -20,7 +20,7 @@ comment on table pgqrs.schema_version is 'Schema versions applied to this databa
 
 -- The schema version these files make. Bump it together with each new sql/migrations/<n>--<n+1>.sql
 -- (docs/upgrades.md); tests/test_upgrade.py checks that both install paths agree.
-insert into pgqrs.schema_version (version) values (2) on conflict do nothing;
+insert into pgqrs.schema_version (version) values (3) on conflict do nothing;
 
 -- Who may move the clock. Any session can set a custom setting such as pgqrs.now, so without this check a
 -- worker could move its own clock back to keep a lease alive, or forward to make a retry due early. The
