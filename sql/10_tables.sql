@@ -64,10 +64,17 @@ create table if not exists pgqrs.messages (
     lease_token uuid,
     lease_duration interval,
     leased_at timestamptz,
-    worker_id bigint
+    worker_id bigint,
+    -- added in schema version 3 (sql/migrations/2--3.sql)
+    failed_deliveries integer not null default 0
 );
 comment on table pgqrs.messages is
 'Live queue entries (the hot path). A lease is (lease_token, visible_at): valid while visible_at > pgqrs.now().';
+comment on column pgqrs.messages.read_count is
+'Deliveries so far; dequeue returns it as the fencing token (strictly increasing per run).';
+comment on column pgqrs.messages.failed_deliveries is
+'Deliveries in a row that ended without progress (no step recorded): the lease expired, or the worker handed
+the run back after an engine call failed. Bounded by the retry policy: see pgqrs._settle_lost_lease.';
 
 -- Matches the dequeue order exactly: equality on queue_id, then visible_at, message_id. No sort needed.
 create index if not exists messages_dequeue_idx on pgqrs.messages (queue_id, visible_at, message_id);
@@ -103,6 +110,8 @@ create table if not exists pgqrs.steps (
     updated_at timestamptz not null default pgqrs.now(),
     -- added in schema version 2 (sql/migrations/1--2.sql): new columns go last, where ALTER TABLE puts them
     max_attempts integer,
+    -- added in schema version 3: the size of value as stored by complete_step / update_step
+    value_bytes integer,
     primary key (run_id, step_id)
 );
 comment on table pgqrs.steps is
@@ -111,3 +120,5 @@ comment on column pgqrs.steps.max_attempts is
 'The attempt limit of the step''s own retry policy (fail_step p_retry_policy) at its last failure; NULL when the
 workflow''s policy applies. acquire_step refuses another attempt once attempt reaches the limit.';
 comment on column pgqrs.steps.step_order is 'Increases with the first time a step is recorded (journal order).';
+comment on column pgqrs.steps.value_bytes is
+'Size in bytes of value (uncompressed), recorded with it: dequeue bounds the journal it hands out by the sum.';

@@ -337,8 +337,12 @@ end
 $$;
 
 -- Leases up to p_batch_size visible messages, oldest first. SKIP LOCKED lets dequeuers pass each other; a
--- message whose lease expired is simply visible again, so a crashed worker's run needs no reclaim step.
--- Each row carries the run's step journal so the worker replays finished steps without a round trip each.
+-- message whose lease expired is simply visible again, so a crashed worker's run needs no reclaim step. Such a
+-- delivery is settled first (pgqrs._settle_lost_lease): the lost lease counts as a failed attempt, and a run
+-- whose deliveries keep dying ends ERROR instead of being handed out again.
+-- Each row carries the run's step journal so the worker replays finished steps without a round trip each;
+-- values past pgqrs.max_journal_bytes (16 MiB by default, summed in journal order) are left out
+-- ("value_omitted": true) and read with acquire_step when needed, so no run's size can make dequeue fail.
 create or replace function pgqrs.dequeue(
     p_queue text,
     p_worker bigint,
@@ -346,7 +350,8 @@ create or replace function pgqrs.dequeue(
     p_visibility interval default '30 seconds'
 )
 returns table (
-    message_id bigint, run_id bigint, input jsonb, attempt integer, lease_token uuid, steps jsonb
+    message_id bigint, run_id bigint, input jsonb, attempt integer, lease_token uuid, steps jsonb,
+    fencing_token bigint
 )
 language plpgsql
 volatile
@@ -357,6 +362,9 @@ as $$
 declare
     v_now timestamptz := pgqrs.now();
     v_queue_id bigint := pgqrs._queue_id(p_queue);
+    v_journal_bytes bigint := coalesce(nullif(current_setting('pgqrs.max_journal_bytes', true), '')::bigint, 16777216);
+    v_leased refcursor;
+    v_row record;
 begin
     if p_batch_size is null or p_batch_size not between 1 and 1000 then
         raise exception using
@@ -373,11 +381,12 @@ begin
     -- Batch 1 (the usual case) has its own copy of the statement with a constant `limit 1`: PL/pgSQL then
     -- keeps one generic plan for it. With `limit p_batch_size` every call is planned again (a generic plan
     -- would assume the limit keeps 10% of the queue and sort it), and planning this statement costs more than
-    -- running it.
+    -- running it. A lease_token left on a visible message means its last lease expired (every hand-back
+    -- clears it): `lost`, with the time that lease was granted.
     if p_batch_size = 1 then
-        return query
+        open v_leased for
         with picked as (
-            select m.message_id
+            select m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at
             from pgqrs.messages as m
             where m.queue_id = v_queue_id and m.visible_at <= v_now
             order by m.visible_at, m.message_id
@@ -389,7 +398,7 @@ begin
                 lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
             from picked
             where m.message_id = picked.message_id
-            returning m.message_id, m.lease_token
+            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at
         ), started as (
             update pgqrs.runs as r
             set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
@@ -398,60 +407,177 @@ begin
             where r.run_id = leased.message_id
             returning r.run_id, r.input, r.attempt
         )
-        select s.run_id, s.run_id, s.input, s.attempt, l.lease_token,
+        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at,
                coalesce((
                    select jsonb_object_agg(
-                       st.step_id,
-                       jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
-                                          'retry_at', st.retry_at))
-                   from pgqrs.steps as st where st.run_id = s.run_id
-               ), '{}'::jsonb)
+                       j.step_id,
+                       jsonb_build_object('status', j.status, 'value', case when j.fits then j.value end,
+                                          'attempt', j.attempt, 'retry_at', j.retry_at)
+                       || case when j.fits then '{}'::jsonb else '{"value_omitted": true}'::jsonb end)
+                   from (
+                       select st.step_id, st.status, st.value, st.attempt, st.retry_at,
+                              sum(coalesce(st.value_bytes, octet_length(st.value::text), 0))
+                                  over (order by st.step_order) <= v_journal_bytes as fits
+                       from pgqrs.steps as st where st.run_id = s.run_id
+                   ) as j
+               ), '{}'::jsonb) as journal
         from started as s join leased as l on l.message_id = s.run_id
         order by s.run_id;
-        return;
+    else
+        open v_leased for
+        with picked as (
+            select m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at
+            from pgqrs.messages as m
+            where m.queue_id = v_queue_id and m.visible_at <= v_now
+            order by m.visible_at, m.message_id
+            limit p_batch_size
+            for update skip locked
+        ), leased as (
+            update pgqrs.messages as m
+            set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
+                lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
+            from picked
+            where m.message_id = picked.message_id
+            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at
+        ), started as (
+            update pgqrs.runs as r
+            set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
+                updated_at = v_now
+            from leased
+            where r.run_id = leased.message_id
+            returning r.run_id, r.input, r.attempt
+        )
+        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at,
+               coalesce((
+                   select jsonb_object_agg(
+                       j.step_id,
+                       jsonb_build_object('status', j.status, 'value', case when j.fits then j.value end,
+                                          'attempt', j.attempt, 'retry_at', j.retry_at)
+                       || case when j.fits then '{}'::jsonb else '{"value_omitted": true}'::jsonb end)
+                   from (
+                       select st.step_id, st.status, st.value, st.attempt, st.retry_at,
+                              sum(coalesce(st.value_bytes, octet_length(st.value::text), 0))
+                                  over (order by st.step_order) <= v_journal_bytes as fits
+                       from pgqrs.steps as st where st.run_id = s.run_id
+                   ) as j
+               ), '{}'::jsonb) as journal
+        from started as s join leased as l on l.message_id = s.run_id
+        order by s.run_id;
     end if;
-    return query
-    with picked as (
-        select m.message_id
-        from pgqrs.messages as m
-        where m.queue_id = v_queue_id and m.visible_at <= v_now
-        order by m.visible_at, m.message_id
-        limit p_batch_size
-        for update skip locked
-    ), leased as (
-        update pgqrs.messages as m
-        set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
-            lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
-        from picked
-        where m.message_id = picked.message_id
-        returning m.message_id, m.lease_token
-    ), started as (
-        update pgqrs.runs as r
-        set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
-            updated_at = v_now
-        from leased
-        where r.run_id = leased.message_id
-        returning r.run_id, r.input, r.attempt
-    )
-    select s.run_id, s.run_id, s.input, s.attempt, l.lease_token,
-           coalesce((
-               select jsonb_object_agg(
-                   st.step_id,
-                   jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
-                                      'retry_at', st.retry_at))
-               from pgqrs.steps as st where st.run_id = s.run_id
-           ), '{}'::jsonb)
-    from started as s join leased as l on l.message_id = s.run_id
-    order by s.run_id;
+    loop
+        fetch v_leased into v_row;
+        exit when not found;
+        if v_row.lost and pgqrs._settle_lost_lease(v_row.run_id, v_row.lost_leased_at) then
+            continue;  -- the run ended instead of being delivered again
+        end if;
+        message_id := v_row.run_id;
+        run_id := v_row.run_id;
+        input := v_row.input;
+        attempt := v_row.attempt;
+        lease_token := v_row.lease_token;
+        steps := v_row.journal;
+        fencing_token := v_row.read_count;
+        return next;
+    end loop;
+    close v_leased;
 end
 $$;
 comment on function pgqrs.dequeue(text, bigint, integer, interval) is
 'Leases up to p_batch_size (1-1000) visible messages of queue p_queue for p_visibility (0 < v <= 1 day), oldest
-first, and marks their runs RUNNING. Returns (message_id, run_id, input, attempt, lease_token, steps): attempt
-counts deliveries; steps maps step id -> {status, value, attempt, retry_at}. Raises QR001, QR008, 22023.';
+first, and marks their runs RUNNING. Returns (message_id, run_id, input, attempt, lease_token, steps,
+fencing_token): attempt counts deliveries; steps maps step id -> {status, value, attempt, retry_at}, a value
+left out past pgqrs.max_journal_bytes marked "value_omitted": true (read it with acquire_step); fencing_token
+strictly increases with each delivery of a run. A run whose last lease expired is settled first
+(pgqrs._settle_lost_lease) and may end ERROR instead. Raises QR001, QR008, 22023.';
 
--- Extends the leases still held (valid and not taken over) by their original duration.
-create or replace function pgqrs.heartbeat(p_worker bigint, p_lease_tokens uuid[] default '{}')
+-- A delivery found its run's previous lease expired: the worker died, hung or was cut off. That counts as a
+-- failed attempt, so that a step body which kills its process (os._exit, the OOM killer) cannot be delivered
+-- forever:
+-- - the steps in flight during the lost delivery (RUNNING rows started since p_lost_leased_at: reported by the
+--   worker's heartbeat or acquire_step) become ERROR (kind lease_expired), each a failed attempt under its
+--   retry policy; the lease timeout already served as the backoff, so the run is delivered at once;
+-- - otherwise (a step shorter than one heartbeat interval), the run's failed_deliveries grows, or starts again
+--   at 1 when the lost delivery recorded a step (progress), bounded by the workflow's max_attempts.
+-- When a bound is reached the run ends ERROR (kind lease_expired) as a dead letter; returns true then.
+create or replace function pgqrs._settle_lost_lease(p_run bigint, p_lost_leased_at timestamptz)
+returns boolean
+language plpgsql
+volatile
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+declare
+    v_now timestamptz := pgqrs.now();
+    v_policy jsonb;
+    v_steps text;
+    v_exhausted boolean;
+    v_count integer;
+    v_error jsonb;
+begin
+    select w.retry_policy into strict v_policy
+    from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) where r.run_id = p_run;
+    v_error := jsonb_build_object('kind', 'lease_expired', 'type', 'LeaseExpired');
+    with blamed as (
+        update pgqrs.steps as s
+        set status = 'ERROR', retry_at = null, updated_at = v_now,
+            error = v_error || jsonb_build_object(
+                'message', format('the worker''s lease expired while step %s ran (attempt %s)', s.step_id, s.attempt))
+        where s.run_id = p_run and s.status = 'RUNNING' and s.started_at >= p_lost_leased_at
+        returning s.step_id, s.attempt, coalesce(s.max_attempts, (v_policy ->> 'max_attempts')::integer) as bound
+    )
+    select string_agg(b.step_id, ', '), bool_or(b.attempt >= b.bound) into v_steps, v_exhausted from blamed as b;
+
+    if v_steps is not null then
+        v_error := v_error || jsonb_build_object(
+            'step', v_steps,
+            'message', format('the worker''s lease expired while step %s ran, and its attempts are used up', v_steps));
+    else
+        update pgqrs.messages as m
+        set failed_deliveries = case
+            when exists (
+                select from pgqrs.steps as s where s.run_id = p_run and s.completed_at >= p_lost_leased_at
+            ) then 1
+            else m.failed_deliveries + 1 end
+        where m.message_id = p_run
+        returning m.failed_deliveries into v_count;
+        v_exhausted := v_count >= (v_policy ->> 'max_attempts')::integer;
+        v_error := v_error || jsonb_build_object(
+            'deliveries', v_count,
+            'message', format('the worker''s lease expired in %s deliveries in a row without a step recorded', v_count));
+    end if;
+    if not v_exhausted then
+        return false;
+    end if;
+    perform pgqrs._end_run_failed(p_run, v_error);
+    return true;
+end
+$$;
+
+-- Ends a run ERROR with p_error, its message archived as a dead letter, when the engine gives up on it.
+create or replace function pgqrs._end_run_failed(p_run bigint, p_error jsonb)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+declare
+    v_queue_id bigint;
+begin
+    update pgqrs.runs as r
+    set status = 'ERROR', error = p_error, finished_at = pgqrs.now(), updated_at = pgqrs.now()
+    where r.run_id = p_run;
+    select m.queue_id into v_queue_id from pgqrs.messages as m where m.message_id = p_run;
+    perform pgqrs._archive_message(p_run, 'DEAD_LETTER');
+    perform pgqrs._notify_run_finished(p_run, 'ERROR');
+    perform pgqrs._notify_queue(v_queue_id, pgqrs.now());  -- a worker may be waiting for the slot this took
+end
+$$;
+
+-- Extends the leases still held (valid and not taken over) by their original duration, and records the steps
+-- in flight that the worker reports (p_steps: [{"lease_token", "step_id", "running_for" seconds}]) as RUNNING,
+-- so operators see which step a run is in and since when, and a lost lease is blamed on the right step.
+create or replace function pgqrs.heartbeat(
+    p_worker bigint, p_lease_tokens uuid[] default '{}', p_steps jsonb default null
+)
 returns table (lease_token uuid, held boolean, visible_until timestamptz)
 language plpgsql
 volatile
@@ -462,6 +588,19 @@ as $$
 declare
     v_now timestamptz := pgqrs.now();
 begin
+    if p_steps is not null and jsonb_typeof(p_steps) <> 'array' then
+        raise exception using errcode = '22023', message = 'p_steps must be a JSON array';
+    end if;
+    if exists (
+        select from jsonb_to_recordset(coalesce(p_steps, '[]')) as f (lease_token uuid, step_id text, running_for float8)
+        where f.lease_token is null or f.step_id is null or f.step_id = '' or length(f.step_id) > 255
+            or not f.running_for between 0 and 31622400
+    ) then
+        raise exception using
+            errcode = '22023',
+            message = 'each step in flight needs a lease_token, a step_id of 1-255 characters and running_for '
+                || '0-31622400 seconds';
+    end if;
     update pgqrs.workers as w set heartbeat_at = v_now, status = 'ACTIVE' where w.worker_id = p_worker;
     if not found then
         perform pgqrs._check_worker(p_worker);
@@ -471,17 +610,30 @@ begin
         update pgqrs.messages as m
         set visible_at = v_now + m.lease_duration
         where m.lease_token = any(p_lease_tokens) and m.worker_id = p_worker and m.visible_at > v_now
-        returning m.lease_token, m.visible_at
+        returning m.message_id, m.lease_token, m.visible_at
+    ), in_flight as (
+        -- the same attempt rule as the step calls (_next_attempt): a step reported again is not counted again
+        insert into pgqrs.steps as s (run_id, step_id, status, attempt, started_at, updated_at)
+        select e.message_id, f.step_id, 'RUNNING', 1, v_now - make_interval(secs => f.running_for), v_now
+        from extended as e
+        join jsonb_to_recordset(coalesce(p_steps, '[]')) as f (lease_token uuid, step_id text, running_for float8)
+            on f.lease_token = e.lease_token
+        on conflict (run_id, step_id) do update
+            set status = 'RUNNING', attempt = pgqrs._next_attempt(s), started_at = excluded.started_at,
+                retry_at = null, paused_until = null, updated_at = excluded.updated_at
+            where s.status <> 'SUCCESS'
     )
     select t.token, e.lease_token is not null, e.visible_at
     from unnest(coalesce(p_lease_tokens, '{}')) as t (token)
     left join extended as e on e.lease_token = t.token;
 end
 $$;
-comment on function pgqrs.heartbeat(bigint, uuid[]) is
+comment on function pgqrs.heartbeat(bigint, uuid[], jsonb) is
 'Records that the worker is alive and extends each lease it still holds (issued to it, not expired) by its
-original duration. Returns a row per token: held = false for a lease that expired or was taken over (stop
-working on that run). Raises QR008.';
+original duration. p_steps: the steps in flight, [{"lease_token", "step_id", "running_for": seconds}], recorded
+as RUNNING (started running_for seconds ago) for the leases still held. Returns a row per token: held = false
+for a lease that expired, was taken over or whose run was cancelled (stop working on that run). Raises QR008,
+22023.';
 
 -- Moves a message to the archive. Called with the message row already locked by the caller.
 create or replace function pgqrs._archive_message(p_message_id bigint, p_outcome text)

@@ -21,6 +21,12 @@ begin
         if v_status is null then
             raise exception using errcode = 'QR002', message = format('unknown run: %s', p_run);
         end if;
+        if v_status = 'CANCELLED' then
+            raise exception using
+                errcode = 'QR009',
+                message = format('run %s was cancelled', p_run),
+                hint = 'Stop working on this run: pgqrs.cancel_run ended it.';
+        end if;
         raise exception using
             errcode = 'QR003',
             message = format('run %s is %s', p_run, v_status),
@@ -177,10 +183,16 @@ begin
     if not found or p_lease_token is null or v_token is distinct from p_lease_token or v_visible_at <= v_now then
         perform pgqrs._lease(p_run, p_lease_token);
     end if;
-    insert into pgqrs.steps as s (run_id, step_id, status, value, attempt, started_at, completed_at, updated_at)
-    values (p_run, p_step_id, 'SUCCESS', v_value, 1, v_now - coalesce(p_duration, interval '0'), v_now, v_now)
+    insert into pgqrs.steps as s (
+        run_id, step_id, status, value, value_bytes, attempt, started_at, completed_at, updated_at
+    )
+    values (
+        p_run, p_step_id, 'SUCCESS', v_value, pg_column_size(v_value), 1, v_now - coalesce(p_duration, interval '0'),
+        v_now, v_now
+    )
     on conflict (run_id, step_id) do update
-        set status = 'SUCCESS', value = excluded.value, error = null, retry_at = null, paused_until = null,
+        set status = 'SUCCESS', value = excluded.value, value_bytes = excluded.value_bytes, error = null,
+            retry_at = null, paused_until = null,
             attempt = pgqrs._next_attempt(s), completed_at = excluded.completed_at,
             started_at = case when s.status = 'RUNNING' then s.started_at else excluded.started_at end,
             updated_at = excluded.updated_at
@@ -366,18 +378,19 @@ begin
     if v_run.status in ('SUCCESS', 'CANCELLED') then
         raise exception using errcode = 'QR003', message = format('run %s is %s', p_run, v_run.status);
     end if;
-    insert into pgqrs.steps as s (run_id, step_id, status, value, error, attempt, completed_at, updated_at)
+    insert into pgqrs.steps as s (run_id, step_id, status, value, value_bytes, error, attempt, completed_at, updated_at)
     values (
         p_run, p_step_id, p_status,
         case when p_status = 'SUCCESS' then v_value end,
+        case when p_status = 'SUCCESS' then pg_column_size(v_value) end,
         case when p_status = 'ERROR' then v_value end,
         0,
         case when p_status = 'SUCCESS' then v_now end,
         v_now
     )
     on conflict (run_id, step_id) do update
-        set status = excluded.status, value = excluded.value, error = excluded.error,
-            completed_at = excluded.completed_at, retry_at = null, paused_until = null,
+        set status = excluded.status, value = excluded.value, value_bytes = excluded.value_bytes,
+            error = excluded.error, completed_at = excluded.completed_at, retry_at = null, paused_until = null,
             updated_at = excluded.updated_at
         where s.status <> 'SUCCESS'
     returning * into v_step;
@@ -530,7 +543,7 @@ create or replace function pgqrs.run_status(p_run bigint)
 returns table (
     run_id bigint, workflow text, status text, input jsonb, output jsonb, error jsonb, attempt integer,
     created_at timestamptz, started_at timestamptz, finished_at timestamptz, updated_at timestamptz,
-    current_step text, visible_at timestamptz
+    current_step text, visible_at timestamptz, current_step_status text, current_step_since timestamptz
 )
 language plpgsql
 stable
@@ -542,11 +555,14 @@ begin
     return query
     select r.run_id, w.name, r.status, r.input, r.output, r.error, r.attempt,
            r.created_at, r.started_at, r.finished_at, r.updated_at,
-           (select s.step_id from pgqrs.steps as s where s.run_id = r.run_id order by s.step_order desc limit 1),
-           m.visible_at
+           cur.step_id, m.visible_at, cur.status, cur.since
     from pgqrs.runs as r
     join pgqrs.workflows as w using (workflow_id)
     left join pgqrs.messages as m on m.message_id = r.run_id
+    left join lateral (
+        select s.step_id, s.status, case when s.status = 'RUNNING' then s.started_at else s.updated_at end as since
+        from pgqrs.steps as s where s.run_id = r.run_id order by s.step_order desc limit 1
+    ) as cur on true
     where r.run_id = p_run;
     if not found then
         raise exception using errcode = 'QR002', message = format('unknown run: %s', coalesce(p_run::text, 'NULL'));
@@ -555,8 +571,9 @@ end
 $$;
 comment on function pgqrs.run_status(bigint) is
 'A run (or its message: the ids are equal) with status, input, output, error, attempt (deliveries), timestamps,
-current_step (the step recorded last) and visible_at (next delivery, or lease expiry while RUNNING; NULL once
-finished). Raises QR002 for an unknown id.';
+current_step (the step recorded last: while a step runs longer than a heartbeat interval, the step in flight),
+visible_at (next delivery, or lease expiry while RUNNING; NULL once finished), current_step_status and
+current_step_since (when the step started RUNNING, or its last change). Raises QR002 for an unknown id.';
 
 create or replace function pgqrs.run_steps(p_run bigint)
 returns setof pgqrs.steps
@@ -573,8 +590,13 @@ $$;
 comment on function pgqrs.run_steps(bigint) is
 'The step journal of a run in the order steps were first recorded. Raises QR002 for an unknown run.';
 
--- A worker shutting down (or giving up on a run) hands it back at once instead of letting the lease run out.
-create or replace function pgqrs.release_run(p_run bigint, p_lease_token uuid)
+-- A worker hands a run back at once instead of letting the lease run out: when it shuts down (p_error NULL:
+-- no failure, the run is visible now), or when one of its engine calls failed on a live connection (a statement
+-- timeout, a value the server refuses...). The second is a failed delivery: counted like a lost lease (see
+-- _settle_lost_lease; a delivery that recorded a step starts the count again), delayed by the workflow's
+-- backoff, and once the count reaches max_attempts the run ends ERROR (kind engine_call_failed, the cause
+-- kept), so an engine call that fails the same way every time cannot loop.
+create or replace function pgqrs.release_run(p_run bigint, p_lease_token uuid, p_error jsonb default null)
 returns text
 language plpgsql
 volatile
@@ -583,16 +605,88 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_message pgqrs.messages;
+    v_now timestamptz := pgqrs.now();
+    v_policy jsonb;
+    v_count integer;
+    v_visible_at timestamptz := pgqrs.now();
+    v_error jsonb;
 begin
+    if jsonb_typeof(p_error) <> 'object' then
+        raise exception using errcode = '22023', message = 'the error of a release must be a JSON object';
+    end if;
     v_message := pgqrs._lease(p_run, p_lease_token);
-    update pgqrs.runs as r set status = 'QUEUED', updated_at = pgqrs.now() where r.run_id = p_run;
+    if p_error is not null then
+        select w.retry_policy into strict v_policy
+        from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) where r.run_id = p_run
+        for no key update of r;
+        v_count := case
+            when exists (
+                select from pgqrs.steps as s where s.run_id = p_run and s.completed_at >= v_message.leased_at
+            ) then 1
+            else v_message.failed_deliveries + 1 end;
+        v_error := jsonb_build_object(
+            'kind', 'engine_call_failed', 'type', 'EngineCallFailed', 'deliveries', v_count, 'cause', p_error,
+            'message', format('an engine call failed in %s deliveries in a row: %s', v_count,
+                              coalesce(p_error ->> 'message', p_error::text)));
+        if v_count >= (v_policy ->> 'max_attempts')::integer then
+            perform pgqrs._end_run_failed(p_run, v_error);
+            return 'ERROR';
+        end if;
+        v_visible_at := v_now + pgqrs._retry_delay(v_policy, v_count);
+    end if;
+    update pgqrs.runs as r set status = 'QUEUED', error = coalesce(v_error, r.error), updated_at = v_now
+    where r.run_id = p_run;
     update pgqrs.messages as m
-    set visible_at = pgqrs.now(), lease_token = null, lease_duration = null, worker_id = null
+    set visible_at = v_visible_at, lease_token = null, lease_duration = null, worker_id = null,
+        failed_deliveries = coalesce(v_count, m.failed_deliveries)
     where m.message_id = p_run;
-    perform pgqrs._notify_queue(v_message.queue_id, pgqrs.now());
+    perform pgqrs._notify_queue(v_message.queue_id, v_visible_at);
     return 'QUEUED';
 end
 $$;
-comment on function pgqrs.release_run(bigint, uuid) is
-'Gives a leased run back to its queue (QUEUED, visible now, NOTIFY) without recording a failure: for a worker
-that shuts down mid-run. Steps already recorded stay. Raises QR004 (lease), QR002/QR003.';
+comment on function pgqrs.release_run(bigint, uuid, jsonb) is
+'Gives a leased run back to its queue without recording a step failure. p_error NULL (a worker shutting down):
+QUEUED, visible now, NOTIFY. p_error given (the cause of a failed engine call): a failed delivery, visible after
+the workflow''s backoff; after max_attempts such deliveries in a row without a step recorded, the run ends ERROR
+(kind engine_call_failed) as a dead letter. Returns the new status. Raises QR004 (lease), QR009 (cancelled),
+QR002/QR003, 22023.';
+
+-- Ops and clients: stop a run for good, whatever it is doing. A worker holding it finds out at its next write
+-- (QR009) or heartbeat (the lease is reported lost) and stops the handler.
+create or replace function pgqrs.cancel_run(p_run bigint, p_reason text default null)
+returns text
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+declare
+    v_run pgqrs.runs;
+    v_now timestamptz := pgqrs.now();
+begin
+    if length(p_reason) > 1000 then
+        raise exception using errcode = '22023', message = 'the reason must be at most 1000 characters';
+    end if;
+    perform from pgqrs.messages as m where m.message_id = p_run for update;  -- lock order: message, run
+    v_run := pgqrs._lock_run(p_run);
+    if v_run.status not in ('QUEUED', 'RUNNING', 'PAUSED', 'WAITING') then
+        raise exception using
+            errcode = 'QR003',
+            message = format('run %s is %s and cannot be cancelled', p_run, v_run.status),
+            hint = 'Only a run that has not finished can be cancelled.';
+    end if;
+    update pgqrs.runs as r
+    set status = 'CANCELLED', finished_at = v_now, updated_at = v_now,
+        error = jsonb_build_object('kind', 'cancelled', 'type', 'RunCancelled', 'reason', p_reason,
+                                   'message', 'cancelled' || coalesce(': ' || p_reason, ''))
+    where r.run_id = p_run;
+    perform pgqrs._archive_message(p_run, 'CANCELLED');
+    perform pgqrs._notify_run_finished(p_run, 'CANCELLED');
+    return 'CANCELLED';
+end
+$$;
+comment on function pgqrs.cancel_run(bigint, text) is
+'Cancels a run that has not finished (QUEUED, RUNNING or PAUSED): CANCELLED with error {kind: cancelled,
+reason}, its message archived as CANCELLED, result waiters notified. A worker''s later write on it raises QR009.
+Returns the new status. Raises QR002 (unknown run), QR003 (already finished), 22023 (reason over 1000
+characters).';

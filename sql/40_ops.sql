@@ -5,16 +5,19 @@ select
     r.run_id, w.name as workflow, r.status, r.attempt,
     cur.step_id as current_step, cur.status as current_step_status,
     r.created_at, r.started_at, r.finished_at, r.updated_at,
-    m.visible_at, wk.name as worker, r.error
+    m.visible_at, wk.name as worker, r.error, cur.since as current_step_since
 from pgqrs.runs as r
 join pgqrs.workflows as w using (workflow_id)
 left join pgqrs.messages as m on m.message_id = r.run_id
 left join pgqrs.workers as wk on wk.worker_id = m.worker_id
 left join lateral (
-    select s.step_id, s.status from pgqrs.steps as s
+    select s.step_id, s.status, case when s.status = 'RUNNING' then s.started_at else s.updated_at end as since
+    from pgqrs.steps as s
     where s.run_id = r.run_id order by s.step_order desc limit 1
 ) as cur on true;
-comment on view pgqrs.run_overview is 'Every run with its current (last recorded) step and, while live, its lease.';
+comment on view pgqrs.run_overview is
+'Every run with its current (last recorded) step, since when (the start of a RUNNING step: the worker''s
+heartbeat reports a step in flight) and, while live, its lease.';
 
 create or replace view pgqrs.retrying_runs as
 select

@@ -141,7 +141,7 @@ begin
             ('complete_run', 'pgqrs_worker'), ('fail_run', 'pgqrs_worker'), ('release_run', 'pgqrs_worker'),
             -- client: start runs, deliver outside events
             ('trigger', 'pgqrs_client'), ('trigger_batch', 'pgqrs_client'),
-            ('update_step', 'pgqrs_client'), ('resume_run', 'pgqrs_client')
+            ('update_step', 'pgqrs_client'), ('resume_run', 'pgqrs_client'), ('cancel_run', 'pgqrs_client')
             -- pgqrs_admin only (the owner): retry_run (ops), and every function not named here
         ) as g (proname, role_name) on g.proname = p.proname
         where p.pronamespace = 'pgqrs'::regnamespace

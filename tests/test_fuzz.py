@@ -589,6 +589,13 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_lease_token": st.sampled_from(world.tokens),
         "p_lease_tokens": st.lists(st.sampled_from(world.tokens), max_size=3),
         "p_transient": st.booleans(),
+        "p_reason": st.sampled_from([None, "ops", "x" * 1000]),
+        "p_steps": st.one_of(
+            st.sampled_from([None, Jsonb([])]),
+            st.sampled_from(world.tokens).map(
+                lambda t: Jsonb([{"lease_token": str(t), "step_id": "a", "running_for": 1.5}])
+            ),
+        ),
     }
     assert param in by_name, f"tests/test_fuzz.py: give parameter {param} ({typ}) of {fn} a valid value"
     return by_name[param]

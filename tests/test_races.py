@@ -258,7 +258,7 @@ def test_stale_worker_complete_step_after_takeover_is_refused(conn: Conn, conn2:
         assert sqlstate_of(conn, call, args) == "QR004", call
     assert conn.execute(
         "select status, value, attempt from pgqrs.steps where run_id = %s and step_id = 'charge'", (run_id,)
-    ).fetchone() == ("RUNNING", None, 1), "the stale value must not be stored"
+    ).fetchone() == ("ERROR", None, 1), "the stale value must not be stored (the lost lease failed attempt 1)"
 
     token = fresh["lease_token"]
     assert conn2.execute(

@@ -383,6 +383,8 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_timeout": lambda c: None,
     "p_duration": lambda c: None,
     "p_status": lambda c: "RUNNING",
+    "p_steps": lambda c: Jsonb([{"lease_token": str(c["token"]), "step_id": "s1", "running_for": 1}]),
+    "p_reason": lambda c: "ops",
 }
 
 

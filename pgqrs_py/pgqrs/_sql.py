@@ -20,12 +20,12 @@ REGISTER_WORKER = (
 )
 STOP_WORKER = "select pgqrs.stop_worker(p_worker => %s::bigint)"
 DEQUEUE = (
-    "select message_id, run_id, input, attempt, lease_token, steps from pgqrs.dequeue(p_queue => %s,"
+    "select message_id, run_id, input, attempt, lease_token, steps, fencing_token from pgqrs.dequeue(p_queue => %s,"
     " p_worker => %s::bigint, p_batch_size => %s::integer, p_visibility => %s * interval '1 second')"
 )
 HEARTBEAT = (
     "select lease_token, held, visible_until"
-    " from pgqrs.heartbeat(p_worker => %s::bigint, p_lease_tokens => %s::uuid[])"
+    " from pgqrs.heartbeat(p_worker => %s::bigint, p_lease_tokens => %s::uuid[], p_steps => %s::jsonb)"
 )
 ARCHIVE = "select pgqrs.archive(p_message_id => %s::bigint, p_worker => %s::bigint)"
 ACQUIRE_STEP = (
@@ -52,12 +52,14 @@ UPDATE_STEP = (
 )
 RESUME_RUN = "select pgqrs.resume_run(p_run => %s::bigint)"
 RETRY_RUN = "select pgqrs.retry_run(p_run => %s::bigint)"
-RELEASE_RUN = "select pgqrs.release_run(p_run => %s::bigint, p_lease_token => %s)"
+RELEASE_RUN = "select pgqrs.release_run(p_run => %s::bigint, p_lease_token => %s, p_error => %s::jsonb)"
+CANCEL_RUN = "select pgqrs.cancel_run(p_run => %s::bigint, p_reason => %s)"
 COMPLETE_RUN = "select pgqrs.complete_run(p_run => %s::bigint, p_lease_token => %s, p_output => %s::jsonb)"
 FAIL_RUN = "select pgqrs.fail_run(p_run => %s::bigint, p_lease_token => %s, p_error => %s::jsonb)"
 RUN_STATUS = (
     "select run_id, workflow, status, input, output, error, attempt, created_at, started_at, finished_at,"
-    " updated_at, current_step, visible_at from pgqrs.run_status(p_run => %s::bigint)"
+    " updated_at, current_step, visible_at, current_step_status, current_step_since"
+    " from pgqrs.run_status(p_run => %s::bigint)"
 )
 RUN_STEPS = (
     "select step_id, status, value, error, attempt, retry_at, started_at, completed_at"

@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("resume", "resume a PAUSED run (pgqrs.resume_run)", cmd_resume)
     p.add_argument("run_id", metavar="RUN", type=_run_id)
 
+    p = add("cancel", "cancel a run that has not finished (pgqrs.cancel_run); its worker stops it", cmd_cancel)
+    p.add_argument("run_id", metavar="RUN", type=_run_id)
+    p.add_argument("--reason", help="why (kept in the run's error, at most 1000 characters)")
+
     p = add("retry", "put an ERROR run back in its queue from its last good step (pgqrs.retry_run)",
             cmd_retry)
     p.add_argument("run_id", metavar="RUN", type=_run_id)
@@ -390,7 +394,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("output", status.get("output")),
         ("error", human_error(status.get("error")) or None),
         ("deliveries", status.get("attempt")),
-        ("current step", status.get("current_step")),
+        ("current step", _current_step(status)),
         ("created", status.get("created_at")),
         ("started", status.get("started_at")),
         ("finished", status.get("finished_at")),
@@ -408,6 +412,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _current_step(status: dict[str, Any]) -> str | None:
+    """The step the run is in (the last recorded one) with its status and since when."""
+    step = status.get("current_step")
+    if step is None:
+        return None
+    since = status.get("current_step_since")
+    return f"{step} ({status.get('current_step_status')} since {since})" if since else step
+
+
 def cmd_update_step(args: argparse.Namespace) -> int:
     value = parse_json(args.value, "the step value")
     with connect(args) as conn:
@@ -419,9 +432,9 @@ def cmd_update_step(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _transition(args: argparse.Namespace, sql: str) -> int:
+def _transition(args: argparse.Namespace, sql: str, params: tuple[Any, ...] | None = None) -> int:
     with connect(args) as conn:
-        row = query(conn, sql, (args.run_id,))[0]
+        row = query(conn, sql, params or (args.run_id,))[0]
     new_status = next(iter(row.values()))
     if args.json:
         emit_json({"run_id": args.run_id, "status": new_status})
@@ -432,6 +445,10 @@ def _transition(args: argparse.Namespace, sql: str) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     return _transition(args, _sql.RESUME_RUN)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    return _transition(args, _sql.CANCEL_RUN, (args.run_id, args.reason))
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

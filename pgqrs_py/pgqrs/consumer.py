@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import socket
@@ -16,7 +17,7 @@ import psycopg
 from . import _sql
 from ._conncheck import connection_lost
 from ._json import dumps
-from .errors import LeaseLost, NotSerializable, PgqrsError, TransientError
+from .errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError
 from .install import check_version
 from .run import Message, Run
 from .store import AsyncConn, Store, conn_kwargs
@@ -50,6 +51,7 @@ class Consumer:
         # frozen past it must not start another step body, though the database would refuse its writes anyway.
         self._lease_deadlines: dict[UUID, float] = {}
         self._beat_conn: AsyncConn | None = None  # heartbeats' own connection (see _heartbeat)
+        self._runs: dict[UUID, Run] = {}  # the runs in flight by lease token: what the heartbeat reports
 
     async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         lease = visibility if visibility is not None else self.visibility
@@ -120,6 +122,7 @@ class Consumer:
         message = self._inflight.pop(task, None)
         if message is not None:
             self._lease_deadlines.pop(message.lease_token, None)
+            self._runs.pop(message.lease_token, None)
         self._wake.set()
 
     def _leased(self, messages: list[Message], sent: float) -> None:
@@ -138,7 +141,47 @@ class Consumer:
                     self._lease_deadlines[token] = sent + self.visibility
             else:
                 lost.add(token)
+                if token in self._lease_deadlines:
+                    self._lease_deadlines[token] = 0.0  # taken over or cancelled: start no other step
         return lost
+
+    def _beat_payload(self, messages: list[Message]) -> tuple[list[UUID], str | None, list[Message]]:
+        """What the next heartbeat sends: the lease tokens to extend and the steps in flight (JSON for
+        pgqrs.heartbeat), and the runs left out because an engine call of theirs has hung for longer than a
+        lease: their leases must expire so that another worker takes them over."""
+        now = time.monotonic()
+        tokens: list[UUID] = []
+        steps: list[dict[str, Any]] = []
+        hung: list[Message] = []
+        for message in messages:
+            run = self._runs.get(message.lease_token)
+            if run is not None and run.call_started is not None and now - run.call_started > self.visibility:
+                hung.append(message)
+                continue
+            tokens.append(message.lease_token)
+            if run is not None:
+                steps.extend(
+                    {"lease_token": str(message.lease_token), "step_id": step_id,
+                     "running_for": round(max(0.0, now - started), 3)}
+                    for step_id, started in list(run.steps_in_flight.items())
+                )
+        return tokens, json.dumps(steps) if steps else None, hung
+
+    async def _abandon_hung(self, hung: list[Message]) -> None:
+        """Give up on runs whose engine call hangs (a stuck backend, a half-open connection): stop extending
+        their leases, free their slots. The stuck call keeps its pooled connection, so the pool grows by one.
+        Should the call ever return, the engine refuses it (fencing) and no further step starts."""
+        for message in hung:
+            log.warning("run %s: an engine call has hung for over %.1f s; leaving its lease to expire",
+                        message.run_id, self.visibility)
+            self._lease_deadlines[message.lease_token] = 0.0
+            self._runs.pop(message.lease_token, None)
+            for task, held in list(self._inflight.items()):
+                if held is message:
+                    del self._inflight[task]
+            pool = self.store.pool
+            await pool.resize(min_size=pool.min_size, max_size=pool.max_size + 1)
+        self._wake.set()
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -213,10 +256,12 @@ class Consumer:
         while True:
             await asyncio.sleep(interval)
             tasks = dict(self._inflight)
-            tokens = [m.lease_token for m in tasks.values()]
+            tokens, steps, hung = self._beat_payload(list(tasks.values()))
+            if hung:
+                await self._abandon_hung(hung)
             sent = time.monotonic()
             try:
-                rows = await self._heartbeat(tokens)
+                rows = await self._heartbeat(tokens, steps)
             except Exception as exc:  # keep beating: a lapse must not let every lease expire
                 log.warning("heartbeat failed: %s", exc)
                 continue
@@ -227,13 +272,13 @@ class Consumer:
                     log.warning("lease on run %s lost; abandoning it", message.run_id)
                     task.cancel()
 
-    async def _heartbeat(self, tokens: list[UUID]) -> list[tuple[Any, ...]]:
+    async def _heartbeat(self, tokens: list[UUID], steps: str | None = None) -> list[tuple[Any, ...]]:
         """One heartbeat, on a connection of its own: step bodies that borrow pooled connections (to trigger
         other runs, say) must never make it wait until the leases it should extend have expired."""
         if self._beat_conn is None or self._beat_conn.closed:
             self._beat_conn = await psycopg.AsyncConnection.connect(self.store.dsn, **conn_kwargs())
         try:
-            return await self.store.call(_sql.HEARTBEAT, (self.id, tokens), self._beat_conn)
+            return await self.store.call(_sql.HEARTBEAT, (self.id, tokens, steps), self._beat_conn)
         except psycopg.OperationalError:
             await self._beat_conn.close()
             self._beat_conn = None
@@ -250,6 +295,7 @@ class Consumer:
         try:
             async with self.store.pool.connection() as conn:
                 run = Run(self.store, message, None, conn, self._lease_deadlines)
+                self._runs[message.lease_token] = run
                 try:
                     await self._run_handler(run, WorkflowContext(run, message.steps or {}))
                 except psycopg.OperationalError:
@@ -259,6 +305,8 @@ class Consumer:
             log.debug("run %s left this worker: %s", message.run_id, exc.run_status)
         except LeaseLost as exc:
             log.warning("run %s abandoned: %s", message.run_id, exc)
+        except RunCancelled as exc:
+            log.info("run %s stopped: %s", message.run_id, exc)
         except psycopg.OperationalError as exc:
             await self._after_lost_connection(message, own_connection_lost, exc)
         except asyncio.CancelledError:
@@ -272,7 +320,7 @@ class Consumer:
         try:
             assert self.handler is not None
             output = await invoke(self.handler, ctx, run.message.input)
-        except (Suspended, LeaseLost, asyncio.CancelledError):
+        except (Suspended, LeaseLost, RunCancelled, asyncio.CancelledError):
             raise
         except psycopg.OperationalError as exc:
             if exc is run.failed_call:
@@ -296,16 +344,20 @@ class Consumer:
     async def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None:
         """One of the worker's own engine calls was cut off: the connection was lost (`own`: a restart, a
         terminated backend) or the call failed on a live one (a deadlock, a statement timeout). That is not
-        the step's failure, so nothing is recorded: the run goes back to the queue as soon as the database
-        answers, to be retried at once from its last recorded step.
+        the step's failure, so no step failure is recorded: the run goes back to the queue as soon as the
+        database answers, from its last recorded step. A lost connection is the infrastructure's doing: the run
+        is visible again at once. A call that failed on a live connection may fail the same way every time (a
+        value too big for the statement timeout): it is handed back with its cause, which the engine counts
+        and backs off, and ends the run after max_attempts such deliveries in a row (pgqrs.release_run).
         """
         cause = "a lost connection" if own else "an interrupted engine call"
         log.warning("run %s interrupted by %s (%s); handing it back", message.run_id, cause, exc)
+        error = None if own else engine_error(exc)
         deadline = time.monotonic() + self.visibility  # past it the lease has expired anyway
         backoff = 0.05
         while True:
             try:
-                await self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token))
+                await self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token, error))
                 return
             except psycopg.OperationalError as again:
                 if time.monotonic() + backoff >= deadline:
@@ -319,9 +371,16 @@ class Consumer:
 
     async def _hand_back(self, message: Message) -> None:
         try:
-            await asyncio.shield(self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token)))
+            await asyncio.shield(self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token, None)))
         except (psycopg.Error, PgqrsError) as exc:  # finished, taken over, or the database is away
             log.info("could not hand back run %s (%s); its lease will expire", message.run_id, exc)
+
+
+def engine_error(exc: Exception) -> str:
+    """The cause of a failed engine call, as the JSON error pgqrs.release_run keeps."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return dumps({"type": type(exc).__name__, "sqlstate": sqlstate, "message": str(exc)[:2000]},
+                 "the error of an engine call")
 
 
 class ConsumerBuilder:

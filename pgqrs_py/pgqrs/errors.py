@@ -54,6 +54,28 @@ class UnknownWorker(PgqrsError):
     sqlstate = "QR008"
 
 
+class WorkflowFailed(PgqrsError):
+    """`result()` of a run that ended in ERROR; `.error` holds the run's stored error."""
+
+    def __init__(self, run_id: int, error: Any) -> None:
+        super().__init__(f"run {run_id} failed: {error}")
+        self.run_id = run_id
+        self.error = error
+
+
+class RunCancelled(WorkflowFailed):
+    """The run was cancelled (`pgqrs.cancel_run`): raised by `result()`, and by a worker's write on the run
+    (QR009), which stops its handler. `.error` holds {kind: cancelled, reason} when known."""
+
+    sqlstate = "QR009"
+
+    def __init__(self, message: str, *, detail: str | None = None, hint: str | None = None,
+                 run_id: int | None = None, error: Any = None) -> None:
+        PgqrsError.__init__(self, message, detail=detail, hint=hint)
+        self.run_id = run_id  # type: ignore[assignment]
+        self.error = error
+
+
 class InvalidArgument(PgqrsError, ValueError):
     sqlstate = "22023"
 
@@ -64,15 +86,6 @@ class NotSerializable(PgqrsError, TypeError):
 
 class DuplicateStepId(PgqrsError):
     """`ctx.step` was called twice with the same explicit id in one execution of a workflow."""
-
-
-class WorkflowFailed(PgqrsError):
-    """`result()` of a run that ended in ERROR; `.error` holds the run's stored error."""
-
-    def __init__(self, run_id: int, error: Any) -> None:
-        super().__init__(f"run {run_id} failed: {error}")
-        self.run_id = run_id
-        self.error = error
 
 
 class ResultTimeout(PgqrsError, TimeoutError):
@@ -90,6 +103,7 @@ REGISTRY: dict[str, type[PgqrsError]] = {
         IdempotencyConflict,
         AttemptsExhausted,
         UnknownWorker,
+        RunCancelled,
         InvalidArgument,
     )
     if cls.sqlstate is not None

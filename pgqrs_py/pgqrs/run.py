@@ -13,13 +13,14 @@ import psycopg
 
 from . import _sql
 from ._json import dumps, from_json
-from .errors import ResultTimeout, WorkflowFailed, seconds
+from .errors import ResultTimeout, RunCancelled, WorkflowFailed, seconds
 from .store import AsyncConn, Store, as_id
 
 
 @dataclass(frozen=True)
 class Message:
-    """A leased queue message (a row of pgqrs.dequeue). `payload` is the run's input; `id` equals `run_id`."""
+    """A leased queue message (a row of pgqrs.dequeue). `payload` is the run's input; `id` equals `run_id`;
+    `fencing_token` strictly increases with each delivery of the run."""
 
     message_id: int
     run_id: int
@@ -27,6 +28,7 @@ class Message:
     attempt: int
     lease_token: UUID
     steps: dict[str, Any] = field(default_factory=dict)
+    fencing_token: int = 0
 
     @property
     def id(self) -> int:
@@ -54,6 +56,8 @@ class RunInfo:
     updated_at: datetime
     current_step: str | None
     visible_at: datetime | None
+    current_step_status: str | None = None
+    current_step_since: datetime | None = None
 
     def output(self, as_type: Any = None) -> Any:
         """The run's output as stored (JSON), or built into `as_type` when that is a dataclass."""
@@ -103,6 +107,10 @@ class Run:
         self.conn = conn
         self._lease_deadlines = lease_deadlines  # a worker's view of its leases (monotonic), if it keeps one
         self.failed_call: psycopg.OperationalError | None = None
+        # What a worker's heartbeat reports and watches (monotonic start times): the step bodies running now,
+        # and the engine call on the way, if any (a call that never returns must not hold the lease forever).
+        self.steps_in_flight: dict[str, float] = {}
+        self.call_started: float | None = None
 
     def lease_expired(self) -> bool:
         """True when the worker running this run knows its lease has run out (so it must not start more work).
@@ -125,11 +133,14 @@ class Run:
         return self.message.lease_token
 
     async def _call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        self.call_started = time.monotonic()
         try:
             return await self.store.call(query, params, self.conn)
         except psycopg.OperationalError as exc:
             self.failed_call = exc  # lets a worker tell its own interrupted call from the user's code
             raise
+        finally:
+            self.call_started = None
 
     async def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
         rows = await self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))
@@ -171,8 +182,11 @@ class Run:
         payload = dumps(error, f"the error of run {self.run_id}")
         return str((await self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
-    async def release(self) -> str:
-        return str((await self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token)))[0][0])
+    async def release(self, error: Any = None) -> str:
+        """Hand the run back: `error` None for a shutdown; else the cause of a failed engine call (counted, see
+        pgqrs.release_run)."""
+        payload = dumps(error, f"the error of run {self.run_id}") if error is not None else None
+        return str((await self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
 
 async def run_status(store: Store, run: Any, conn: AsyncConn | None = None) -> RunInfo:
@@ -211,7 +225,9 @@ async def _wait_result_on_one_connection(store: Store, run_id: int, deadline: fl
                 info = await run_status(store, run_id, conn)
                 if info.status == "SUCCESS":
                     return info.output()
-                if info.status in ("ERROR", "CANCELLED"):
+                if info.status == "CANCELLED":
+                    raise RunCancelled(f"run {run_id} was cancelled", run_id=run_id, error=info.error)
+                if info.status == "ERROR":
                     raise WorkflowFailed(run_id, info.error)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

@@ -168,6 +168,11 @@ class Store:
         """PAUSED → QUEUED, visible now; a worker picks it up at once."""
         return str((await self.call(_sql.RESUME_RUN, (as_id(run_id),)))[0][0])
 
+    async def cancel_run(self, run_id: Any, reason: str | None = None) -> str:
+        """Cancel a run that has not finished: CANCELLED; a worker running it stops at its next step or
+        heartbeat, and `result()` raises RunCancelled."""
+        return str((await self.call(_sql.CANCEL_RUN, (as_id(run_id), reason)))[0][0])
+
     async def retry_run(self, run_id: Any) -> str:
         """ERROR → QUEUED from the last successful step (ops)."""
         return str((await self.call(_sql.RETRY_RUN, (as_id(run_id),)))[0][0])

@@ -100,6 +100,12 @@ class WorkflowContext:
     def attempt(self) -> int:
         return self.run.message.attempt
 
+    @property
+    def fencing_token(self) -> int:
+        """A number that strictly increases with each delivery of this run: pass it to an external system
+        that must reject writes from a stale holder (one whose lease another worker has taken over)."""
+        return self.run.message.fencing_token
+
     def auto_id(self, base: str) -> str:
         """The id of a `@step` call: its name, then name#2, name#3 for repeated calls in this execution."""
         n = self._auto_counts.get(base, 0) + 1
@@ -120,14 +126,20 @@ class WorkflowContext:
         self._seen.add(step_id)
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("status") == "SUCCESS":
+            if recorded.get("value_omitted"):  # past the journal's size bound (see pgqrs.dequeue): read it now
+                return (await self.run.acquire_step(step_id)).value
             return recorded.get("value")
         if self.run.lease_expired():
             # Frozen (a GC pause, SIGSTOP, a slow VM) past the lease: another worker may own the run and may
             # have recorded this very step. Starting the body could repeat its side effects.
             raise LeaseLost(f"lease on run {self.run_id} ran out before step {step_id!r} could start")
         started = time.monotonic()
+        self.run.steps_in_flight[step_id] = started  # reported by the worker's heartbeat while it runs
         try:
-            result = await call_body(fn)
+            try:
+                result = await call_body(fn)
+            finally:
+                self.run.steps_in_flight.pop(step_id, None)
         except StepPause as pause:
             status, value = await self.run.pause_step(step_id, pause.timeout)
             if status == "SUCCESS":  # the external event was recorded before we paused

@@ -3,10 +3,17 @@
 -- One section per concern, so that each can be read (and amended until version 3 ships) on its own.
 
 -- ==== bounded deliveries, the step in flight, cancel, fencing token
+alter table pgqrs.messages add column if not exists failed_deliveries integer not null default 0;
+-- dequeue returns fencing_token, run_status current_step_since: new return types
+drop function if exists pgqrs.dequeue(text, bigint, integer, interval);
+drop function if exists pgqrs.run_status(bigint);
+-- heartbeat reports the step in flight, release_run takes the cause of a failed engine call
+drop function if exists pgqrs.heartbeat(bigint, uuid[]);
+drop function if exists pgqrs.release_run(bigint, uuid);
 
 -- ==== the step journal handed to a worker is bounded
+alter table pgqrs.steps add column if not exists value_bytes integer;
 
 -- ==== notification channels
 
 -- ==== ownership and privileges
-

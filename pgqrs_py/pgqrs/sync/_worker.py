@@ -21,7 +21,7 @@ import psycopg
 
 from .. import _sql
 from .._conncheck import connection_lost
-from ..errors import LeaseLost, PgqrsError
+from ..errors import LeaseLost, PgqrsError, RunCancelled
 from ..run import Message
 from ..workflow import Suspended
 from .run import Run
@@ -48,6 +48,7 @@ class WorkerLoop:
         _wake: threading.Event
         _inflight: dict[threading.Thread, Message]
         _lease_deadlines: dict[UUID, float]
+        _runs: dict[UUID, Run]
 
         def stop(self) -> None: ...
         def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]: ...
@@ -57,7 +58,9 @@ class WorkerLoop:
         def _finished(self, task: threading.Thread) -> None: ...
         def _leased(self, messages: list[Message], sent: float) -> None: ...
         def _extended(self, rows: list[tuple[Any, ...]], sent: float) -> set[UUID]: ...
-        def _heartbeat(self, tokens: list[UUID]) -> list[tuple[Any, ...]]: ...
+        def _heartbeat(self, tokens: list[UUID], steps: str | None = None) -> list[tuple[Any, ...]]: ...
+        def _beat_payload(self, messages: list[Message]) -> tuple[list[UUID], str | None, list[Message]]: ...
+        def _abandon_hung(self, hung: list[Message]) -> None: ...
         def _close_heartbeat(self) -> None: ...
         def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None: ...
 
@@ -161,10 +164,12 @@ class WorkerLoop:
         interval = self.visibility / 3
         while not closing.wait(interval):
             inflight = dict(self._inflight)
-            tokens = [m.lease_token for m in inflight.values()]
+            tokens, steps, hung = self._beat_payload(list(inflight.values()))
+            if hung:
+                self._abandon_hung(hung)
             sent = time.monotonic()
             try:
-                rows = self._heartbeat(tokens)
+                rows = self._heartbeat(tokens, steps)
             except Exception as exc:  # keep beating: a lapse must not let every lease expire
                 log.warning("heartbeat failed: %s", exc)
                 continue
@@ -179,6 +184,7 @@ class WorkerLoop:
         try:
             with self.store.pool.connection() as conn:
                 run = Run(self.store, message, None, conn, self._lease_deadlines)
+                self._runs[message.lease_token] = run
                 try:
                     self._run_handler(run, WorkflowContext(run, message.steps or {}))
                 except psycopg.OperationalError:
@@ -188,6 +194,8 @@ class WorkerLoop:
             log.debug("run %s left this worker: %s", message.run_id, exc.run_status)
         except LeaseLost as exc:
             log.warning("run %s abandoned: %s", message.run_id, exc)
+        except RunCancelled as exc:
+            log.info("run %s stopped: %s", message.run_id, exc)
         except psycopg.OperationalError as exc:
             self._after_lost_connection(message, own_connection_lost, exc)
         except Exception:
@@ -197,6 +205,6 @@ class WorkerLoop:
 
     def _hand_back(self, message: Message) -> None:
         try:
-            self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token))
+            self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token, None))
         except (psycopg.Error, PgqrsError) as exc:  # finished, taken over, or the database is away
             log.info("could not hand back run %s (%s); its lease will expire", message.run_id, exc)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -14,8 +15,8 @@ import psycopg
 
 from .. import _sql
 from .._json import dumps
-from ..consumer import HANDLER_STEP, log
-from ..errors import LeaseLost, NotSerializable, PgqrsError, TransientError
+from ..consumer import HANDLER_STEP, engine_error, log
+from ..errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError
 from ..install import check_version
 from ..run import Message
 from ..store import conn_kwargs
@@ -50,6 +51,7 @@ class Consumer(WorkerLoop):
         # frozen past it must not start another step body, though the database would refuse its writes anyway.
         self._lease_deadlines: dict[UUID, float] = {}
         self._beat_conn: Conn | None = None  # heartbeats' own connection (see _heartbeat)
+        self._runs: dict[UUID, Run] = {}  # the runs in flight by lease token: what the heartbeat reports
 
     def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         lease = visibility if visibility is not None else self.visibility
@@ -71,6 +73,7 @@ class Consumer(WorkerLoop):
         message = self._inflight.pop(task, None)
         if message is not None:
             self._lease_deadlines.pop(message.lease_token, None)
+            self._runs.pop(message.lease_token, None)
         self._wake.set()
 
     def _leased(self, messages: list[Message], sent: float) -> None:
@@ -89,7 +92,47 @@ class Consumer(WorkerLoop):
                     self._lease_deadlines[token] = sent + self.visibility
             else:
                 lost.add(token)
+                if token in self._lease_deadlines:
+                    self._lease_deadlines[token] = 0.0  # taken over or cancelled: start no other step
         return lost
+
+    def _beat_payload(self, messages: list[Message]) -> tuple[list[UUID], str | None, list[Message]]:
+        """What the next heartbeat sends: the lease tokens to extend and the steps in flight (JSON for
+        pgqrs.heartbeat), and the runs left out because an engine call of theirs has hung for longer than a
+        lease: their leases must expire so that another worker takes them over."""
+        now = time.monotonic()
+        tokens: list[UUID] = []
+        steps: list[dict[str, Any]] = []
+        hung: list[Message] = []
+        for message in messages:
+            run = self._runs.get(message.lease_token)
+            if run is not None and run.call_started is not None and now - run.call_started > self.visibility:
+                hung.append(message)
+                continue
+            tokens.append(message.lease_token)
+            if run is not None:
+                steps.extend(
+                    {"lease_token": str(message.lease_token), "step_id": step_id,
+                     "running_for": round(max(0.0, now - started), 3)}
+                    for step_id, started in list(run.steps_in_flight.items())
+                )
+        return tokens, json.dumps(steps) if steps else None, hung
+
+    def _abandon_hung(self, hung: list[Message]) -> None:
+        """Give up on runs whose engine call hangs (a stuck backend, a half-open connection): stop extending
+        their leases, free their slots. The stuck call keeps its pooled connection, so the pool grows by one.
+        Should the call ever return, the engine refuses it (fencing) and no further step starts."""
+        for message in hung:
+            log.warning("run %s: an engine call has hung for over %.1f s; leaving its lease to expire",
+                        message.run_id, self.visibility)
+            self._lease_deadlines[message.lease_token] = 0.0
+            self._runs.pop(message.lease_token, None)
+            for task, held in list(self._inflight.items()):
+                if held is message:
+                    del self._inflight[task]
+            pool = self.store.pool
+            pool.resize(min_size=pool.min_size, max_size=pool.max_size + 1)
+        self._wake.set()
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -114,13 +157,13 @@ class Consumer(WorkerLoop):
             self._next_visible = visible
             self._wake.set()  # recompute the sleep
 
-    def _heartbeat(self, tokens: list[UUID]) -> list[tuple[Any, ...]]:
+    def _heartbeat(self, tokens: list[UUID], steps: str | None = None) -> list[tuple[Any, ...]]:
         """One heartbeat, on a connection of its own: step bodies that borrow pooled connections (to trigger
         other runs, say) must never make it wait until the leases it should extend have expired."""
         if self._beat_conn is None or self._beat_conn.closed:
             self._beat_conn = psycopg.Connection.connect(self.store.dsn, **conn_kwargs())
         try:
-            return self.store.call(_sql.HEARTBEAT, (self.id, tokens), self._beat_conn)
+            return self.store.call(_sql.HEARTBEAT, (self.id, tokens, steps), self._beat_conn)
         except psycopg.OperationalError:
             self._beat_conn.close()
             self._beat_conn = None
@@ -135,7 +178,7 @@ class Consumer(WorkerLoop):
         try:
             assert self.handler is not None
             output = invoke(self.handler, ctx, run.message.input)
-        except (Suspended, LeaseLost, CancelledError):
+        except (Suspended, LeaseLost, RunCancelled, CancelledError):
             raise
         except psycopg.OperationalError as exc:
             if exc is run.failed_call:
@@ -159,16 +202,20 @@ class Consumer(WorkerLoop):
     def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None:
         """One of the worker's own engine calls was cut off: the connection was lost (`own`: a restart, a
         terminated backend) or the call failed on a live one (a deadlock, a statement timeout). That is not
-        the step's failure, so nothing is recorded: the run goes back to the queue as soon as the database
-        answers, to be retried at once from its last recorded step.
+        the step's failure, so no step failure is recorded: the run goes back to the queue as soon as the
+        database answers, from its last recorded step. A lost connection is the infrastructure's doing: the run
+        is visible again at once. A call that failed on a live connection may fail the same way every time (a
+        value too big for the statement timeout): it is handed back with its cause, which the engine counts
+        and backs off, and ends the run after max_attempts such deliveries in a row (pgqrs.release_run).
         """
         cause = "a lost connection" if own else "an interrupted engine call"
         log.warning("run %s interrupted by %s (%s); handing it back", message.run_id, cause, exc)
+        error = None if own else engine_error(exc)
         deadline = time.monotonic() + self.visibility  # past it the lease has expired anyway
         backoff = 0.05
         while True:
             try:
-                self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token))
+                self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token, error))
                 return
             except psycopg.OperationalError as again:
                 if time.monotonic() + backoff >= deadline:

@@ -13,7 +13,7 @@ import psycopg
 
 from .. import _sql
 from .._json import dumps
-from ..errors import ResultTimeout, WorkflowFailed, seconds
+from ..errors import ResultTimeout, RunCancelled, WorkflowFailed, seconds
 from ..run import Message, RunInfo
 from ..store import as_id
 from .store import Conn, Store
@@ -58,6 +58,10 @@ class Run:
         self.conn = conn
         self._lease_deadlines = lease_deadlines  # a worker's view of its leases (monotonic), if it keeps one
         self.failed_call: psycopg.OperationalError | None = None
+        # What a worker's heartbeat reports and watches (monotonic start times): the step bodies running now,
+        # and the engine call on the way, if any (a call that never returns must not hold the lease forever).
+        self.steps_in_flight: dict[str, float] = {}
+        self.call_started: float | None = None
 
     def lease_expired(self) -> bool:
         """True when the worker running this run knows its lease has run out (so it must not start more work).
@@ -80,11 +84,14 @@ class Run:
         return self.message.lease_token
 
     def _call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        self.call_started = time.monotonic()
         try:
             return self.store.call(query, params, self.conn)
         except psycopg.OperationalError as exc:
             self.failed_call = exc  # lets a worker tell its own interrupted call from the user's code
             raise
+        finally:
+            self.call_started = None
 
     def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
         rows = self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))
@@ -126,8 +133,11 @@ class Run:
         payload = dumps(error, f"the error of run {self.run_id}")
         return str((self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
-    def release(self) -> str:
-        return str((self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token)))[0][0])
+    def release(self, error: Any = None) -> str:
+        """Hand the run back: `error` None for a shutdown; else the cause of a failed engine call (counted, see
+        pgqrs.release_run)."""
+        payload = dumps(error, f"the error of run {self.run_id}") if error is not None else None
+        return str((self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
 
 def run_status(store: Store, run: Any, conn: Conn | None = None) -> RunInfo:
@@ -166,7 +176,9 @@ def _wait_result_on_one_connection(store: Store, run_id: int, deadline: float | 
                 info = run_status(store, run_id, conn)
                 if info.status == "SUCCESS":
                     return info.output()
-                if info.status in ("ERROR", "CANCELLED"):
+                if info.status == "CANCELLED":
+                    raise RunCancelled(f"run {run_id} was cancelled", run_id=run_id, error=info.error)
+                if info.status == "ERROR":
                     raise WorkflowFailed(run_id, info.error)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

@@ -1,0 +1,39 @@
+-- The step a running run is in, and since when: the heartbeat reports a step in flight before it is recorded.
+begin;
+select plan(3);
+set local "pgqrs.now" = '2030-01-01 00:00:00+00';
+
+create temp table t_wf as select * from pgqrs.create_workflow('wf');
+create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_run as select * from pgqrs.trigger('wf', '{}');
+create temp table t_d as select * from pgqrs.dequeue('wf', (select worker_id from t_worker), 1, '30 seconds');
+select pgqrs.complete_step((select run_id from t_d), 'first', (select lease_token from t_d), '1');
+set local "pgqrs.now" = '2030-01-01 00:00:12+00';
+select pgqrs.heartbeat(
+    (select worker_id from t_worker), array[(select lease_token from t_d)],
+    jsonb_build_array(jsonb_build_object(
+        'lease_token', (select lease_token from t_d), 'step_id', 'long',
+        'running_for', 11.5
+    ))
+);
+
+select results_eq(
+    $$select current_step, current_step_status, current_step_since from pgqrs.run_status((select run_id from t_run))$$,
+    $$values ('long'::text, 'RUNNING'::text, '2030-01-01 00:00:00.5+00'::timestamptz)$$,
+    'run_status: the step in flight, RUNNING since it started'
+);
+select results_eq(
+    $$select current_step, current_step_status, current_step_since from pgqrs.run_overview$$,
+    $$values ('long'::text, 'RUNNING'::text, '2030-01-01 00:00:00.5+00'::timestamptz)$$,
+    'run_overview: the same'
+);
+set local "pgqrs.now" = '2030-01-01 00:00:15+00';
+select pgqrs.complete_step((select run_id from t_d), 'long', (select lease_token from t_d), '2');
+select results_eq(
+    $$select status, attempt, started_at, completed_at from pgqrs.steps where step_id = 'long'$$,
+    $$values ('SUCCESS'::text, 1, '2030-01-01 00:00:00.5+00'::timestamptz, '2030-01-01 00:00:15+00'::timestamptz)$$,
+    'completing it keeps the attempt and the start the heartbeat reported'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,35 @@
+-- The journal handed to a worker is bounded: values past pgqrs.max_journal_bytes (summed in journal order) are
+-- left out and marked, so no run can make dequeue fail; acquire_step still returns such a value.
+begin;
+select plan(4);
+set local "pgqrs.now" = '2030-01-01 00:00:00+00';
+set local "pgqrs.max_journal_bytes" = '3000';
+
+create temp table t_wf as select * from pgqrs.create_workflow('wf');
+create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_run as select * from pgqrs.trigger('wf', '{}');
+select pgqrs.update_step((select run_id from t_run), 'small', 'SUCCESS', '1');
+select pgqrs.update_step((select run_id from t_run), 'big', 'SUCCESS', to_jsonb(repeat('x', 5000)));
+select pgqrs.update_step((select run_id from t_run), 'after', 'SUCCESS', '2');
+
+create temp table t_d as select * from pgqrs.dequeue('wf', (select worker_id from t_worker), 1, '30 seconds');
+select is(
+    (select steps -> 'small' from t_d), '{"status": "SUCCESS", "value": 1, "attempt": 0, "retry_at": null}',
+    'a value within the bound is handed out'
+);
+select is(
+    (select steps -> 'big' from t_d),
+    '{"status": "SUCCESS", "value": null, "attempt": 0, "retry_at": null, "value_omitted": true}',
+    'a value past the bound is left out and marked'
+);
+select is((select steps -> 'after' -> 'value_omitted' from t_d), 'true', 'so is every value after it');
+select is(
+    (
+        select length(value #>> '{}')
+        from pgqrs.acquire_step((select run_id from t_d), 'big', (select lease_token from t_d))
+    ),
+    5000, 'acquire_step returns the whole value'
+);
+
+select * from finish();
+rollback;

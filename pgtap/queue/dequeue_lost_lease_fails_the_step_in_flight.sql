@@ -1,0 +1,56 @@
+-- A lost lease whose step in flight is known (the heartbeat reported it) is a failed attempt of that step, under
+-- that step's retry policy: the run is delivered again until the step's attempts are used up, then ends ERROR.
+begin;
+select plan(6);
+set local "pgqrs.now" = '2030-01-01 00:00:00+00';
+
+create temp table t_wf as select * from pgqrs.create_workflow('wf', '{"max_attempts": 2}');
+create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_run as select * from pgqrs.trigger('wf', '{}');
+
+create function pg_temp.deliver_and_die(p_at timestamptz) returns void language plpgsql as $$
+declare
+    v_lease record;
+begin
+    perform set_config('pgqrs.now', p_at::text, true);
+    select * into v_lease from pgqrs.dequeue('wf', (select worker_id from t_worker), 1, '30 seconds');
+    perform set_config('pgqrs.now', (p_at + interval '10 seconds')::text, true);
+    perform pgqrs.heartbeat(
+        (select worker_id from t_worker), array[v_lease.lease_token],
+        jsonb_build_array(jsonb_build_object('lease_token', v_lease.lease_token, 'step_id', 'slow', 'running_for', 10))
+    );
+end
+$$;
+
+select pg_temp.deliver_and_die('2030-01-01 00:00:00+00');
+select results_eq(
+    $$select status, attempt, started_at from pgqrs.steps$$,
+    $$values ('RUNNING'::text, 1, '2030-01-01 00:00:00+00'::timestamptz)$$,
+    'the heartbeat recorded the step in flight, started running_for seconds ago'
+);
+select pg_temp.deliver_and_die('2030-01-01 00:01:00+00');
+select results_eq(
+    $$select status, attempt, error ->> 'kind' from pgqrs.steps$$,
+    $$values ('RUNNING'::text, 2, 'lease_expired'::text)$$,
+    'the lost lease failed attempt 1 (its error kept); the next delivery runs attempt 2'
+);
+select is((select status from pgqrs.runs), 'RUNNING', 'the run was delivered again');
+
+set local "pgqrs.now" = '2030-01-01 00:02:00+00';
+select is(
+    (select count(*) from pgqrs.dequeue('wf', (select worker_id from t_worker), 1, '30 seconds')), 0::bigint,
+    'the second lost lease uses up the step''s attempts: no delivery'
+);
+select results_eq(
+    $$select status, error ->> 'kind', error ->> 'step' from pgqrs.runs$$,
+    $$values ('ERROR'::text, 'lease_expired'::text, 'slow'::text)$$,
+    'run ERROR, kind lease_expired, naming the step'
+);
+select results_eq(
+    $$select status, error ->> 'kind' from pgqrs.steps$$,
+    $$values ('ERROR'::text, 'lease_expired'::text)$$,
+    'the step records the failed attempt'
+);
+
+select * from finish();
+rollback;
