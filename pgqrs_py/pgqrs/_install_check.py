@@ -60,8 +60,8 @@ exprs as (
 runs_sql as (
     select p.oid from pg_catalog.pg_proc as p
     where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
-        and (p.proname ~ '^(query|cursor|table|schema|database)_to_xml' or p.proname in ('ts_stat', 'ts_rewrite')
-            or p.proname = 'set_config')
+        and (p.proname ~ '^(query|cursor|table|schema|database)_to_xml'
+            or p.proname in ('ts_stat', 'ts_rewrite', 'set_config'))
 )
 select pg_catalog.format('schema pgqrs is owned by %s', ns.nspowner::pg_catalog.regrole)
 from ns where ns.nspowner not in (select oid from trusted)
@@ -75,27 +75,28 @@ select pg_catalog.format('%s is owned by %s', pg_catalog.pg_describe_object('pg_
 from pg_catalog.pg_proc as p join ns on p.pronamespace = ns.oid
 where p.proowner not in (select oid from trusted)
 union all
-select pg_catalog.format('%s: pgqrs creates none', pg_catalog.pg_describe_object('pg_proc'::pg_catalog.regclass,
-    p.oid, 0))
+select pg_catalog.format('%s: pgqrs creates none',
+    pg_catalog.pg_describe_object('pg_proc'::pg_catalog.regclass, p.oid, 0))
 from pg_catalog.pg_proc as p join ns on p.pronamespace = ns.oid
 where p.prokind in ('a', 'w')
 union all
-select pg_catalog.format('%s: pgqrs creates none', pg_catalog.pg_describe_object('pg_class'::pg_catalog.regclass,
-    rels.oid, 0))
+select pg_catalog.format('%s: pgqrs creates none',
+    pg_catalog.pg_describe_object('pg_class'::pg_catalog.regclass, rels.oid, 0))
 from rels where rels.relkind not in ('r', 'v', 'i', 'S')
 union all
 select 'pgqrs.schema_version is not a plain table'
 from rels where rels.relname = 'schema_version' and rels.relkind <> 'r'
 union all
 -- free-standing types (domains, enums, ranges, composite types): a domain's check runs code
-select pg_catalog.format('%s: pgqrs creates none', pg_catalog.pg_describe_object('pg_type'::pg_catalog.regclass,
-    t.oid, 0))
+select pg_catalog.format('%s: pgqrs creates none',
+    pg_catalog.pg_describe_object('pg_type'::pg_catalog.regclass, t.oid, 0))
 from pg_catalog.pg_type as t join ns on t.typnamespace = ns.oid
 left join pg_catalog.pg_class as c on c.oid = t.typrelid
 where t.typtype in ('d', 'e', 'r', 'm', 'p') or (t.typtype = 'b' and t.typelem = 0) or c.relkind = 'c'
 union all
 -- anything else in the schema: operators, operator classes, collations, conversions, statistics objects ...
-select pg_catalog.format('%s: pgqrs creates none', pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid))
+select pg_catalog.format('%s: pgqrs creates none',
+    pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid))
 from pg_catalog.pg_depend as d join ns on d.refobjid = ns.oid
 where d.refclassid = 'pg_namespace'::pg_catalog.regclass
     and d.classid not in ('pg_class'::pg_catalog.regclass, 'pg_proc'::pg_catalog.regclass,
@@ -126,13 +127,15 @@ union all
 select pg_catalog.pg_describe_object('pg_policy'::pg_catalog.regclass, y.oid, 0)
 from pg_catalog.pg_policy as y join rels on rels.oid = y.polrelid
 union all
-select pg_catalog.format('%s references %s', pg_catalog.pg_describe_object('pg_constraint'::pg_catalog.regclass,
-    k.oid, 0), k.confrelid::pg_catalog.regclass)
+select pg_catalog.format('%s references %s',
+    pg_catalog.pg_describe_object('pg_constraint'::pg_catalog.regclass, k.oid, 0),
+    k.confrelid::pg_catalog.regclass)
 from pg_catalog.pg_constraint as k join rels on rels.oid = k.confrelid
 where k.conrelid not in (select oid from rels)
 union all
 select pg_catalog.format('column %s of %s has type %s', a.attname,
-    pg_catalog.pg_describe_object('pg_class'::pg_catalog.regclass, rels.oid, 0), a.atttypid::pg_catalog.regtype)
+    pg_catalog.pg_describe_object('pg_class'::pg_catalog.regclass, rels.oid, 0),
+    a.atttypid::pg_catalog.regtype)
 from pg_catalog.pg_attribute as a join rels on rels.oid = a.attrelid
 join pg_catalog.pg_type as t on t.oid = a.atttypid
 where a.attnum > 0 and not a.attisdropped
@@ -150,7 +153,8 @@ from exprs as x
 join pg_catalog.pg_depend as d on d.classid = x.classid and d.objid = x.objid
 join rels as r on r.oid = x.relid
 left join pg_catalog.pg_proc as p on d.refclassid = 'pg_proc'::pg_catalog.regclass and p.oid = d.refobjid
-left join pg_catalog.pg_operator as o on d.refclassid = 'pg_operator'::pg_catalog.regclass and o.oid = d.refobjid
+left join pg_catalog.pg_operator as o
+    on d.refclassid = 'pg_operator'::pg_catalog.regclass and o.oid = d.refobjid
 left join pg_catalog.pg_class as c on d.refclassid = 'pg_class'::pg_catalog.regclass and c.oid = d.refobjid
 left join pg_catalog.pg_type as t on d.refclassid = 'pg_type'::pg_catalog.regclass and t.oid = d.refobjid
 where (p.oid is not null and p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
@@ -158,7 +162,9 @@ where (p.oid is not null and p.pronamespace <> 'pg_catalog'::pg_catalog.regnames
                  and r.relname <> 'schema_version'))
     or p.oid in (select oid from runs_sql)
     or o.oprnamespace <> 'pg_catalog'::pg_catalog.regnamespace
-    or (c.relnamespace <> 'pg_catalog'::pg_catalog.regnamespace and c.relnamespace not in (select oid from ns))
-    or (t.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace and t.typnamespace not in (select oid from ns))
+    or (c.relnamespace <> 'pg_catalog'::pg_catalog.regnamespace
+        and c.relnamespace not in (select oid from ns))
+    or (t.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace
+        and t.typnamespace not in (select oid from ns))
 order by 1
 """
