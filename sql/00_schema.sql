@@ -2,7 +2,7 @@
 -- Applied in file-name order; every statement is safe to run twice (install is idempotent).
 
 -- Not `create schema if not exists`: that checks CREATE on the database even when the schema exists, and an
--- upgrade by a member of pgqrs_admin (the owner, docs/security.md) needs no rights on the database.
+-- upgrade by a member of pgqrs_owner (docs/security.md) needs no rights on the database.
 do $$
 begin
     if to_regnamespace('pgqrs') is null then

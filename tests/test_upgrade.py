@@ -573,10 +573,10 @@ def test_migration_chain_applies_in_order(make_db: Any, tmp_path: Path) -> None:
         ]
         versions = [r[0] for r in conn.execute("select version from pgqrs.schema_version order by 1")]
         assert versions == list(range(1, top + 1))
-        # objects a migration creates are handed to pgqrs_admin like the rest
+        # objects a migration creates are handed to pgqrs_owner like the rest
         assert (
             one(conn, "select relowner::regrole::text from pg_class where oid = 'pgqrs.mig_log'::regclass")[0]
-            == "pgqrs_admin"
+            == "pgqrs_owner"
         )
 
 

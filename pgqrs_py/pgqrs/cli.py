@@ -54,7 +54,7 @@ RUN_STATUSES = ("QUEUED", "RUNNING", "PAUSED", "SUCCESS", "ERROR", "CANCELLED")
 STEP_STATUSES = ("RUNNING", "SUCCESS", "ERROR", "PAUSED")
 
 # Reads: only the ops views and the engine's read functions, which pgqrs_client and pgqrs_worker may use
-# (the tables are pgqrs_admin's, see docs/security.md).
+# (only pgqrs_admin may read the tables, see docs/security.md).
 RUNS_QUERY = """
 select * from pgqrs.run_overview
 where (%(status)s::text is null or status = %(status)s)

@@ -12,7 +12,13 @@ one transaction under an advisory lock:
 - same version: re-apply ``sql/*.sql`` (a no-op in effect);
 - newer version (a newer package installed it): refuse with `SchemaTooNew`, changing nothing.
 
-See docs/upgrades.md.
+Before any of that, and before it reads or runs anything in schema ``pgqrs``, the install checks that the
+installing role may install (a superuser, or a member of ``pgqrs_owner``) and that the catalog holds nothing
+in ``pgqrs`` that would run code as the installing role (a trigger, a rule, a policy, a default or a view that
+calls a foreign function, an object of an unexpected owner or kind): it refuses with `UnexpectedObjects`,
+naming each, and changes nothing.
+
+See docs/upgrades.md and docs/security.md.
 """
 
 from __future__ import annotations
@@ -26,10 +32,19 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from ._install_check import MAY_INSTALL as _MAY_INSTALL
+from ._install_check import UNEXPECTED_OBJECTS as _UNEXPECTED_OBJECTS
 from .errors import PgqrsError
 
 # Serialises concurrent installs of one database (two workers starting at once).
-_INSTALL_LOCK = "select pg_advisory_xact_lock(hashtext('pgqrs.install'))"
+_INSTALL_LOCK = "select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgqrs.install'))"
+# The install resolves every name through pg_catalog only (pg_temp last, explicitly): nothing a caller's
+# search_path points at, nor a temporary object, can stand in for a built-in. Restored when it is done.
+_PIN_SEARCH_PATH = (
+    "select pg_catalog.current_setting('search_path'),"
+    " pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
+)
+_RESTORE_SEARCH_PATH = "select pg_catalog.set_config('search_path', %s, true)"
 _HAS_VERSION_TABLE = "select to_regclass('pgqrs.schema_version') is not null"
 _INSTALLED_VERSION = "select coalesce(max(version), 0) from pgqrs.schema_version"
 _RECORD_VERSION = "insert into pgqrs.schema_version (version) values (%s) on conflict do nothing"
@@ -56,6 +71,20 @@ def check_version(installed: int) -> None:
             f"the database has pgqrs schema version {installed}, this package needs {expected}",
             hint="Run `pgqrs upgrade` (or pgqrs.install(dsn)) with this package.",
         )
+
+
+class UnexpectedObjects(PgqrsError):
+    """Schema pgqrs holds objects the install did not create and that would run code as the installing role
+    (`findings` names each). Nothing was changed; see docs/security.md."""
+
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__(
+            "pgqrs install refuses to run: schema pgqrs holds objects it did not create, which could run code"
+            " as the installing role:\n" + "\n".join(f"  - {f}" for f in findings),
+            hint="Inspect them and drop what you did not put there on purpose (a member of pgqrs_admin could"
+            " create such objects up to schema version 2), then install again. See docs/security.md.",
+        )
+        self.findings = findings
 
 
 class MigrationError(PgqrsError):
@@ -147,8 +176,14 @@ def _install(conn: psycopg.Connection[Any], migrations_dir: Path | None) -> int:
     target = max([BASE_VERSION, *(m.to_version for m in steps)])
     with conn.transaction():
         cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the caller's connection has
+        row = cur.execute(_PIN_SEARCH_PATH).fetchone()
+        assert row is not None
         cur.execute(_INSTALL_LOCK)
         cur.execute("set local client_min_messages = warning")
+        cur.execute(_MAY_INSTALL)
+        findings = [r[0] for r in cur.execute(_UNEXPECTED_OBJECTS).fetchall()]
+        if findings:
+            raise UnexpectedObjects(findings)
         current = installed_version(cur)
         if current > target:
             raise SchemaTooNew(
@@ -163,6 +198,7 @@ def _install(conn: psycopg.Connection[Any], migrations_dir: Path | None) -> int:
             _run_script(cur, path)
         cur.execute(_RECORD_VERSION, (target,))
         version = cur.execute("select pgqrs.schema_version()").fetchone()
+        cur.execute(_RESTORE_SEARCH_PATH, (row[0],))
     assert version is not None
     return int(version[0])
 

@@ -17,3 +17,14 @@ alter table pgqrs.steps add column if not exists value_bytes integer;
 -- ==== notification channels
 
 -- ==== ownership and privileges
+-- pgqrs_owner takes over the schema from pgqrs_admin: sql/90_grants.sql creates the role and hands every object
+-- over (pgqrs.install first refuses objects a pgqrs_admin member could have planted, docs/security.md). The
+-- role comment of pgqrs_admin, set when version 2 created it, no longer says what it does (installs run as a
+-- superuser, so this may set it). An upgrade from version 1 meets no such role yet: 90_grants.sql creates it.
+do $$
+begin
+    if exists (select from pg_catalog.pg_roles where rolname = 'pgqrs_admin') then
+        comment on role pgqrs_admin is 'pgqrs: operators (ops calls, views, read-only tables)';
+    end if;
+end
+$$;
