@@ -63,7 +63,7 @@ class Consumer:
         return bool((await self.store.call(_sql.ARCHIVE, (mid, self.id)))[0][0])
 
     def stop(self) -> None:
-        """Stop taking work; `poll_forever` returns once in-flight runs finish (or are handed back)."""
+        """Stop taking work; `poll_forever` returns once in-flight runs finish or are given up (_drain)."""
         self._stop.set()
         self._wake.set()
 
@@ -200,7 +200,10 @@ class Consumer:
             pass
 
     async def _drain(self, timeout: float) -> None:
-        """Let in-flight runs finish; after `timeout`, cancel them (each hands its run back)."""
+        """Let in-flight runs finish (heartbeats go on meanwhile); after `timeout`, cancel them. A cancelled
+        run goes back to the queue at once, unless one of its step bodies is still running in a thread: that
+        run is no longer heartbeated and its lease expires, while this process exits (the body's thread is a
+        daemon, see call_body), so that no other worker starts the body while it still runs here."""
         if not self._inflight:
             return
         _done, pending = await asyncio.wait(list(self._inflight), timeout=timeout)
@@ -292,12 +295,14 @@ class Consumer:
     async def _execute(self, message: Message) -> None:
         assert self.handler is not None
         own_connection_lost = True  # unless the run's connection is found alive below
+        ctx: WorkflowContext | None = None
         try:
             async with self.store.pool.connection() as conn:
                 run = Run(self.store, message, None, conn, self._lease_deadlines)
                 self._runs[message.lease_token] = run
+                ctx = WorkflowContext(run, message.steps or {})
                 try:
-                    await self._run_handler(run, WorkflowContext(run, message.steps or {}))
+                    await self._run_handler(run, ctx)
                 except psycopg.OperationalError:
                     own_connection_lost = connection_lost(conn)  # before the pool may hand it to another
                     raise
@@ -310,8 +315,15 @@ class Consumer:
         except psycopg.OperationalError as exc:
             await self._after_lost_connection(message, own_connection_lost, exc)
         except asyncio.CancelledError:
+            # A body in a thread goes on (nothing can stop it): such a run is never handed back, or its next
+            # worker would run the body while this one still does. Its lease expires instead (see _drain).
+            body_running = ctx is not None and ctx.abandon()
             if self._stop.is_set():
-                await self._hand_back(message)
+                if body_running:
+                    log.warning("run %s is still in a step body; not handed back: its lease will expire",
+                                message.run_id)
+                else:
+                    await self._hand_back(message)
             raise
         except Exception:
             log.exception("run %s: unexpected error in the worker", message.run_id)

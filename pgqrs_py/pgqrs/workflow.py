@@ -7,9 +7,11 @@ import contextvars
 import functools
 import inspect
 import json
+import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -57,12 +59,52 @@ def error_json(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": str(exc), "traceback": trace[-4000:]}
 
 
-async def call_body(fn: Callable[[], Any]) -> Any:
+class BodyNotStarted(LeaseLost):
+    """A step body was about to start in its thread when the lease was found gone (or the execution over)."""
+
+
+async def call_body(fn: Callable[[], Any], guard: Callable[[], AbstractContextManager[None]]) -> Any:
     """Run a step body: coroutine functions on the loop, anything else in a thread (heartbeats go on);
-    a returned awaitable is awaited."""
+    a returned awaitable is awaited.
+
+    Each plain body gets a daemon thread of its own, entered through `guard()` (WorkflowContext._body):
+    - not a pool: a body queued behind busy threads could start long after the lease was checked, when a
+      freeze (SIGSTOP, a paused VM) has let it expire and another worker has run the step; the guard checks
+      the lease again at the moment the body really starts;
+    - a daemon: a worker process that exits after a graceful shutdown gave up on a body does not wait for it
+      (interpreter exit joins a pool's threads), so the run's next worker never overlaps it.
+    """
     if inspect.iscoroutinefunction(fn):
         return await fn()
-    result = await asyncio.to_thread(fn)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()  # as asyncio.to_thread does
+
+    def settle(result: Any, error: BaseException | None) -> None:  # on the loop
+        if done.cancelled():  # the run's task was cancelled (lease lost, shutdown): nobody waits
+            return
+        if error is None:
+            done.set_result(result)
+        else:
+            done.set_exception(error)
+
+    def in_thread() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            with guard():
+                result = context.run(fn)
+        except StopIteration as exc:  # a future refuses it (as a task does, it becomes a RuntimeError)
+            error = RuntimeError(f"step body raised StopIteration: {exc!r}")
+        except BaseException as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: the worker is gone
+            pass
+
+    threading.Thread(target=in_thread, name="pgqrs-step-body", daemon=True).start()
+    result = await done
     if inspect.isawaitable(result):
         result = await result
     return result
@@ -87,6 +129,10 @@ class WorkflowContext:
         self.journal = journal
         self._seen: set[str] = set()
         self._auto_counts: dict[str, int] = {}
+        # Plain step bodies run in threads, which nothing can stop: the worker must know whether one runs.
+        self._bodies_lock = threading.Lock()
+        self._bodies_running = 0
+        self._abandoned = False
 
     @property
     def run_id(self) -> int:
@@ -116,6 +162,30 @@ class WorkflowContext:
         self._auto_counts[base] = n
         return candidate
 
+    def abandon(self) -> bool:
+        """The worker gives this execution up (its lease was lost, or a shutdown stopped waiting for it): no
+        step body starts from now on. True when one is still running in its thread, which nothing can stop."""
+        with self._bodies_lock:
+            self._abandoned = True
+            return self._bodies_running > 0
+
+    @contextmanager
+    def _body(self, step_id: str) -> Iterator[None]:
+        """Entered by a plain step body's thread at the moment the body starts (see call_body): refuses when
+        the lease ran out meanwhile or the execution was abandoned; the body counts as running until it ends.
+        """
+        with self._bodies_lock:
+            if self._abandoned:
+                raise BodyNotStarted(f"run {self.run_id} was given up before step {step_id!r} could start")
+            if self.run.lease_expired():
+                raise BodyNotStarted(f"lease on run {self.run_id} ran out before step {step_id!r} started")
+            self._bodies_running += 1
+        try:
+            yield
+        finally:
+            with self._bodies_lock:
+                self._bodies_running -= 1
+
     async def step(self, step_id: str, fn: Callable[[], Any], *,
                    retry_policy: dict[str, Any] | None = None) -> Any:
         if step_id in self._seen:
@@ -137,9 +207,11 @@ class WorkflowContext:
         self.run.steps_in_flight[step_id] = started  # reported by the worker's heartbeat while it runs
         try:
             try:
-                result = await call_body(fn)
+                result = await call_body(fn, functools.partial(self._body, step_id))
             finally:
                 self.run.steps_in_flight.pop(step_id, None)
+        except BodyNotStarted:
+            raise  # nothing ran, nothing is written: the run is another worker's now
         except StepPause as pause:
             status, value = await self.run.pause_step(step_id, pause.timeout)
             if status == "SUCCESS":  # the external event was recorded before we paused

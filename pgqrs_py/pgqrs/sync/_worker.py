@@ -3,9 +3,9 @@
 scripts/gen_sync.py generates the rest of the class from pgqrs/consumer.py and makes `WorkerLoop` its base:
 every method defined here replaces the async one of the same name. Threads instead of tasks: the calling
 thread dispatches, one thread per run in flight (at most `concurrency`), one thread LISTENs (with
-`notifies(timeout=...)`), one sends heartbeats. A thread cannot be cancelled: a run whose lease is lost (or
-not finished when a graceful stop times out) is handed back, and its thread's next write is refused by the
-engine (fencing).
+`notifies(timeout=...)`), one sends heartbeats. A thread cannot be cancelled: a run whose lease is lost goes
+on until its thread's next write, which the engine refuses (fencing), or its next step body, which does not
+start; a run not finished when a graceful stop times out is given up (see `_drain`).
 """
 
 from __future__ import annotations
@@ -64,11 +64,14 @@ class WorkerLoop:
         def _close_heartbeat(self) -> None: ...
         def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None: ...
 
+    _contexts: dict[threading.Thread, WorkflowContext]  # of the runs in flight, once their thread made one
+
     def poll_forever(self, *, shutdown_timeout: float | None = None) -> None:
         """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT (main thread only)."""
         if self.handler is None:
             raise ValueError("poll_forever needs a handler: pgqrs.sync.consumer(...).handler(fn).create(s)")
         closing = threading.Event()  # ends the listener and heartbeat threads
+        self._contexts = {}
         previous = self._install_signal_handlers()
         background = [
             threading.Thread(target=target, args=(closing,), name=f"pgqrs-{what}-{self.name}", daemon=True)
@@ -121,12 +124,22 @@ class WorkerLoop:
         self._wake.wait(timeout)
 
     def _drain(self, timeout: float) -> None:
-        """Let in-flight runs finish; after `timeout`, hand back the runs still going (their writes fail)."""
+        """Let in-flight runs finish (heartbeats go on meanwhile); after `timeout`, give up the runs still
+        going: none starts another step body. One between steps goes back to the queue at once (its next
+        write is refused). One inside a step body is never handed back, or its next worker would run the body
+        while this thread still does: it is no longer heartbeated once poll_forever returns, and its lease
+        expires while the process exits (run threads are daemons)."""
         deadline = time.monotonic() + timeout
         for thread in list(self._inflight):
             thread.join(max(0.0, deadline - time.monotonic()))
         for thread, message in list(self._inflight.items()):
-            if thread.is_alive():
+            if not thread.is_alive():
+                continue
+            ctx = self._contexts.get(thread)
+            if ctx is None or ctx.abandon():  # without a context yet, it may be about to start a body
+                log.warning("run %s still in a step body after %.1f s; not handed back: its lease expires",
+                            message.run_id, timeout)
+            else:
                 log.warning("run %s still running after %.1f s; handing it back", message.run_id, timeout)
                 self._hand_back(message)
 
@@ -185,8 +198,10 @@ class WorkerLoop:
             with self.store.pool.connection() as conn:
                 run = Run(self.store, message, None, conn, self._lease_deadlines)
                 self._runs[message.lease_token] = run
+                ctx = WorkflowContext(run, message.steps or {})
+                self._contexts[threading.current_thread()] = ctx
                 try:
-                    self._run_handler(run, WorkflowContext(run, message.steps or {}))
+                    self._run_handler(run, ctx)
                 except psycopg.OperationalError:
                     own_connection_lost = connection_lost(conn)
                     raise
@@ -201,6 +216,7 @@ class WorkerLoop:
         except Exception:
             log.exception("run %s: unexpected error in the worker", message.run_id)
         finally:
+            self._contexts.pop(threading.current_thread(), None)
             self._finished(threading.current_thread())
 
     def _hand_back(self, message: Message) -> None:

@@ -63,7 +63,7 @@ class Consumer(WorkerLoop):
         return bool((self.store.call(_sql.ARCHIVE, (mid, self.id)))[0][0])
 
     def stop(self) -> None:
-        """Stop taking work; `poll_forever` returns once in-flight runs finish (or are handed back)."""
+        """Stop taking work; `poll_forever` returns once in-flight runs finish or are given up (_drain)."""
         self._stop.set()
         self._wake.set()
 

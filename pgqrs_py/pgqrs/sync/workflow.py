@@ -7,8 +7,10 @@ import contextvars
 import functools
 import inspect
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +20,7 @@ from .. import _sql
 from .._json import dumps, from_json
 from ..errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, mapped_errors, seconds
 from ..store import TriggerHandle, WorkflowDef
-from ..workflow import StepPause, Suspended, T, _type_hints, error_json
+from ..workflow import BodyNotStarted, StepPause, Suspended, T, _type_hints, error_json
 from ._compat import call_body
 from .run import Run
 from .store import Conn, Store
@@ -42,6 +44,10 @@ class WorkflowContext:
         self.journal = journal
         self._seen: set[str] = set()
         self._auto_counts: dict[str, int] = {}
+        # Plain step bodies run in threads, which nothing can stop: the worker must know whether one runs.
+        self._bodies_lock = threading.Lock()
+        self._bodies_running = 0
+        self._abandoned = False
 
     @property
     def run_id(self) -> int:
@@ -71,6 +77,30 @@ class WorkflowContext:
         self._auto_counts[base] = n
         return candidate
 
+    def abandon(self) -> bool:
+        """The worker gives this execution up (its lease was lost, or a shutdown stopped waiting for it): no
+        step body starts from now on. True when one is still running in its thread, which nothing can stop."""
+        with self._bodies_lock:
+            self._abandoned = True
+            return self._bodies_running > 0
+
+    @contextmanager
+    def _body(self, step_id: str) -> Iterator[None]:
+        """Entered by a plain step body's thread at the moment the body starts (see call_body): refuses when
+        the lease ran out meanwhile or the execution was abandoned; the body counts as running until it ends.
+        """
+        with self._bodies_lock:
+            if self._abandoned:
+                raise BodyNotStarted(f"run {self.run_id} was given up before step {step_id!r} could start")
+            if self.run.lease_expired():
+                raise BodyNotStarted(f"lease on run {self.run_id} ran out before step {step_id!r} started")
+            self._bodies_running += 1
+        try:
+            yield
+        finally:
+            with self._bodies_lock:
+                self._bodies_running -= 1
+
     def step(self, step_id: str, fn: Callable[[], Any], *,
              retry_policy: dict[str, Any] | None = None) -> Any:
         if step_id in self._seen:
@@ -92,9 +122,11 @@ class WorkflowContext:
         self.run.steps_in_flight[step_id] = started  # reported by the worker's heartbeat while it runs
         try:
             try:
-                result = call_body(fn)
+                result = call_body(fn, functools.partial(self._body, step_id))
             finally:
                 self.run.steps_in_flight.pop(step_id, None)
+        except BodyNotStarted:
+            raise  # nothing ran, nothing is written: the run is another worker's now
         except StepPause as pause:
             status, value = self.run.pause_step(step_id, pause.timeout)
             if status == "SUCCESS":  # the external event was recorded before we paused
