@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from . import _sql
-from ._json import dumps, from_json
+from ._json import UnreadableJson, dumps, from_json, storable_text
 from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, mapped_errors, seconds
 from .run import Run
 from .store import AsyncConn, Store, TriggerHandle, WorkflowDef
@@ -52,9 +52,16 @@ class Suspended(BaseException):
 
 
 def error_json(exc: BaseException) -> dict[str, Any]:
-    """How a Python exception is stored as a step or run error."""
+    """How a Python exception is stored as a step or run error. Always storable: what jsonb refuses (U+0000,
+    a lone surrogate from a file name read with surrogateescape) is shown escaped, else the failure could not
+    be recorded and the run would be delivered again and again."""
     trace = "".join(traceback.format_exception(exc))
-    return {"type": type(exc).__name__, "message": str(exc), "traceback": trace[-4000:]}
+    try:
+        message = str(exc)
+    except Exception as broken:  # a __str__ that raises must not stop the failure from being recorded
+        message = f"<str() of the exception failed: {type(broken).__name__}>"
+    return {"type": storable_text(type(exc).__name__), "message": storable_text(message),
+            "traceback": storable_text(trace[-4000:])}
 
 
 async def call_body(fn: Callable[[], Any]) -> Any:
@@ -131,7 +138,7 @@ class WorkflowContext:
         except StepPause as pause:
             status, value = await self.run.pause_step(step_id, pause.timeout)
             if status == "SUCCESS":  # the external event was recorded before we paused
-                return value
+                return await self._recorded(step_id, value)
             raise Suspended("PAUSED") from None
         except TransientError as exc:
             status = await self.run.fail_step(step_id, error_json(exc), transient=True,
@@ -151,8 +158,15 @@ class WorkflowContext:
             await self.run.complete_step_json(step_id, text, time.monotonic() - started)
         except StepConflict:
             # update_step recorded this step from outside while the body ran: the recorded result wins.
-            return (await self.run.acquire_step(step_id)).value
+            return await self._recorded(step_id, (await self.run.acquire_step(step_id)).value)
         return json.loads(text)
+
+    async def _recorded(self, step_id: str, value: Any) -> Any:
+        """A value recorded from outside (update_step); one Python cannot read fails the run for good."""
+        if isinstance(value, UnreadableJson):
+            await self.run.fail(error_json(value.error(f"the stored value of step {step_id!r}")))
+            raise Suspended("ERROR")
+        return value
 
 
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
