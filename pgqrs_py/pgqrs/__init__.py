@@ -4,6 +4,7 @@ The engine is SQL (schema `pgqrs`); this package wraps its functions and adds `c
 the `pgqrs` command. See README.md for the tour.
 """
 
+from ._json import UnreadableJson
 from .consumer import Consumer, ConsumerBuilder, consumer
 from .errors import (
     AttemptsExhausted,
@@ -21,6 +22,7 @@ from .errors import (
     UnknownRun,
     UnknownWorker,
     UnknownWorkflow,
+    UnreadableValue,
     WorkflowFailed,
 )
 from .install import install
@@ -68,6 +70,8 @@ __all__ = [
     "UnknownRun",
     "UnknownWorker",
     "UnknownWorkflow",
+    "UnreadableJson",
+    "UnreadableValue",
     "WorkflowBuilder",
     "WorkflowContext",
     "WorkflowDef",

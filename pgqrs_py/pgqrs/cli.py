@@ -43,6 +43,7 @@ from psycopg.rows import dict_row
 from tabulate import tabulate  # type: ignore[import-untyped]
 
 from . import _sql
+from ._json import ADAPTERS, UnreadableJson
 from .errors import InvalidArgument, PgqrsError, mapped_errors
 
 EXIT_OK = 0
@@ -230,7 +231,8 @@ def resolve_dsn(args: argparse.Namespace) -> str:
 def connect(args: argparse.Namespace) -> psycopg.Connection[dict[str, Any]]:
     dsn = resolve_dsn(args)
     try:
-        return psycopg.connect(dsn, autocommit=True, connect_timeout=10, row_factory=dict_row)
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=10, row_factory=dict_row,
+                               context=ADAPTERS)  # unreadable JSON is shown, not fatal (see _json.py)
     except psycopg.OperationalError as exc:
         raise CliError(f"cannot connect to the database: {one_line(str(exc))}", EXIT_UNREACHABLE) from None
     except psycopg.ProgrammingError as exc:  # a malformed connection string
@@ -247,6 +249,9 @@ def parse_json(text: str, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"{what} is not valid JSON: {exc}", EXIT_USAGE) from None
+    except (RecursionError, ValueError) as exc:  # valid JSON beyond Python's limits (see _json.py)
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise CliError(f"{what} cannot be read: {reason}", EXIT_USAGE) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -258,6 +263,8 @@ def _jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, UnreadableJson):  # a placeholder string: what was stored cannot be shown
+        return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -286,6 +293,8 @@ def human_error(error: Any) -> str:
     """A stored error in a few words: the Python package stores {type, message, traceback}."""
     if error is None:
         return ""
+    if isinstance(error, UnreadableJson):
+        return str(error)
     if isinstance(error, dict) and ("message" in error or "type" in error):
         kind = error.get("type")
         message = error.get("message", "")
@@ -529,8 +538,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     queue = args.queue or workflow_name
     if not queue:
         raise CliError(f"{args.target} is not a @workflow function: give the queue with --queue", EXIT_USAGE)
-    if not 0 < args.visibility <= 86400:  # the engine's bounds for a lease
-        raise CliError("--visibility must be more than 0 and at most 86400 seconds (1 day)", EXIT_USAGE)
+    from .consumer import MAX_CONCURRENCY, VISIBILITY_RANGE
+
+    low, high = VISIBILITY_RANGE  # the worker's bounds, within the engine's for a lease
+    if not low <= args.visibility <= high:
+        raise CliError(f"--visibility must be at least {low:g} and at most {high:g} seconds (1 day)",
+                       EXIT_USAGE)
+    if args.concurrency > MAX_CONCURRENCY:
+        raise CliError(f"--concurrency must be at most {MAX_CONCURRENCY}", EXIT_USAGE)
     connect(args).close()  # fail fast (exit 3) instead of waiting for the pool to time out
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import numbers
 import signal
 import socket
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -16,8 +18,16 @@ import psycopg
 
 from . import _sql
 from ._conncheck import connection_lost
-from ._json import dumps
-from .errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError
+from ._json import UnreadableJson, dumps, storable_text
+from .errors import (
+    InvalidArgument,
+    LeaseLost,
+    NotSerializable,
+    PgqrsError,
+    RunCancelled,
+    TransientError,
+    UnreadableValue,
+)
 from .install import check_version
 from .run import Message, Run
 from .store import AsyncConn, Store, conn_kwargs
@@ -73,6 +83,8 @@ class Consumer:
         """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT."""
         if self.handler is None:
             raise ValueError("poll_forever needs a handler: pgqrs.consumer(...).handler(fn).create(store)")
+        if shutdown_timeout is not None:
+            shutdown_timeout = checked_seconds("shutdown_timeout", shutdown_timeout, *SHUTDOWN_TIMEOUT_RANGE)
         signals = self._install_signal_handlers()
         listener = asyncio.create_task(self._listen(), name="pgqrs-listen")
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name="pgqrs-heartbeat")
@@ -329,6 +341,11 @@ class Consumer:
             log.exception("run %s: unexpected error in the worker", message.run_id)
 
     async def _run_handler(self, run: Run, ctx: WorkflowContext) -> None:
+        if isinstance(run.message.input, UnreadableJson) or isinstance(run.message.steps, UnreadableJson):
+            error = await self._unreadable(run)
+            log.warning("run %s failed: %s", run.run_id, error)
+            await run.fail(error_json(error))
+            return
         try:
             assert self.handler is not None
             output = await invoke(self.handler, ctx, run.message.input)
@@ -352,6 +369,18 @@ class Consumer:
             await run.fail(error_json(exc))
             return
         await run.complete_json(payload)
+
+    async def _unreadable(self, run: Run) -> UnreadableValue:
+        """What of a delivered run Python's json cannot read: its input, else the step whose stored value
+        spoils the step journal (looked up step by step), else the journal as a whole."""
+        if isinstance(run.message.input, UnreadableJson):
+            return run.message.input.error(f"the input of run {run.run_id}")
+        for step_id, _status, value, *_rest in await self.store.call(_sql.RUN_STEPS, (run.run_id,), run.conn):
+            if isinstance(value, UnreadableJson):
+                return value.error(f"the stored value of step {step_id!r}")
+        journal = run.message.steps
+        assert isinstance(journal, UnreadableJson)
+        return journal.error(f"the step journal of run {run.run_id}")
 
     async def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None:
         """One of the worker's own engine calls was cut off: the connection was lost (`own`: a restart, a
@@ -388,11 +417,29 @@ class Consumer:
             log.info("could not hand back run %s (%s); its lease will expire", message.run_id, exc)
 
 
+# Bounds of the worker settings. The engine leases for more than 0 s and at most 1 day, and dequeues at most
+# 1000 runs at once; below the lower bounds a worker would flood the database (a heartbeat every third of the
+# visibility, a dequeue every poll interval when idle).
+MAX_CONCURRENCY = 1000
+VISIBILITY_RANGE = (0.1, 86400.0)
+POLL_INTERVAL_RANGE = (0.01, 86400.0)
+SHUTDOWN_TIMEOUT_RANGE = (0.0, 86400.0)
+
+
+def checked_seconds(name: str, value: float | timedelta, low: float, high: float) -> float:
+    """A worker setting in seconds (a number or a timedelta) from `low` to `high`, else InvalidArgument (a
+    ValueError); bools, NaN and infinities are refused."""
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(number, bool) or not isinstance(number, numbers.Real) or not low <= number <= high:
+        raise InvalidArgument(f"{name} must be from {low:g} to {high:g} seconds, got {value!r}")
+    return float(number)
+
+
 def engine_error(exc: Exception) -> str:
-    """The cause of a failed engine call, as the JSON error pgqrs.release_run keeps."""
-    sqlstate = getattr(exc, "sqlstate", None)
-    return dumps({"type": type(exc).__name__, "sqlstate": sqlstate, "message": str(exc)[:2000]},
-                 "the error of an engine call")
+    """The cause of a failed engine call, as the JSON error pgqrs.release_run keeps (always storable)."""
+    cause = {"type": type(exc).__name__, "sqlstate": getattr(exc, "sqlstate", None),
+             "message": storable_text(str(exc)[:2000])}
+    return dumps(cause, "the error of an engine call")
 
 
 class ConsumerBuilder:
@@ -412,17 +459,20 @@ class ConsumerBuilder:
         return self
 
     def concurrency(self, n: int) -> ConsumerBuilder:
-        if n < 1:
-            raise ValueError("concurrency must be at least 1")
+        """Runs in flight at once, 1 to 1000 (the engine's largest dequeue batch)."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONCURRENCY:
+            raise InvalidArgument(f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {n!r}")
         self._concurrency = n
         return self
 
-    def visibility(self, seconds: float) -> ConsumerBuilder:
-        self._visibility = float(seconds)
+    def visibility(self, seconds: float | timedelta) -> ConsumerBuilder:
+        """The lease of each run, renewed by a heartbeat every third of it: 0.1 s to 1 day."""
+        self._visibility = checked_seconds("visibility", seconds, *VISIBILITY_RANGE)
         return self
 
-    def poll_interval(self, seconds: float) -> ConsumerBuilder:
-        self._poll_interval = float(seconds)
+    def poll_interval(self, seconds: float | timedelta) -> ConsumerBuilder:
+        """How long an idle worker waits for a notification before it looks anyway: 0.01 s to 1 day."""
+        self._poll_interval = checked_seconds("poll_interval", seconds, *POLL_INTERVAL_RANGE)
         return self
 
     async def create(self, store: Store) -> Consumer:

@@ -84,6 +84,11 @@ class NotSerializable(PgqrsError, TypeError):
     """A step result, run input or output that JSON cannot represent. Nothing was stored."""
 
 
+class UnreadableValue(PgqrsError):
+    """A stored JSON value (a run's input or output, a step's value) that Python's json cannot decode: nested
+    deeper than its recursion limit, or an integer of more than 4,300 digits. jsonb holds both."""
+
+
 class DuplicateStepId(PgqrsError):
     """`ctx.step` was called twice with the same explicit id in one execution of a workflow."""
 

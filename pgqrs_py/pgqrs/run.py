@@ -12,7 +12,7 @@ from uuid import UUID
 import psycopg
 
 from . import _sql
-from ._json import dumps, from_json
+from ._json import UnreadableJson, dumps, from_json
 from .errors import ResultTimeout, RunCancelled, WorkflowFailed, seconds
 from .store import AsyncConn, Store, as_id
 
@@ -60,7 +60,10 @@ class RunInfo:
     current_step_since: datetime | None = None
 
     def output(self, as_type: Any = None) -> Any:
-        """The run's output as stored (JSON), or built into `as_type` when that is a dataclass."""
+        """The run's output as stored (JSON), or built into `as_type` when that is a dataclass. Raises
+        UnreadableValue when the stored output is JSON Python cannot decode."""
+        if isinstance(self.output_value, UnreadableJson):
+            raise self.output_value.error(f"the output of run {self.run_id}")
         return from_json(self.output_value, as_type) if as_type is not None else self.output_value
 
     @property

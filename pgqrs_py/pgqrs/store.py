@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import _sql
 from ._conncheck import connection_lost
-from ._json import dumps
+from ._json import ADAPTERS, dumps
 from .errors import mapped_errors, seconds
 
 AsyncConn = psycopg.AsyncConnection[TupleRow]
@@ -86,8 +86,9 @@ class StepRecord:
 
 def conn_kwargs() -> dict[str, Any]:
     # Autocommit: one engine call = one transaction. prepare_threshold=0 prepares every statement at once:
-    # the package sends a dozen fixed statements, each many times.
-    return {"autocommit": True, "prepare_threshold": 0}
+    # the package sends a dozen fixed statements, each many times. ADAPTERS: stored JSON that Python's json
+    # cannot read becomes an UnreadableJson marker instead of failing the fetch (see _json.py).
+    return {"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS}
 
 
 def as_id(value: Any) -> int:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from . import _sql
-from ._json import dumps, from_json
+from ._json import UnreadableJson, dumps, from_json, storable_text
 from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, mapped_errors, seconds
 from .run import Run
 from .store import AsyncConn, Store, TriggerHandle, WorkflowDef
@@ -54,9 +54,16 @@ class Suspended(BaseException):
 
 
 def error_json(exc: BaseException) -> dict[str, Any]:
-    """How a Python exception is stored as a step or run error."""
+    """How a Python exception is stored as a step or run error. Always storable: what jsonb refuses (U+0000,
+    a lone surrogate from a file name read with surrogateescape) is shown escaped, else the failure could not
+    be recorded and the run would be delivered again and again."""
     trace = "".join(traceback.format_exception(exc))
-    return {"type": type(exc).__name__, "message": str(exc), "traceback": trace[-4000:]}
+    try:
+        message = str(exc)
+    except Exception as broken:  # a __str__ that raises must not stop the failure from being recorded
+        message = f"<str() of the exception failed: {type(broken).__name__}>"
+    return {"type": storable_text(type(exc).__name__), "message": storable_text(message),
+            "traceback": storable_text(trace[-4000:])}
 
 
 class BodyNotStarted(LeaseLost):
@@ -197,7 +204,7 @@ class WorkflowContext:
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("status") == "SUCCESS":
             if recorded.get("value_omitted"):  # past the journal's size bound (see pgqrs.dequeue): read it now
-                return (await self.run.acquire_step(step_id)).value
+                return await self._recorded(step_id, (await self.run.acquire_step(step_id)).value)
             return recorded.get("value")
         if self.run.lease_expired():
             # Frozen (a GC pause, SIGSTOP, a slow VM) past the lease: another worker may own the run and may
@@ -215,7 +222,7 @@ class WorkflowContext:
         except StepPause as pause:
             status, value = await self.run.pause_step(step_id, pause.timeout)
             if status == "SUCCESS":  # the external event was recorded before we paused
-                return value
+                return await self._recorded(step_id, value)
             raise Suspended("PAUSED") from None
         except TransientError as exc:
             status = await self.run.fail_step(step_id, error_json(exc), transient=True,
@@ -235,8 +242,15 @@ class WorkflowContext:
             await self.run.complete_step_json(step_id, text, time.monotonic() - started)
         except StepConflict:
             # update_step recorded this step from outside while the body ran: the recorded result wins.
-            return (await self.run.acquire_step(step_id)).value
+            return await self._recorded(step_id, (await self.run.acquire_step(step_id)).value)
         return json.loads(text)
+
+    async def _recorded(self, step_id: str, value: Any) -> Any:
+        """A value recorded from outside (update_step); one Python cannot read fails the run for good."""
+        if isinstance(value, UnreadableJson):
+            await self.run.fail(error_json(value.error(f"the stored value of step {step_id!r}")))
+            raise Suspended("ERROR")
+        return value
 
 
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:

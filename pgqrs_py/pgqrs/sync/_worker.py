@@ -21,6 +21,7 @@ import psycopg
 
 from .. import _sql
 from .._conncheck import connection_lost
+from ..consumer import SHUTDOWN_TIMEOUT_RANGE, checked_seconds
 from ..errors import LeaseLost, PgqrsError, RunCancelled
 from ..run import Message
 from ..workflow import Suspended
@@ -70,6 +71,8 @@ class WorkerLoop:
         """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT (main thread only)."""
         if self.handler is None:
             raise ValueError("poll_forever needs a handler: pgqrs.sync.consumer(...).handler(fn).create(s)")
+        if shutdown_timeout is not None:
+            shutdown_timeout = checked_seconds("shutdown_timeout", shutdown_timeout, *SHUTDOWN_TIMEOUT_RANGE)
         closing = threading.Event()  # ends the listener and heartbeat threads
         self._contexts = {}
         previous = self._install_signal_handlers()

@@ -8,15 +8,32 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from .. import _sql
-from .._json import dumps
-from ..consumer import HANDLER_STEP, engine_error, log
-from ..errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError
+from .._json import UnreadableJson, dumps
+from ..consumer import (
+    HANDLER_STEP,
+    MAX_CONCURRENCY,
+    POLL_INTERVAL_RANGE,
+    VISIBILITY_RANGE,
+    checked_seconds,
+    engine_error,
+    log,
+)
+from ..errors import (
+    InvalidArgument,
+    LeaseLost,
+    NotSerializable,
+    PgqrsError,
+    RunCancelled,
+    TransientError,
+    UnreadableValue,
+)
 from ..install import check_version
 from ..run import Message
 from ..store import conn_kwargs
@@ -175,6 +192,11 @@ class Consumer(WorkerLoop):
             self._beat_conn = None
 
     def _run_handler(self, run: Run, ctx: WorkflowContext) -> None:
+        if isinstance(run.message.input, UnreadableJson) or isinstance(run.message.steps, UnreadableJson):
+            error = self._unreadable(run)
+            log.warning("run %s failed: %s", run.run_id, error)
+            run.fail(error_json(error))
+            return
         try:
             assert self.handler is not None
             output = invoke(self.handler, ctx, run.message.input)
@@ -198,6 +220,18 @@ class Consumer(WorkerLoop):
             run.fail(error_json(exc))
             return
         run.complete_json(payload)
+
+    def _unreadable(self, run: Run) -> UnreadableValue:
+        """What of a delivered run Python's json cannot read: its input, else the step whose stored value
+        spoils the step journal (looked up step by step), else the journal as a whole."""
+        if isinstance(run.message.input, UnreadableJson):
+            return run.message.input.error(f"the input of run {run.run_id}")
+        for step_id, _status, value, *_rest in self.store.call(_sql.RUN_STEPS, (run.run_id,), run.conn):
+            if isinstance(value, UnreadableJson):
+                return value.error(f"the stored value of step {step_id!r}")
+        journal = run.message.steps
+        assert isinstance(journal, UnreadableJson)
+        return journal.error(f"the step journal of run {run.run_id}")
 
     def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None:
         """One of the worker's own engine calls was cut off: the connection was lost (`own`: a restart, a
@@ -245,17 +279,20 @@ class ConsumerBuilder:
         return self
 
     def concurrency(self, n: int) -> ConsumerBuilder:
-        if n < 1:
-            raise ValueError("concurrency must be at least 1")
+        """Runs in flight at once, 1 to 1000 (the engine's largest dequeue batch)."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONCURRENCY:
+            raise InvalidArgument(f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {n!r}")
         self._concurrency = n
         return self
 
-    def visibility(self, seconds: float) -> ConsumerBuilder:
-        self._visibility = float(seconds)
+    def visibility(self, seconds: float | timedelta) -> ConsumerBuilder:
+        """The lease of each run, renewed by a heartbeat every third of it: 0.1 s to 1 day."""
+        self._visibility = checked_seconds("visibility", seconds, *VISIBILITY_RANGE)
         return self
 
-    def poll_interval(self, seconds: float) -> ConsumerBuilder:
-        self._poll_interval = float(seconds)
+    def poll_interval(self, seconds: float | timedelta) -> ConsumerBuilder:
+        """How long an idle worker waits for a notification before it looks anyway: 0.01 s to 1 day."""
+        self._poll_interval = checked_seconds("poll_interval", seconds, *POLL_INTERVAL_RANGE)
         return self
 
     def create(self, store: Store) -> Consumer:

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from .. import _sql
-from .._json import dumps, from_json
+from .._json import UnreadableJson, dumps, from_json
 from ..errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, mapped_errors, seconds
 from ..store import TriggerHandle, WorkflowDef
 from ..workflow import BodyNotStarted, StepPause, Suspended, T, _type_hints, error_json
@@ -112,7 +112,7 @@ class WorkflowContext:
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("status") == "SUCCESS":
             if recorded.get("value_omitted"):  # past the journal's size bound (see pgqrs.dequeue): read it now
-                return (self.run.acquire_step(step_id)).value
+                return self._recorded(step_id, (self.run.acquire_step(step_id)).value)
             return recorded.get("value")
         if self.run.lease_expired():
             # Frozen (a GC pause, SIGSTOP, a slow VM) past the lease: another worker may own the run and may
@@ -130,7 +130,7 @@ class WorkflowContext:
         except StepPause as pause:
             status, value = self.run.pause_step(step_id, pause.timeout)
             if status == "SUCCESS":  # the external event was recorded before we paused
-                return value
+                return self._recorded(step_id, value)
             raise Suspended("PAUSED") from None
         except TransientError as exc:
             status = self.run.fail_step(step_id, error_json(exc), transient=True,
@@ -150,8 +150,15 @@ class WorkflowContext:
             self.run.complete_step_json(step_id, text, time.monotonic() - started)
         except StepConflict:
             # update_step recorded this step from outside while the body ran: the recorded result wins.
-            return (self.run.acquire_step(step_id)).value
+            return self._recorded(step_id, (self.run.acquire_step(step_id)).value)
         return json.loads(text)
+
+    def _recorded(self, step_id: str, value: Any) -> Any:
+        """A value recorded from outside (update_step); one Python cannot read fails the run for good."""
+        if isinstance(value, UnreadableJson):
+            self.run.fail(error_json(value.error(f"the stored value of step {step_id!r}")))
+            raise Suspended("ERROR")
+        return value
 
 
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
