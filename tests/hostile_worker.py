@@ -3,7 +3,7 @@
     python tests/hostile_worker.py DSN NAME [--visibility S] [--sync]
 
 It serves the workflow `hostile`, whose input says what to do (keys are optional, steps run in this order):
-    {"pid_file": "/tmp/x",      the handler writes its run connection's backend pid there (first delivery only)
+    {"pid_file": "/tmp/x",      the handler writes its run connection's backend pid there (1st delivery only)
      "wait": 2.0,               step "wait" sleeps this long (every delivery)
      "exit": true,              step "exit" ends the process with os._exit(3) (every delivery)
      "big_mb": 40,              step "big" returns a string of this many MiB
@@ -98,8 +98,9 @@ if __name__ == "__main__":
     parser.add_argument("--visibility", type=float, default=30.0)
     parser.add_argument("--sync", action="store_true")
     arguments = parser.parse_args()
+    prefix = f"%(asctime)s [{arguments.name} {os.getpid()}]"
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s [{arguments.name} {os.getpid()}] %(name)s %(levelname)s %(message)s")
+                        format=f"{prefix} %(name)s %(levelname)s %(message)s")
     if arguments.sync:
         main_sync(arguments)
     else:

@@ -149,7 +149,7 @@ def test_an_engine_call_that_times_out_every_time_backs_off_and_ends_the_run(
     assert proc.poll() is None, "the worker survived"
 
 
-# ---- a hung connection ---------------------------------------------------------------------------------------
+# ---- a hung connection -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("flavour", ["async", "sync"])
@@ -158,8 +158,8 @@ def test_a_run_whose_connection_hangs_is_taken_over(
 ) -> None:
     """Only the backend of the connection the run writes on hangs (SIGSTOP: a stuck backend, a half-open
     connection) while the heartbeat connection is healthy. The heartbeat used to keep the lease alive for as
-    long as the hang lasted; now a call pending for longer than a lease stops the heartbeat of that run, so its
-    lease expires and the run is taken over (here by the same worker, whose slot was freed)."""
+    long as the hang lasted; now a call pending for longer than a lease stops the heartbeat of that run, so
+    its lease expires and the run is taken over (here by the same worker, whose slot was freed)."""
     create_workflow(conn)
     pid_file = tmp_path / "backend.pid"
     run_id = trigger(conn, {"pid_file": str(pid_file), "wait": 1.0})
@@ -174,7 +174,7 @@ def test_a_run_whose_connection_hangs_is_taken_over(
     assert attempt == 2 and output["attempt"] == 2, "delivered a second time after the hang"
 
 
-# ---- cancel ----------------------------------------------------------------------------------------------------
+# ---- cancel ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("flavour", ["async", "sync"])
@@ -217,7 +217,7 @@ def test_pgqrs_cancel_cancels_from_the_command_line(conn: Conn, db: str) -> None
     assert again.returncode == 1 and "CANCELLED" in again.stderr
 
 
-# ---- the step in flight, the fencing token ---------------------------------------------------------------------
+# ---- the step in flight, the fencing token -----------------------------------------------------------------
 
 
 def test_ops_see_the_step_in_flight_and_since_when(workers: Workers, conn: Conn, db: str) -> None:
@@ -251,7 +251,7 @@ def test_the_fencing_token_increases_with_each_delivery(workers: Workers, conn: 
     assert first == (1,) and output["fencing_token"] == 2
 
 
-# ---- no queue can be wedged by one run's size ------------------------------------------------------------------
+# ---- no queue can be wedged by one run's size --------------------------------------------------------------
 
 
 def test_a_run_whose_journal_exceeds_jsonb_limits_does_not_wedge_its_queue(conn: Conn) -> None:
@@ -260,7 +260,8 @@ def test_a_run_whose_journal_exceeds_jsonb_limits_does_not_wedge_its_queue(conn:
     create_workflow(conn)
     big = trigger(conn, {})
     for step in ("a", "b", "c"):
-        conn.execute("select pgqrs.update_step(%s, %s, 'SUCCESS', to_jsonb(repeat('x', 100000000)))", (big, step))
+        conn.execute("select pgqrs.update_step(%s, %s, 'SUCCESS', to_jsonb(repeat('x', 100000000)))",
+                     (big, step))
     ordinary = [trigger(conn, {}) for _ in range(3)]
     worker = conn.execute("select pgqrs.register_worker('w', 'h', null, 'hostile')").fetchone()[0]  # type: ignore[index]
     delivered = []

@@ -20,7 +20,8 @@ REGISTER_WORKER = (
 )
 STOP_WORKER = "select pgqrs.stop_worker(p_worker => %s::bigint)"
 DEQUEUE = (
-    "select message_id, run_id, input, attempt, lease_token, steps, fencing_token from pgqrs.dequeue(p_queue => %s,"
+    "select message_id, run_id, input, attempt, lease_token, steps, fencing_token"
+    " from pgqrs.dequeue(p_queue => %s,"
     " p_worker => %s::bigint, p_batch_size => %s::integer, p_visibility => %s * interval '1 second')"
 )
 HEARTBEAT = (

@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("resume", "resume a PAUSED run (pgqrs.resume_run)", cmd_resume)
     p.add_argument("run_id", metavar="RUN", type=_run_id)
 
-    p = add("cancel", "cancel a run that has not finished (pgqrs.cancel_run); its worker stops it", cmd_cancel)
+    p = add("cancel", "cancel a run that has not finished (pgqrs.cancel_run); its worker stops it",
+            cmd_cancel)
     p.add_argument("run_id", metavar="RUN", type=_run_id)
     p.add_argument("--reason", help="why (kept in the run's error, at most 1000 characters)")
 

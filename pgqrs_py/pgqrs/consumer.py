@@ -386,10 +386,10 @@ class Consumer:
         """One of the worker's own engine calls was cut off: the connection was lost (`own`: a restart, a
         terminated backend) or the call failed on a live one (a deadlock, a statement timeout). That is not
         the step's failure, so no step failure is recorded: the run goes back to the queue as soon as the
-        database answers, from its last recorded step. A lost connection is the infrastructure's doing: the run
-        is visible again at once. A call that failed on a live connection may fail the same way every time (a
-        value too big for the statement timeout): it is handed back with its cause, which the engine counts
-        and backs off, and ends the run after max_attempts such deliveries in a row (pgqrs.release_run).
+        database answers, from its last recorded step. A lost connection is the infrastructure's doing: the
+        run is visible again at once. A call that failed on a live connection may fail the same way every
+        time (a value too big for the statement timeout): it is handed back with its cause, which the engine
+        counts and backs off, and ends the run after max_attempts such deliveries in a row (release_run).
         """
         cause = "a lost connection" if own else "an interrupted engine call"
         log.warning("run %s interrupted by %s (%s); handing it back", message.run_id, cause, exc)
@@ -412,7 +412,8 @@ class Consumer:
 
     async def _hand_back(self, message: Message) -> None:
         try:
-            await asyncio.shield(self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token, None)))
+            release = self.store.call(_sql.RELEASE_RUN, (message.run_id, message.lease_token, None))
+            await asyncio.shield(release)
         except (psycopg.Error, PgqrsError) as exc:  # finished, taken over, or the database is away
             log.info("could not hand back run %s (%s); its lease will expire", message.run_id, exc)
 

@@ -237,10 +237,10 @@ class Consumer(WorkerLoop):
         """One of the worker's own engine calls was cut off: the connection was lost (`own`: a restart, a
         terminated backend) or the call failed on a live one (a deadlock, a statement timeout). That is not
         the step's failure, so no step failure is recorded: the run goes back to the queue as soon as the
-        database answers, from its last recorded step. A lost connection is the infrastructure's doing: the run
-        is visible again at once. A call that failed on a live connection may fail the same way every time (a
-        value too big for the statement timeout): it is handed back with its cause, which the engine counts
-        and backs off, and ends the run after max_attempts such deliveries in a row (pgqrs.release_run).
+        database answers, from its last recorded step. A lost connection is the infrastructure's doing: the
+        run is visible again at once. A call that failed on a live connection may fail the same way every
+        time (a value too big for the statement timeout): it is handed back with its cause, which the engine
+        counts and backs off, and ends the run after max_attempts such deliveries in a row (release_run).
         """
         cause = "a lost connection" if own else "an interrupted engine call"
         log.warning("run %s interrupted by %s (%s); handing it back", message.run_id, cause, exc)

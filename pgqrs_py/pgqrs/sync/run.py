@@ -134,8 +134,8 @@ class Run:
         return str((self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
     def release(self, error: Any = None) -> str:
-        """Hand the run back: `error` None for a shutdown; else the cause of a failed engine call (counted, see
-        pgqrs.release_run)."""
+        """Hand the run back: `error` None for a shutdown; else the cause of a failed engine call (counted,
+        see pgqrs.release_run)."""
         payload = dumps(error, f"the error of run {self.run_id}") if error is not None else None
         return str((self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 

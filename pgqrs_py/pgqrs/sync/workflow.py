@@ -111,7 +111,7 @@ class WorkflowContext:
         self._seen.add(step_id)
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("status") == "SUCCESS":
-            if recorded.get("value_omitted"):  # past the journal's size bound (see pgqrs.dequeue): read it now
+            if recorded.get("value_omitted"):  # past the journal's size bound (pgqrs.dequeue): read it now
                 return self._recorded(step_id, (self.run.acquire_step(step_id)).value)
             return recorded.get("value")
         if self.run.lease_expired():
