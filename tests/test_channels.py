@@ -116,15 +116,27 @@ def test_a_thousand_waiters_on_one_default_store_get_their_results(db: str, tmp_
     asyncio.run(scenario())
 
 
-def test_the_readme_pattern_serves_ten_requests_at_once(db: str) -> None:
-    """A worker and result() on one store (the README's example), 10 requests at the same time."""
+# The README's example: a worker and result() on one store (default pool, concurrency 1). Ten requests
+# arrive while the worker is busy with a run of 1 s; each step takes 0.3 s. (Waiters that held pooled
+# connections took all of them here, and the worker could never dequeue again: 0 of 10.)
+README_TIMEOUT = 15
 
+
+def step_seconds(params: dict[str, Any]) -> float:
+    return 1.0 if params["n"] < 0 else 0.3
+
+
+def test_the_readme_pattern_serves_ten_requests_at_once(db: str) -> None:
     async def double(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str, int]:
-        return {"n": await ctx.step("double", lambda: params["n"] * 2)}
+        async def body() -> int:
+            await asyncio.sleep(step_seconds(params))
+            return int(params["n"]) * 2
+
+        return {"n": await ctx.step("double", body)}
 
     async def request(store: pgqrs.Store, n: int) -> Any:
         handle = await pgqrs.workflow().name("readme").store(store).trigger({"n": n}).execute()
-        return await pgqrs.run().status(handle).store(store).result(timeout=10)
+        return await pgqrs.run().status(handle).store(store).result(timeout=README_TIMEOUT)
 
     async def scenario() -> None:
         async with await pgqrs.connect(db) as store:
@@ -132,6 +144,9 @@ def test_the_readme_pattern_serves_ten_requests_at_once(db: str) -> None:
             worker = await pgqrs.consumer("readme-w", 8080, "readme").handler(double).create(store)
             polling = asyncio.create_task(worker.poll_forever())
             try:
+                busy = await store.trigger("readme", {"n": -1})
+                while (await pgqrs.run().status(busy).store(store).get()).status != "RUNNING":
+                    await asyncio.sleep(0.01)
                 results = await asyncio.gather(*(request(store, n) for n in range(10)),
                                                return_exceptions=True)
             finally:
@@ -144,28 +159,35 @@ def test_the_readme_pattern_serves_ten_requests_at_once(db: str) -> None:
 
 def test_the_readme_pattern_serves_ten_requests_at_once_sync(db: str) -> None:
     def double(ctx: Any, params: dict[str, Any]) -> dict[str, int]:
-        return {"n": ctx.step("double", lambda: params["n"] * 2)}
+        def body() -> int:
+            time.sleep(step_seconds(params))
+            return int(params["n"]) * 2
+
+        return {"n": ctx.step("double", body)}
+
+    results: dict[int, Any] = {}
+
+    def request(store: pgqrs_sync.Store, n: int) -> None:
+        try:
+            handle = pgqrs_sync.workflow().name("readme").store(store).trigger({"n": n}).execute()
+            results[n] = pgqrs_sync.run().status(handle).store(store).result(timeout=README_TIMEOUT)
+        except Exception as exc:  # reported below
+            results[n] = exc
 
     with pgqrs_sync.connect(db) as store:
         pgqrs_sync.workflow().name("readme").store(store).create()
         worker = pgqrs_sync.consumer("readme-w", 8080, "readme").handler(double).create(store)
         polling = threading.Thread(target=worker.poll_forever, daemon=True)
         polling.start()
-        results: dict[int, Any] = {}
-
-        def request(n: int) -> None:
-            try:
-                handle = pgqrs_sync.workflow().name("readme").store(store).trigger({"n": n}).execute()
-                results[n] = pgqrs_sync.run().status(handle).store(store).result(timeout=10)
-            except Exception as exc:  # reported below
-                results[n] = exc
-
-        clients = [threading.Thread(target=request, args=(n,)) for n in range(10)]
+        clients = [threading.Thread(target=request, args=(store, n)) for n in range(10)]
         try:
+            busy = store.trigger("readme", {"n": -1})
+            while pgqrs_sync.run().status(busy).store(store).get().status != "RUNNING":
+                time.sleep(0.01)
             for c in clients:
                 c.start()
             for c in clients:
-                c.join(30)
+                c.join(README_TIMEOUT + 15)
         finally:
             worker.stop()
             polling.join(30)
