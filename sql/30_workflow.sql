@@ -64,9 +64,9 @@ $$;
 -- Announces a finished run on pgqrs_runs without telling a non-member which one, nor how it ended: any login
 -- can LISTEN there. The payload is a token, the first 16 hex digits of sha256(key || run id as text), with the
 -- per-database key of pgqrs.channel_key that only members read (runs_channel_key); result() waiters compute
--- the tokens of their runs and read the outcome with run_status. p_status is not sent.
+-- the tokens of their runs and read the outcome with run_status.
 -- (A secret prefix, not an HMAC: length extension forges longer messages, it does not reveal the run id.)
-create or replace function pgqrs._notify_run_finished(p_run bigint, p_status text)
+create or replace function pgqrs._notify_run_finished(p_run bigint)
 returns void
 language plpgsql
 volatile
@@ -298,7 +298,7 @@ begin
     set status = 'ERROR', error = v_error, finished_at = v_now, updated_at = v_now
     where r.run_id = p_run;
     perform pgqrs._archive_message(p_run, 'DEAD_LETTER');
-    perform pgqrs._notify_run_finished(p_run, 'ERROR');
+    perform pgqrs._notify_run_finished(p_run);
     return query select 'ERROR'::text, v_step.attempt, null::timestamptz;
 end
 $$;
@@ -476,7 +476,7 @@ begin
         raise exception using errcode = 'QR003', message = format('run %s is not RUNNING', p_run);
     end if;
     perform pgqrs._archive_message(p_run, case when p_status = 'SUCCESS' then 'SUCCESS' else 'DEAD_LETTER' end);
-    perform pgqrs._notify_run_finished(p_run, p_status);
+    perform pgqrs._notify_run_finished(p_run);
     return p_status;
 end
 $$;

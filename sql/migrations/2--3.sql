@@ -7,6 +7,8 @@
 -- ==== the step journal handed to a worker is bounded
 
 -- ==== notification channels
+-- pgqrs_runs carries a keyed token of the run id, no longer '<run>:<status>' (table pgqrs.channel_key is
+-- created by sql/10_tables.sql): the status argument is gone
+drop function if exists pgqrs._notify_run_finished(bigint, text);
 
 -- ==== ownership and privileges
-
