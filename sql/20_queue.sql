@@ -585,7 +585,7 @@ begin
     where r.run_id = p_run;
     select m.queue_id into v_queue_id from pgqrs.messages as m where m.message_id = p_run;
     perform pgqrs._archive_message(p_run, 'DEAD_LETTER');
-    perform pgqrs._notify_run_finished(p_run, 'ERROR');
+    perform pgqrs._notify_run_finished(p_run);
     perform pgqrs._notify_queue(v_queue_id, pgqrs.now());  -- a worker may be waiting for the slot this took
 end
 $$;

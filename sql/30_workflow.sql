@@ -67,16 +67,39 @@ begin
 end
 $$;
 
-create or replace function pgqrs._notify_run_finished(p_run bigint, p_status text)
+-- Announces a finished run on pgqrs_runs without telling a non-member which one, nor how it ended: any login
+-- can LISTEN there. The payload is a token, the first 16 hex digits of sha256(key || run id as text), with the
+-- per-database key of pgqrs.channel_key that only members read (runs_channel_key); result() waiters compute
+-- the tokens of their runs and read the outcome with run_status.
+-- (A secret prefix, not an HMAC: length extension forges longer messages, it does not reveal the run id.)
+create or replace function pgqrs._notify_run_finished(p_run bigint)
 returns void
 language plpgsql
 volatile
-set search_path = pg_catalog, pg_temp
+set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 begin
-    perform pg_notify('pgqrs_runs', p_run || ':' || p_status);
+    perform pg_notify(
+        'pgqrs_runs',
+        (select left(encode(sha256(k.secret || convert_to(p_run::text, 'UTF8')), 'hex'), 16) from pgqrs.channel_key as k)
+    );
 end
 $$;
+
+create or replace function pgqrs.runs_channel_key()
+returns bytea
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+begin
+    return (select k.secret from pgqrs.channel_key as k);
+end
+$$;
+comment on function pgqrs.runs_channel_key() is
+'The key of the pgqrs_runs channel: a run that finishes is announced there by the token
+left(encode(sha256(key || run_id::text), ''hex''), 16), so only callers of this function can tell which run.';
 
 -- An attempt is counted once: by acquire_step (status RUNNING), or by the write that ends an attempt the
 -- worker did not acquire (the Python ctx.step skips acquire for steps absent from the journal). A pause is not
@@ -287,7 +310,7 @@ begin
     set status = 'ERROR', error = v_error, finished_at = v_now, updated_at = v_now
     where r.run_id = p_run;
     perform pgqrs._archive_message(p_run, 'DEAD_LETTER');
-    perform pgqrs._notify_run_finished(p_run, 'ERROR');
+    perform pgqrs._notify_run_finished(p_run);
     return query select 'ERROR'::text, v_step.attempt, null::timestamptz;
 end
 $$;
@@ -466,7 +489,7 @@ begin
         raise exception using errcode = 'QR003', message = format('run %s is not RUNNING', p_run);
     end if;
     perform pgqrs._archive_message(p_run, case when p_status = 'SUCCESS' then 'SUCCESS' else 'DEAD_LETTER' end);
-    perform pgqrs._notify_run_finished(p_run, p_status);
+    perform pgqrs._notify_run_finished(p_run);
     return p_status;
 end
 $$;
@@ -484,7 +507,7 @@ end
 $$;
 comment on function pgqrs.complete_run(bigint, uuid, jsonb) is
 'Finishes a RUNNING run as SUCCESS with its JSON output and archives its message, in one transaction; NOTIFY
-pgqrs_runs "<run>:SUCCESS". Returns the status. Raises QR004 (lease), QR003 (already finished), QR002.';
+pgqrs_runs with the run''s token (runs_channel_key). Returns the status. Raises QR004 (lease), QR003 (already finished), QR002.';
 
 create or replace function pgqrs.fail_run(p_run bigint, p_lease_token uuid, p_error jsonb default '{}')
 returns text
@@ -499,7 +522,7 @@ end
 $$;
 comment on function pgqrs.fail_run(bigint, uuid, jsonb) is
 'Finishes a RUNNING run as ERROR and archives its message as DEAD_LETTER, in one transaction; NOTIFY
-pgqrs_runs "<run>:ERROR". Returns the status. Raises QR004 (lease), QR003 (already finished), QR002.';
+pgqrs_runs with the run''s token (runs_channel_key). Returns the status. Raises QR004 (lease), QR003 (already finished), QR002.';
 
 -- Ops: brings a failed run back. Steps that succeeded stay; the failed and unfinished ones are forgotten, so
 -- their attempts start again from zero.
@@ -681,7 +704,7 @@ begin
                                    'message', 'cancelled' || coalesce(': ' || p_reason, ''))
     where r.run_id = p_run;
     perform pgqrs._archive_message(p_run, 'CANCELLED');
-    perform pgqrs._notify_run_finished(p_run, 'CANCELLED');
+    perform pgqrs._notify_run_finished(p_run);
     return 'CANCELLED';
 end
 $$;

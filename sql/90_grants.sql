@@ -147,12 +147,13 @@ begin
         select p.oid, g.role_name
         from pg_catalog.pg_proc as p
         join (values
-            -- both: the clock, the version, reading runs, the queue's NOTIFY channel
+            -- both: the clock, the version, reading runs, the NOTIFY channels
             ('now', 'pgqrs_worker'), ('now', 'pgqrs_client'),
             ('schema_version', 'pgqrs_worker'), ('schema_version', 'pgqrs_client'),
             ('run_status', 'pgqrs_worker'), ('run_status', 'pgqrs_client'),
             ('run_steps', 'pgqrs_worker'), ('run_steps', 'pgqrs_client'),
             ('queue_channel', 'pgqrs_worker'), ('queue_channel', 'pgqrs_client'),
+            ('runs_channel_key', 'pgqrs_worker'), ('runs_channel_key', 'pgqrs_client'),
             -- worker: a worker process defines the workflows it runs (the seeds do it at start-up)
             ('create_workflow', 'pgqrs_worker'),
             ('register_worker', 'pgqrs_worker'), ('stop_worker', 'pgqrs_worker'),

@@ -67,6 +67,7 @@ ENGINE_SQLSTATES = {
     "QR006": "idempotency key reused with other input",
     "QR007": "attempts exhausted",
     "QR008": "unknown worker",
+    "QR009": "the run was cancelled",
     "22023": "invalid_parameter_value: a malformed argument (the engine's own checks)",
 }
 # PostgreSQL's own codes for malformed *literal input*: raised while PostgreSQL converts a parameter to the

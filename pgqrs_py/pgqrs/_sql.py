@@ -67,3 +67,11 @@ RUN_STEPS = (
     " from pgqrs.run_steps(p_run => %s::bigint)"
 )
 RUNS_CHANNEL = "pgqrs_runs"
+RUNS_CHANNEL_KEY = "select pgqrs.runs_channel_key()"
+# result() waiters: the finished ones among many runs, in one query (run_status is all a client may call)
+FINISHED_RUNS = (
+    "select s.run_id, s.workflow, s.status, s.input, s.output, s.error, s.attempt, s.created_at,"
+    " s.started_at, s.finished_at, s.updated_at, s.current_step, s.visible_at"
+    " from unnest(%s::bigint[]) as u (id), lateral pgqrs.run_status(p_run => u.id) as s"
+    " where s.status in ('SUCCESS', 'ERROR', 'CANCELLED')"
+)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +12,8 @@ import psycopg
 
 from . import _sql
 from ._json import UnreadableJson, dumps, from_json
-from .errors import ResultTimeout, RunCancelled, WorkflowFailed, seconds
+from .errors import ResultTimeout, RunCancelled, WorkflowFailed, mapped_errors, seconds
+from .results import FINISHED
 from .store import AsyncConn, Store, as_id
 
 
@@ -198,52 +198,44 @@ async def run_status(store: Store, run: Any, conn: AsyncConn | None = None) -> R
 
 
 async def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
-    """Wait (LISTEN, no polling loop) until the run finishes; its output, or WorkflowFailed.
+    """Wait until the run finishes; its output, or WorkflowFailed.
 
-    One connection does both: LISTEN, then the status checks (psycopg keeps notifications that arrive during a
-    query for the next `notifies()`), so a pool of one connection is enough. A lost connection (a restart, a
-    terminated backend) does not end the wait: it goes on with a new one once the database answers again.
+    The wait holds no pooled connection: the store's listener (pgqrs/results.py) wakes the waiter, which is
+    registered before its first status check, so a run that finishes in between is not missed. A lost database
+    does not end the wait: it goes on once the database answers (`timeout` still holds).
     """
     run_id = as_id(run)
     deadline = None if timeout is None else time.monotonic() + timeout
-    backoff = 0.05
-    while True:
-        try:
-            return await _wait_result_on_one_connection(store, run_id, deadline, timeout)
-        except psycopg.OperationalError as exc:  # includes the pool's timeout while the database is away
-            if deadline is not None and time.monotonic() + backoff >= deadline:
-                raise ResultTimeout(f"run {run_id}: no answer from the database within {timeout} s") from exc
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
-
-
-async def _wait_result_on_one_connection(store: Store, run_id: int, deadline: float | None,
-                                         timeout: float | None) -> Any:
-    prefix = f"{run_id}:"
-    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-    async with store.pool.connection(timeout=remaining) as conn:
-        await conn.execute(f"listen {_sql.RUNS_CHANNEL}")
-        try:
-            while True:
+    waiter = store.results.add(run_id)
+    try:
+        status = "unknown: no answer from the database"
+        try:  # the first check, on a pooled connection for a moment
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            async with store.pool.connection(timeout=wait) as conn:
                 info = await run_status(store, run_id, conn)
-                if info.status == "SUCCESS":
-                    return info.output()
-                if info.status == "CANCELLED":
-                    raise RunCancelled(f"run {run_id} was cancelled", run_id=run_id, error=info.error)
-                if info.status == "ERROR":
-                    raise WorkflowFailed(run_id, info.error)
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise ResultTimeout(
-                        f"run {run_id} did not finish within {timeout} s (status {info.status})"
-                    )
-                # Re-check at least every 5 s: a safety net should a notification be missed.
-                wait = 5.0 if remaining is None else min(5.0, remaining)
-                async for note in conn.notifies(timeout=wait):
-                    if note.payload.startswith(prefix):
-                        break
-        finally:
-            await conn.execute(f"unlisten {_sql.RUNS_CHANNEL}")
+            status = info.status
+            if info.status in FINISHED:
+                return _outcome(info)
+        except psycopg.OperationalError:  # includes the pool's timeout: the listener checks once it connects
+            pass
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not await store.results.wait(waiter, remaining):
+            raise ResultTimeout(f"run {run_id} did not finish within {timeout} s (status {status})")
+        if waiter.error is not None:
+            with mapped_errors():
+                raise waiter.error
+        assert waiter.row is not None
+        return _outcome(RunInfo(*waiter.row))
+    finally:
+        store.results.discard(waiter)
+
+
+def _outcome(info: RunInfo) -> Any:
+    if info.status == "SUCCESS":
+        return info.output()
+    if info.status == "CANCELLED":
+        raise RunCancelled(f"run {info.run_id} was cancelled", run_id=info.run_id, error=info.error)
+    raise WorkflowFailed(info.run_id, info.error)
 
 
 class RunBuilder:

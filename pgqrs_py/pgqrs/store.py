@@ -15,6 +15,7 @@ from . import _sql
 from ._conncheck import connection_lost
 from ._json import ADAPTERS, dumps
 from .errors import mapped_errors, seconds
+from .results import ResultListener
 
 AsyncConn = psycopg.AsyncConnection[TupleRow]
 
@@ -108,8 +109,10 @@ class Store:
     def __init__(self, dsn: str, pool: AsyncConnectionPool[AsyncConn]) -> None:
         self.dsn = dsn
         self.pool = pool
+        self.results = ResultListener(dsn)  # result() waiters; its connection is opened at the first one
 
     async def close(self) -> None:
+        await self.results.close()
         await self.pool.close()
 
     async def __aenter__(self) -> Store:

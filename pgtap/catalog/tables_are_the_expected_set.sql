@@ -4,7 +4,10 @@ select plan(3);
 
 select tables_are(
     'pgqrs',
-    array['schema_version', 'workflows', 'queues', 'workers', 'runs', 'messages', 'messages_archive', 'steps'],
+    array[
+        'schema_version', 'workflows', 'queues', 'workers', 'runs', 'messages', 'messages_archive', 'steps',
+        'channel_key'
+    ],
     'tables of pgqrs'
 );
 select views_are(
@@ -20,7 +23,10 @@ select is(
         select c.conname::text from pg_constraint as c
         where c.connamespace = 'pgqrs'::regnamespace and c.contype = 'c' order by 1
     ),
-    array['messages_archive_outcome_check', 'runs_status_check', 'steps_status_check', 'workers_status_check'],
+    array[
+        'channel_key_one_row', 'messages_archive_outcome_check', 'runs_status_check', 'steps_status_check',
+        'workers_status_check'
+    ],
     'statuses are text with named CHECKs'
 );
 

@@ -15,6 +15,9 @@ drop function if exists pgqrs.release_run(bigint, uuid);
 alter table pgqrs.steps add column if not exists value_bytes integer;
 
 -- ==== notification channels
+-- pgqrs_runs carries a keyed token of the run id, no longer '<run>:<status>' (table pgqrs.channel_key is
+-- created by sql/10_tables.sql): the status argument is gone
+drop function if exists pgqrs._notify_run_finished(bigint, text);
 
 -- ==== ownership and privileges
 -- pgqrs_owner takes over the schema from pgqrs_admin: sql/90_grants.sql creates the role and hands every object

@@ -162,13 +162,20 @@ class Consumer(WorkerLoop):
         return timeout
 
     def _on_notify(self, payload: str) -> None:
+        """A hint, and any login may send one (docs/security.md): empty = look now; a due time (epoch seconds,
+        a delayed start or a retry) in a sane window = look then; anything else (nan, inf, far off, not a
+        number) is ignored, so that nothing sent from outside can switch the timed wake-ups off."""
         if not payload:
             self._wake.set()
             return
         try:
-            visible = float(payload)  # a delayed start or a retry: wake up then
+            visible = float(payload)
         except ValueError:
-            self._wake.set()  # not ours to parse: look anyway
+            return
+        # at most an hour past (clock skew: look now) and 366 days ahead (a retry waits up to 30 days, a
+        # delayed start may be further off); the comparison is false for nan
+        now = time.time()
+        if not now - 3600 <= visible <= now + 366 * 86400:
             return
         if self._next_visible is None or visible < self._next_visible:
             self._next_visible = visible

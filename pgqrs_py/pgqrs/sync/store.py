@@ -15,6 +15,7 @@ from .._conncheck import connection_lost
 from .._json import dumps
 from ..errors import mapped_errors, seconds
 from ..store import StepRecord, StepStatus, TriggerHandle, WorkflowDef, as_id, conn_kwargs
+from .results import ResultListener
 
 Conn = psycopg.Connection[TupleRow]
 
@@ -25,8 +26,10 @@ class Store:
     def __init__(self, dsn: str, pool: ConnectionPool[Conn]) -> None:
         self.dsn = dsn
         self.pool = pool
+        self.results = ResultListener(dsn)  # result() waiters; its connection is opened at the first one
 
     def close(self) -> None:
+        self.results.close()
         self.pool.close()
 
     def __enter__(self) -> Store:

@@ -1,0 +1,193 @@
+"""Waiting for runs to finish: one listener per store serves every `result()` waiter of that store.
+
+A waiter holds no pooled connection. The store's listener has a connection of its own, outside the pool,
+opened at the first waiter and closed with the store. It LISTENs on pgqrs_runs, where the engine announces
+every finished run by a token: a keyed hash of the run id (pgqrs.runs_channel_key), so that the channel tells
+a non-member nothing. A token that belongs to a run waited for makes the listener read the status of those
+runs, in one query, and hand each finished one to its waiters. Safety net: after every (re)connect, and every
+SWEEP_INTERVAL seconds, it reads the status of every run waited for (a notification sent while it was away is
+lost). A lost database stops nothing: the listener reconnects with backoff and checks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+from . import _sql
+from .errors import PgqrsError
+
+log = logging.getLogger("pgqrs.results")
+
+FINISHED = ("SUCCESS", "ERROR", "CANCELLED")
+SWEEP_INTERVAL = 5.0  # seconds between two checks of every run waited for
+WAIT_SLICE = 0.5  # the longest wait for notifications, so that a closing store is noticed soon
+
+
+def run_token(key: bytes, run_id: int) -> str:
+    """The token pgqrs._notify_run_finished sends when run `run_id` finishes."""
+    return hashlib.sha256(key + str(run_id).encode()).hexdigest()[:16]
+
+
+class Waiter:
+    """One `result()` call: set once its run is finished (`row`: its run_status row) or cannot be read
+    (`error`)."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.done = asyncio.Event()
+        self.row: tuple[Any, ...] | None = None
+        self.error: Exception | None = None
+
+    def finish(self, row: tuple[Any, ...] | None, error: Exception | None = None) -> None:
+        self.row, self.error = row, error
+        self.done.set()
+
+
+class ResultListener:
+    """The waiters of one store and the LISTEN connection that wakes them (see the module's docstring)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._lock = threading.Lock()  # the sync flavour adds and removes waiters from many threads
+        self._waiters: dict[int, list[Waiter]] = {}
+        self._key: bytes | None = None
+        self._tokens: dict[str, int] = {}  # token -> run id, for the runs waited for (once the key is known)
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, run_id: int) -> Waiter:
+        """Register a waiter for `run_id` (before its first status check: nothing finishes unseen)."""
+        waiter = Waiter(run_id)
+        with self._lock:
+            if self._closed:
+                raise PgqrsError("the store is closed")
+            self._waiters.setdefault(run_id, []).append(waiter)
+            if self._key is not None:
+                self._tokens[run_token(self._key, run_id)] = run_id
+            if self._task is None:
+                self._task = self._start()
+        return waiter
+
+    def discard(self, waiter: Waiter) -> None:
+        with self._lock:
+            waiters = self._waiters.get(waiter.run_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._forget(waiter.run_id)
+
+    def _forget(self, run_id: int) -> None:
+        self._waiters.pop(run_id, None)
+        if self._key is not None:
+            self._tokens.pop(run_token(self._key, run_id), None)
+
+    def _pending(self) -> list[int]:
+        with self._lock:
+            return list(self._waiters)
+
+    def _matching(self, tokens: set[str]) -> list[int]:
+        with self._lock:
+            return [self._tokens[t] for t in tokens if t in self._tokens]
+
+    def _use_key(self, key: bytes) -> None:
+        with self._lock:
+            if key != self._key:
+                self._key = key
+                self._tokens = {run_token(key, run_id): run_id for run_id in self._waiters}
+
+    def _finish(self, run_id: int, row: tuple[Any, ...] | None, error: Exception | None = None) -> None:
+        with self._lock:
+            waiters = self._waiters.get(run_id, [])
+            self._forget(run_id)
+        for waiter in waiters:
+            waiter.finish(row, error)
+
+    def _close_waiters(self) -> None:
+        with self._lock:
+            self._closed = True
+            waiters = [w for ws in self._waiters.values() for w in ws]
+            self._waiters.clear()
+            self._tokens.clear()
+        for waiter in waiters:
+            waiter.finish(None, PgqrsError(f"the store was closed while waiting for run {waiter.run_id}"))
+
+    def _start(self) -> asyncio.Task[None]:
+        return asyncio.create_task(self._listen(), name="pgqrs-results")
+
+    async def wait(self, waiter: Waiter, timeout: float | None) -> bool:
+        """Wait until the waiter is finished; False after `timeout` seconds."""
+        try:
+            await asyncio.wait_for(waiter.done.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Close the listener's connection; waiters still waiting get an error."""
+        self._close_waiters()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                    await self._catch_up(conn)
+                    backoff = 0.05
+                    await self._serve(conn)
+            except Exception as exc:  # whatever it was, waiters depend on this loop: keep it going
+                if self._closed:
+                    return
+                log.warning("result listener: %r; reconnecting in %.2f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """LISTEN, (re)read the key, then check every run waited for: what finished while nobody listened."""
+        await conn.execute(f"listen {_sql.RUNS_CHANNEL}")
+        row = await (await conn.execute(_sql.RUNS_CHANNEL_KEY)).fetchone()
+        assert row is not None
+        self._use_key(bytes(row[0]))
+        await self._check(conn, self._pending())
+
+    async def _serve(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        next_sweep = time.monotonic() + SWEEP_INTERVAL
+        while not self._closed:
+            tokens = set()
+            wait = max(0.0, min(WAIT_SLICE, next_sweep - time.monotonic()))
+            # stop_after=1 ends the wait at the first packet of notifications (all of it is taken)
+            async for note in conn.notifies(timeout=wait, stop_after=1):
+                tokens.add(note.payload)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_INTERVAL
+                await self._check(conn, self._pending())
+            else:
+                await self._check(conn, self._matching(tokens))
+
+    async def _check(self, conn: psycopg.AsyncConnection[Any], run_ids: list[int]) -> None:
+        """Hand the runs of `run_ids` that are finished to their waiters, in one query."""
+        if not run_ids:
+            return
+        try:
+            rows = await (await conn.execute(_sql.FINISHED_RUNS, (run_ids,))).fetchall()
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:  # a run that cannot be read (deleted by hand): its waiters get the error
+            if len(run_ids) == 1:
+                self._finish(run_ids[0], None, exc)
+                return
+            for run_id in run_ids:
+                await self._check(conn, [run_id])
+            return
+        for row in rows:
+            self._finish(row[0], row)
