@@ -550,11 +550,7 @@ begin
             'message', format('the worker''s lease expired while step %s ran, and its attempts are used up', v_steps));
     else
         update pgqrs.messages as m
-        set failed_deliveries = case
-            when exists (
-                select from pgqrs.steps as s where s.run_id = p_run and s.completed_at >= p_lost_leased_at
-            ) then 1
-            else m.failed_deliveries + 1 end
+        set failed_deliveries = pgqrs._count_failed_delivery(p_run, p_lost_leased_at, m.failed_deliveries)
         where m.message_id = p_run
         returning m.failed_deliveries into v_count;
         v_exhausted := v_count >= (v_policy ->> 'max_attempts')::integer;
@@ -567,6 +563,23 @@ begin
     end if;
     perform pgqrs._end_run_failed(p_run, v_error);
     return true;
+end
+$$;
+
+-- The count of failed deliveries in a row after one more (leased at p_leased_at) ended without finishing its
+-- run: 1 when that delivery recorded a step (progress: a long run whose worker dies now and then is never
+-- failed for it), else one more than p_count.
+create or replace function pgqrs._count_failed_delivery(p_run bigint, p_leased_at timestamptz, p_count integer)
+returns integer
+language plpgsql
+stable
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+begin
+    if exists (select from pgqrs.steps as s where s.run_id = p_run and s.completed_at >= p_leased_at) then
+        return 1;
+    end if;
+    return p_count + 1;
 end
 $$;
 

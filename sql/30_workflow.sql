@@ -642,11 +642,7 @@ begin
         select w.retry_policy into strict v_policy
         from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) where r.run_id = p_run
         for no key update of r;
-        v_count := case
-            when exists (
-                select from pgqrs.steps as s where s.run_id = p_run and s.completed_at >= v_message.leased_at
-            ) then 1
-            else v_message.failed_deliveries + 1 end;
+        v_count := pgqrs._count_failed_delivery(p_run, v_message.leased_at, v_message.failed_deliveries);
         v_error := jsonb_build_object(
             'kind', 'engine_call_failed', 'type', 'EngineCallFailed', 'deliveries', v_count, 'cause', p_error,
             'message', format('an engine call failed in %s deliveries in a row: %s', v_count,
