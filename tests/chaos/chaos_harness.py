@@ -50,6 +50,15 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "pgqrs_py"))
 sys.path.insert(0, str(HERE))
 from chaos_worker import QUEUE, STEPS, expected_output, step_value  # noqa: E402
+from repeats import (  # noqa: E402
+    LEASE_LOG_DDL,
+    LEASE_LOG_QUERY,
+    STEP_LOG_QUERY,
+    FaultWindow,
+    executions,
+    explain,
+    load_events,
+)
 
 import pgqrs  # noqa: E402
 
@@ -63,6 +72,8 @@ NO_BODY_AFTER_SUCCESS = "no step body started after its success was recorded"
 M_LOST = "runs lost (missing, ERROR, stuck, wrong output)"
 M_AFTER = "step bodies started after their success was recorded"
 M_REPEAT = "repeated executions (in-flight re-executions)"
+M_EXPLAINED = "repeats explained / unexplained (by a fault on the executing process or the server)"
+EVERY_REPEAT_EXPLAINED = "every repeated step execution is explained by a fault (tests/chaos/repeats.py)"
 M_INFLIGHT = "runs in flight at the faults (interrupted deliveries, measured)"
 M_BOUND = "nominal bound (faults x concurrency)"
 M_RESUME = "time to resume (fault -> next body start of a hit run)"
@@ -77,6 +88,7 @@ create table if not exists chaos.side (
     run_attempt integer not null,
     pid integer not null,
     worker text not null,
+    lease_token uuid,
     started_at timestamptz not null
 );
 create index if not exists side_run_step_idx on chaos.side (run_id, step_id);
@@ -122,6 +134,14 @@ class Cluster:
 
     def start(self) -> None:
         self._pg_sh("start")
+        # commit times of the lease and step logs (repeats.py): a restart makes the setting take effect
+        with psycopg.connect(self.dsn(), autocommit=True) as c:
+            on = c.execute("show track_commit_timestamp").fetchone()[0] == "on"  # type: ignore[index]
+            if not on:
+                c.execute("alter system set track_commit_timestamp = on")
+        if not on:
+            self._pg_sh("stop")
+            self._pg_sh("start")
 
     def stop(self) -> None:
         try:
@@ -184,6 +204,7 @@ class Cluster:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute("set client_min_messages = warning")
             c.execute(SIDE_DDL)
+            c.execute(LEASE_LOG_DDL)
         return dsn
 
 
@@ -316,6 +337,8 @@ class ScenarioRunner:
                 str(self.sc.concurrency),
                 "--visibility",
                 str(self.sc.visibility),
+                "--events",
+                str(self.logdir / f"events-{slot.name}.jsonl"),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -540,6 +563,21 @@ class ScenarioRunner:
 
     # -- the checks --
 
+    async def _explain_repeats(self) -> list[Any]:
+        side = await self._query(
+            "select run_id, step_id, run_attempt, pid, worker, lease_token, started_at from chaos.side"
+            " order by started_at, side_id"
+        )
+        events = load_events(sorted(self.logdir.glob("events-*.jsonl")))
+        faults = [
+            FaultWindow(f.kind, f.at.timestamp(), f.until.timestamp(), f.pids, f.names, f.detail)
+            for f in self.faults
+        ]
+        lease_log = await self._query(LEASE_LOG_QUERY)
+        step_log = await self._query(STEP_LOG_QUERY)
+        worker_log = "\n".join(p.read_text(errors="replace") for p in sorted(self.logdir.glob("*.log")))
+        return explain(executions(side, events), faults, lease_log, step_log, worker_log)
+
     async def _analyse(self, wall_start: dt.datetime, elapsed: float) -> Result:
         sc = self.sc
         runs = await self._query("select run_id, status, input, output, attempt, finished_at from pgqrs.runs")
@@ -695,6 +733,22 @@ class ScenarioRunner:
                 ),
             )
         )
+        repeats = await self._explain_repeats()
+        unexplained_repeats = [r for r in repeats if not r.explained]
+        checks.append(
+            Check(
+                EVERY_REPEAT_EXPLAINED,
+                not unexplained_repeats,
+                "; ".join(
+                    f"run {r.execution.run_id} {r.execution.step_id}: {r.reason}"
+                    for r in unexplained_repeats[:5]
+                ),
+            )
+        )
+        for r in unexplained_repeats:
+            notes.append(
+                f"Unexplained repeat ({r.reason}):\n\n```\n" + "\n".join(r.evidence) + "\n```"
+            )
         if sc.long_step is not None:
             redelivered = [r[0] for r in runs if r[4] != 1]
             long_runs = [rows_by_step.get((r[0], "s1"), []) for r in runs]
@@ -743,6 +797,7 @@ class ScenarioRunner:
             M_AFTER: len(after_success),
             "step bodies executed": len(side),
             M_REPEAT: reexec,
+            M_EXPLAINED: f"{len(repeats) - len(unexplained_repeats)} / {len(unexplained_repeats)}",
             M_INFLIGHT: in_flight,
             M_BOUND: nominal,
             M_RESUME: _ms(resume),
