@@ -60,12 +60,12 @@ def scenarios() -> list[Scenario]:
             rate=400.0,  # a backlog: every slot busy at every fault
             workers=4,
             faults=[
-                (3.0, "sigkill"),
-                (7.0, "pg_restart"),
-                (11.0, "sigkill"),
-                (15.0, "sigkill"),
-                (19.0, "pg_restart"),
-                (23.0, "sigkill"),
+                (2.0, "sigkill"),
+                (5.0, "pg_restart"),
+                (8.0, "sigkill"),
+                (10.5, "sigkill"),
+                (13.0, "pg_restart"),
+                (15.5, "sigkill"),
             ],
         ),
         Scenario(
