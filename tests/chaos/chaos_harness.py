@@ -564,6 +564,10 @@ class ScenarioRunner:
     # -- the checks --
 
     async def _explain_repeats(self) -> list[Any]:
+        (self.logdir / "faults.json").write_text(
+            json.dumps([{**dataclasses.asdict(f), "at": f.at.timestamp(), "until": f.until.timestamp()}
+                        for f in self.faults])
+        )
         side = await self._query(
             "select run_id, step_id, run_attempt, pid, worker, lease_token, started_at from chaos.side"
             " order by started_at, side_id"
@@ -745,10 +749,13 @@ class ScenarioRunner:
                 ),
             )
         )
-        for r in unexplained_repeats:
-            notes.append(
-                f"Unexplained repeat ({r.reason}):\n\n```\n" + "\n".join(r.evidence) + "\n```"
-            )
+        for r in repeats:
+            if r.evidence:
+                kind = "Explained" if r.explained else "Unexplained"
+                notes.append(f"{kind} repeat ({r.reason}):\n\n```\n" + "\n".join(r.evidence) + "\n```")
+        by_cause: dict[str, int] = defaultdict(int)
+        for r in repeats:
+            by_cause[r.cause] += 1
         if sc.long_step is not None:
             redelivered = [r[0] for r in runs if r[4] != 1]
             long_runs = [rows_by_step.get((r[0], "s1"), []) for r in runs]
@@ -798,6 +805,7 @@ class ScenarioRunner:
             "step bodies executed": len(side),
             M_REPEAT: reexec,
             M_EXPLAINED: f"{len(repeats) - len(unexplained_repeats)} / {len(unexplained_repeats)}",
+            "repeats by cause": ", ".join(f"{k}: {v}" for k, v in sorted(by_cause.items())) or "–",
             M_INFLIGHT: in_flight,
             M_BOUND: nominal,
             M_RESUME: _ms(resume),

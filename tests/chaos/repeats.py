@@ -30,6 +30,15 @@ from typing import Any
 # The lease is taken a little before the delivery's handler starts, and a fault's recorded instant is taken
 # just before its action: a fault this close before a window still counts as inside it.
 SLACK = 0.5
+# body starts come from the server's clock, fault instants from the harness's: same host, same clock
+CLOCKS = 0.05
+
+# the causes of a repeat
+FAULT_DURING_STEP = "a fault while the step ran"
+FAULT_BEFORE_STEP = "a fault earlier in the delivery"
+STARTED_AFTER_KILL = "a start recorded after its process was killed"
+ACKED = "acknowledged, yet repeated"
+NO_FAULT = "no fault"
 
 LEASE_LOG_DDL = """
 create table if not exists chaos.lease_log (
@@ -173,6 +182,7 @@ class Execution:
 class Repeat:
     execution: Execution
     prev: Execution
+    cause: str  # FAULT_DURING_STEP, FAULT_BEFORE_STEP, STARTED_AFTER_KILL, ACKED or NO_FAULT
     explained: bool
     reason: str
     evidence: list[str]
@@ -243,29 +253,40 @@ def explain(
             end = prev.outcome_at if prev.outcome_at is not None else ex.started
             end = min(end, ex.started)
             hit = [f for f in faults if f.hits(prev.pid) and f.at <= end and f.until >= start - SLACK]
-            during_step = [f for f in hit if f.until >= prev.started - SLACK]
-            if prev.acked:
-                explained = False
+            during_step = [f for f in hit if f.until >= prev.started - CLOCKS]
+            killed_first = [f for f in hit if f.kind == "sigkill" and f.at < prev.started]
+            if killed_first and not prev.acked:
+                # The body's start insert (chaos.side) was on its way when the process died and its backend
+                # ran it after the kill: a start recorded for a body that never ran.
+                cause, explained = STARTED_AFTER_KILL, True
+                reason = (
+                    f"{killed_first[0].describe()}: the earlier start was recorded by the server after its"
+                    " process was killed (the insert was in flight); that body never ran"
+                )
+            elif prev.acked:
+                cause, explained = ACKED, False
                 reason = "the earlier execution's result was acknowledged, yet the body ran again"
             elif during_step:
-                explained = True
+                cause, explained = FAULT_DURING_STEP, True
                 reason = (
-                    f"{during_step[0].kind} hit the earlier execution's process while the step ran or before"
-                    " its result was durable"
+                    f"{during_step[0].describe()} hit the earlier execution's process while the step ran or"
+                    " before its result was durable"
                 )
             elif hit:
-                explained = True
+                cause, explained = FAULT_BEFORE_STEP, True
                 reason = (
-                    f"{hit[0].kind} earlier in the same delivery broke its connection; the step's result"
-                    " write failed"
+                    f"{hit[0].describe()} hit the earlier execution's delivery before the step began (its"
+                    " connection died then); the step's result could not be written"
                 )
             else:
-                explained = False
-                reason = "no fault hit the earlier execution's process or the server while it ran"
+                cause, explained = NO_FAULT, False
+                reason = "no fault hit the process or the server while the earlier delivery was live"
             evidence = (
-                [] if explained else _evidence(key, rows, faults, leases[key[0]], steps[key], worker_log)
+                []
+                if cause == FAULT_DURING_STEP
+                else _evidence(key, rows, faults, leases[key[0]], steps[key], worker_log)
             )
-            repeats.append(Repeat(ex, prev, explained, reason, evidence))
+            repeats.append(Repeat(ex, prev, cause, explained, reason, evidence))
     return repeats
 
 
