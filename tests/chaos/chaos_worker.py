@@ -83,6 +83,9 @@ def make_handler(side_dsn: str, name: str, events: Events) -> Any:
 
                 async def body(k: int = k, step_id: str = step_id) -> dict[str, int]:
                     # The side record commits before the work starts: it says "this body began, here, then".
+                    # body_enter comes first: the insert may be in flight when a SIGKILL hits, and its backend
+                    # then records a start that is later than the kill.
+                    events("body_enter", ctx, step=step_id)
                     async with await psycopg.AsyncConnection.connect(
                         side_dsn, autocommit=True, connect_timeout=10
                     ) as side:

@@ -160,7 +160,8 @@ class Execution:
     worker: str
     attempt: int
     token: str
-    started: float  # server clock (chaos.side)
+    started: float  # server clock (chaos.side): when the body's start insert ran
+    entered: float | None = None  # the process's clock, just before that insert was sent
     body_end: float | None = None
     outcome: str | None = None  # "step_done" | "step_raised: <exc>" | None (no word: the process died)
     outcome_at: float | None = None
@@ -173,7 +174,8 @@ class Execution:
     def describe(self) -> str:
         return (
             f"{self.worker} pid {self.pid}, delivery {self.attempt} (lease {self.token[:8]}), "
-            f"handler from {clock(self.delivery_start)}, body {clock(self.started)}–{clock(self.body_end)}, "
+            f"handler from {clock(self.delivery_start)}, body entered {clock(self.entered)}, start recorded "
+            f"{clock(self.started)}, ended {clock(self.body_end)}, "
             f"outcome {self.outcome or 'none (process gone)'} at {clock(self.outcome_at)}"
         )
 
@@ -217,6 +219,8 @@ def executions(
         token_s = str(token)
         evs = by_key.get((pid, run_id, step_id, token_s), {})
         ex = Execution(run_id, step_id, pid, worker, attempt, token_s, ts(started_at) or 0.0)
+        if "body_enter" in evs:
+            ex.entered = evs["body_enter"]["t"]
         if "body_end" in evs:
             ex.body_end = evs["body_end"]["t"]
         if "step_done" in evs:
@@ -253,15 +257,16 @@ def explain(
             end = prev.outcome_at if prev.outcome_at is not None else ex.started
             end = min(end, ex.started)
             hit = [f for f in faults if f.hits(prev.pid) and f.at <= end and f.until >= start - SLACK]
-            during_step = [f for f in hit if f.until >= prev.started - CLOCKS]
+            began = min(prev.started, prev.entered or prev.started)
+            during_step = [f for f in hit if f.until >= began - CLOCKS]
             killed_first = [f for f in hit if f.kind == "sigkill" and f.at < prev.started]
             if killed_first and not prev.acked:
                 # The body's start insert (chaos.side) was on its way when the process died and its backend
-                # ran it after the kill: a start recorded for a body that never ran.
+                # ran it after the kill: the body's first side effect landed, the rest of it never ran.
                 cause, explained = STARTED_AFTER_KILL, True
                 reason = (
-                    f"{killed_first[0].describe()}: the earlier start was recorded by the server after its"
-                    " process was killed (the insert was in flight); that body never ran"
+                    f"{killed_first[0].describe()} hit the earlier execution's process as its body began: its"
+                    " start insert was in flight, and the server recorded that start after the kill"
                 )
             elif prev.acked:
                 cause, explained = ACKED, False
