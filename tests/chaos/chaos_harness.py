@@ -57,6 +57,7 @@ from repeats import (  # noqa: E402
     FaultWindow,
     executions,
     explain,
+    lease_violations,
     load_events,
 )
 
@@ -563,7 +564,7 @@ class ScenarioRunner:
 
     # -- the checks --
 
-    async def _explain_repeats(self) -> list[Any]:
+    async def _explain_repeats(self) -> tuple[list[Any], list[str]]:
         (self.logdir / "faults.json").write_text(
             json.dumps([{**dataclasses.asdict(f), "at": f.at.timestamp(), "until": f.until.timestamp()}
                         for f in self.faults])
@@ -580,7 +581,8 @@ class ScenarioRunner:
         lease_log = await self._query(LEASE_LOG_QUERY)
         step_log = await self._query(STEP_LOG_QUERY)
         worker_log = "\n".join(p.read_text(errors="replace") for p in sorted(self.logdir.glob("*.log")))
-        return explain(executions(side, events), faults, lease_log, step_log, worker_log)
+        repeats = explain(executions(side, events), faults, lease_log, step_log, worker_log)
+        return repeats, lease_violations(lease_log)
 
     async def _analyse(self, wall_start: dt.datetime, elapsed: float) -> Result:
         sc = self.sc
@@ -737,7 +739,14 @@ class ScenarioRunner:
                 ),
             )
         )
-        repeats = await self._explain_repeats()
+        repeats, bad_leases = await self._explain_repeats()
+        checks.append(
+            Check(
+                "no lease taken over before it expired, none extended after (lease log)",
+                not bad_leases,
+                "; ".join(bad_leases[:5]),
+            )
+        )
         unexplained_repeats = [r for r in repeats if not r.explained]
         checks.append(
             Check(

@@ -110,13 +110,16 @@ for each row execute function chaos.log_step();
 """
 
 # commit times need track_commit_timestamp (the harness turns it on for its cluster); NULL without it
+COMMIT_TIME = (
+    "case when current_setting('track_commit_timestamp') = 'on' then pg_xact_commit_timestamp(xmin) end"
+)
 LEASE_LOG_QUERY = (
     "select message_id, op, call, old_token, new_token, old_visible, new_visible, worker_id, read_count,"
-    " stmt_at, at, pg_xact_commit_timestamp(xmin), backend, app from chaos.lease_log order by log_id"
+    f" stmt_at, at, {COMMIT_TIME}, backend, app from chaos.lease_log order by log_id"
 )
 STEP_LOG_QUERY = (
     "select run_id, step_id, op, call, old_status, new_status, attempt, stmt_at, at,"
-    " pg_xact_commit_timestamp(xmin), backend, app from chaos.step_log order by log_id"
+    f" {COMMIT_TIME}, backend, app from chaos.step_log order by log_id"
 )
 
 
@@ -315,7 +318,7 @@ def _evidence(
     for (_m, op, call, old_t, new_t, old_v, new_v, wid, rc, stmt, at, commit, backend, app) in lease_rows:
         out.append(
             f"    {op:<6} {call or '?':<13} {str(old_t)[:8]}->{str(new_t)[:8]} "
-            f"{clock(ts(old_v))}->{clock(ts(new_v))} w{wid} rc {rc}; "
+            f"{clock(ts(old_v))}->{clock(ts(new_v))} worker_id {wid} rc {rc}; "
             f"{clock(ts(stmt))} / {clock(ts(at))} / {clock(ts(commit))}; {backend} {app}"
         )
     out.append(
@@ -331,3 +334,20 @@ def _evidence(
     out.append("  worker log lines about the run:")
     out += [f"    {line}" for line in lines] or ["    none"]
     return out
+
+
+def lease_violations(lease_log: list[tuple[Any, ...]]) -> list[str]:
+    """Lease changes the engine must never make, from chaos.lease_log: a dequeue that takes over a lease
+    before it expired, or a heartbeat that extends an expired one. The engine's clock of a call is the
+    statement's start (pgqrs.now() = statement_timestamp()), which the log keeps."""
+    bad = []
+    for row in lease_log:
+        mid, op, call, old_t, new_t, old_v, new_v, stmt, app = (row[i] for i in (0, 1, 2, 3, 4, 5, 6, 9, 13))
+        if op != "UPDATE" or old_t is None or old_v is None:
+            continue
+        lease = f"run {mid}: lease {str(old_t)[:8]} (until {old_v:%H:%M:%S.%f})"
+        if call == "dequeue" and old_v > stmt:
+            bad.append(f"{lease} taken over at {stmt:%H:%M:%S.%f} by {app}")
+        if call == "heartbeat" and old_t == new_t and old_v <= stmt and new_v != old_v:
+            bad.append(f"{lease} extended after it expired, at {stmt:%H:%M:%S.%f} by {app}")
+    return bad

@@ -27,12 +27,15 @@ from chaos_harness import SIDE_DDL
 from repeats import (
     ACKED,
     FAULT_DURING_STEP,
+    LEASE_LOG_DDL,
+    LEASE_LOG_QUERY,
     NO_FAULT,
     STARTED_AFTER_KILL,
     Execution,
     FaultWindow,
     executions,
     explain,
+    lease_violations,
     load_events,
 )
 
@@ -167,3 +170,29 @@ def test_repeat_classes(prev: Execution, faults: list[FaultWindow], cause: str, 
     again = _execution("wB", 11, 2, 104.0, delivery_start=103.9)
     [repeat] = explain({(1, "s0"): [prev, again]}, faults, [], [], "")
     assert (repeat.cause, repeat.explained) == (cause, explained), repeat.reason
+
+
+def test_the_lease_log_tells_a_takeover_after_expiry_from_one_before(db: str) -> None:
+    """The lease check of the chaos harness, on the engine's own calls: a run taken over after its lease
+    expired passes; one taken over while its lease was still valid by the server's clock (the taker's
+    pgqrs.now moved ahead, as in the race scenario) is reported."""
+    dequeue = (
+        "select lease_token from pgqrs.dequeue(p_queue => 'lq', p_worker => %s, p_batch_size => 1,"
+        " p_visibility => %s * interval '1 second')"
+    )
+    with psycopg.connect(db, autocommit=True) as a, psycopg.connect(db, autocommit=True) as b:
+        a.execute("set client_min_messages = warning")
+        a.execute(SIDE_DDL)
+        a.execute(LEASE_LOG_DDL)
+        a.execute("select pgqrs.create_workflow('lq')")
+        register = "select pgqrs.register_worker(%s, 'h', null, 'lq')"
+        wa, wb = (a.execute(register, (n,)).fetchone()[0] for n in ("la", "lb"))  # type: ignore[index]
+        a.execute("select pgqrs.trigger('lq', '{}'::jsonb)")
+        assert a.execute(dequeue, (wa, 0.2)).fetchall()
+        time.sleep(0.3)
+        assert b.execute(dequeue, (wb, 60)).fetchall()  # after the expiry: fine
+        assert lease_violations(a.execute(LEASE_LOG_QUERY).fetchall()) == []
+        a.execute("select set_config('pgqrs.now', (now() + interval '2 minutes')::text, false)")
+        assert a.execute(dequeue, (wa, 60)).fetchall()  # b's lease still has a minute by the real clock
+        [bad] = lease_violations(a.execute(LEASE_LOG_QUERY).fetchall())
+        assert "taken over" in bad
