@@ -17,7 +17,11 @@ workers and checks:
     faults (measured: started before the fault by an affected process, recorded after it) <= the nominal
     bound (faults x concurrency);
   * time to resume / recover after each fault, over the runs the fault hit: to the next body start and to the
-    next recorded step (or the run's end).
+    next recorded step (or the run's end);
+  * every repeated step execution is explained by a fault that hit its earlier execution's process or the
+    server while that execution's result was not yet durable (tests/chaos/repeats.py, from the workers'
+    event files, a log of every lease and step journal change, and the faults); the others are printed in
+    full. The lease log also shows that no lease was taken over before it expired.
 
 Fault instants are taken from the harness's wall clock; the server runs on the same host and clock.
 """
@@ -55,6 +59,7 @@ from repeats import (  # noqa: E402
     LEASE_LOG_QUERY,
     STEP_LOG_QUERY,
     FaultWindow,
+    Repeat,
     executions,
     explain,
     lease_violations,
@@ -564,7 +569,7 @@ class ScenarioRunner:
 
     # -- the checks --
 
-    async def _explain_repeats(self) -> tuple[list[Any], list[str]]:
+    async def _explain_repeats(self) -> tuple[list[Repeat], list[str]]:
         (self.logdir / "faults.json").write_text(
             json.dumps([{**dataclasses.asdict(f), "at": f.at.timestamp(), "until": f.until.timestamp()}
                         for f in self.faults])

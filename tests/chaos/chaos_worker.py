@@ -1,11 +1,14 @@
 """A chaos worker process: `pgqrs.consumer(...).handler(chaos_workflow).create(store)` + `poll_forever()`.
 
 Started (and SIGKILLed, and SIGTERMed) by tests/chaos/chaos_harness.py. Each step body first appends
-(run_id, step_id, run attempt, pid, worker, clock_timestamp()) to chaos.side on its own connection, committed
-before the body does its work (a sleep), then returns a value computed from the run's input only, so the run's
-output is checkable. The workflow has STEPS steps; the input gives each step's duration.
+(run_id, step_id, run attempt, pid, worker, lease token, clock_timestamp()) to chaos.side on its own
+connection, committed before the body does its work (a sleep), then returns a value computed from the run's
+input only, so the run's output is checkable. The workflow has STEPS steps; the input gives each step's
+duration.
 
-    python tests/chaos/chaos_worker.py --dsn DSN --name w1 --concurrency 4 --visibility 3
+With --events FILE it also appends what it did to FILE, one JSON line each (see Events).
+
+    python tests/chaos/chaos_worker.py --dsn DSN --name w1 --concurrency 4 --visibility 3 [--events FILE]
 """
 
 from __future__ import annotations
