@@ -1012,19 +1012,20 @@ def markdown(results: list[Result]) -> str:
 def summary_table(results: list[Result]) -> str:
     head = (
         "| scenario | runs | faults | runs lost | bodies after success | repeated / in flight / bound "
-        "| time to recover | result |\n|---|---|---|---|---|---|---|---|"
+        "| repeats explained / unexplained | time to recover | result |\n"
+        "|---|---|---|---|---|---|---|---|---|"
     )
     rows = [head]
     for r in results:
         m = r.metrics
         if r.scenario == "race":
-            rows.append(f"| race | {m['rounds']} rounds | – | – | – | – | – | {r.verdict} |")
+            rows.append(f"| race | {m['rounds']} rounds | – | – | – | – | – | – | {r.verdict} |")
             continue
         rows.append(
             f"| {r.scenario} | {m['runs']} | {m['faults']} | {m[M_LOST]} "
             f"| {m[M_AFTER]} "
             f"| {m[M_REPEAT]} / "
             f"{m[M_INFLIGHT]} / {m[M_BOUND]} "
-            f"| {m[M_RECOVER]} | {r.verdict} |"
+            f"| {m[M_EXPLAINED]} | {m[M_RECOVER]} | {r.verdict} |"
         )
     return "\n".join(rows)
