@@ -357,6 +357,8 @@ as $$
 declare
     v_now timestamptz := pgqrs.now();
     v_queue_id bigint := pgqrs._queue_id(p_queue);
+    v_run bigint;
+    v_runs bigint[];
 begin
     if p_batch_size is null or p_batch_size not between 1 and 1000 then
         raise exception using
@@ -370,12 +372,18 @@ begin
     end if;
     perform pgqrs._check_worker(p_worker);
 
+    -- Each branch reads the journal by a statement of its own, started after the leases are taken: its
+    -- snapshot holds every step recorded under the previous lease. Read by the statement that takes the lease,
+    -- it would miss a write of the old holder that committed after that statement's snapshot but before the
+    -- statement locked the message row (the write only locks that row, and a lock released by then is no
+    -- conflict), and the new holder would run a recorded step again (tests/test_dequeue_journal.py). The
+    -- leases are ours now: nothing more can be recorded under the old ones.
+    --
     -- Batch 1 (the usual case) has its own copy of the statement with a constant `limit 1`: PL/pgSQL then
     -- keeps one generic plan for it. With `limit p_batch_size` every call is planned again (a generic plan
     -- would assume the limit keeps 10% of the queue and sort it), and planning this statement costs more than
     -- running it.
     if p_batch_size = 1 then
-        return query
         with picked as (
             select m.message_id
             from pgqrs.messages as m
@@ -389,28 +397,30 @@ begin
                 lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
             from picked
             where m.message_id = picked.message_id
-            returning m.message_id, m.lease_token
+            returning m.message_id
         ), started as (
             update pgqrs.runs as r
             set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
                 updated_at = v_now
             from leased
             where r.run_id = leased.message_id
-            returning r.run_id, r.input, r.attempt
+            returning r.run_id
         )
-        select s.run_id, s.run_id, s.input, s.attempt, l.lease_token,
+        select s.run_id into v_run from started as s;
+        -- the journal: see above
+        return query
+        select r.run_id, r.run_id, r.input, r.attempt, m.lease_token,
                coalesce((
                    select jsonb_object_agg(
                        st.step_id,
                        jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
                                           'retry_at', st.retry_at))
-                   from pgqrs.steps as st where st.run_id = s.run_id
+                   from pgqrs.steps as st where st.run_id = r.run_id
                ), '{}'::jsonb)
-        from started as s join leased as l on l.message_id = s.run_id
-        order by s.run_id;
+        from pgqrs.runs as r join pgqrs.messages as m on m.message_id = r.run_id
+        where r.run_id = v_run;
         return;
     end if;
-    return query
     with picked as (
         select m.message_id
         from pgqrs.messages as m
@@ -424,25 +434,29 @@ begin
             lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
         from picked
         where m.message_id = picked.message_id
-        returning m.message_id, m.lease_token
+        returning m.message_id
     ), started as (
         update pgqrs.runs as r
         set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
             updated_at = v_now
         from leased
         where r.run_id = leased.message_id
-        returning r.run_id, r.input, r.attempt
+        returning r.run_id
     )
-    select s.run_id, s.run_id, s.input, s.attempt, l.lease_token,
+    select array_agg(s.run_id) into v_runs from started as s;
+    -- the journal: see above
+    return query
+    select r.run_id, r.run_id, r.input, r.attempt, m.lease_token,
            coalesce((
                select jsonb_object_agg(
                    st.step_id,
                    jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
                                       'retry_at', st.retry_at))
-               from pgqrs.steps as st where st.run_id = s.run_id
+               from pgqrs.steps as st where st.run_id = r.run_id
            ), '{}'::jsonb)
-    from started as s join leased as l on l.message_id = s.run_id
-    order by s.run_id;
+    from pgqrs.runs as r join pgqrs.messages as m on m.message_id = r.run_id
+    where r.run_id = any(v_runs)
+    order by r.run_id;
 end
 $$;
 comment on function pgqrs.dequeue(text, bigint, integer, interval) is
