@@ -343,8 +343,6 @@ $$;
 -- Each row carries the run's step journal so the worker replays finished steps without a round trip each;
 -- values past pgqrs.max_journal_bytes (16 MiB by default, summed in journal order) are left out
 -- ("value_omitted": true) and read with acquire_step when needed, so no run's size can make dequeue fail.
--- The running sum (a window: a sort per run) is only computed for the rare journal that needs it: a plain sum
--- first costs a fraction of it (measured with pgbench: the window on every dequeue cost 17 %).
 create or replace function pgqrs.dequeue(
     p_queue text,
     p_worker bigint,
@@ -367,6 +365,7 @@ declare
     v_journal_bytes bigint := coalesce(nullif(current_setting('pgqrs.max_journal_bytes', true), '')::bigint, 16777216);
     v_leased refcursor;
     v_row record;
+    v_runs bigint[] := '{}'::bigint[];
 begin
     if p_batch_size is null or p_batch_size not between 1 and 1000 then
         raise exception using
@@ -380,11 +379,11 @@ begin
     end if;
     perform pgqrs._check_worker(p_worker);
 
-    -- Batch 1 (the usual case) has its own copy of the statement with a constant `limit 1`: PL/pgSQL then
-    -- keeps one generic plan for it. With `limit p_batch_size` every call is planned again (a generic plan
-    -- would assume the limit keeps 10% of the queue and sort it), and planning this statement costs more than
-    -- running it. A lease_token left on a visible message means its last lease expired (every hand-back
-    -- clears it): `lost`, with the time that lease was granted.
+    -- 1. Take the leases. Batch 1 (the usual case) has its own copy of the statement with a constant
+    -- `limit 1`: PL/pgSQL then keeps one generic plan for it. With `limit p_batch_size` every call is planned
+    -- again (a generic plan would assume the limit keeps 10% of the queue and sort it), and planning this
+    -- statement costs more than running it. A lease_token left on a visible message means its last lease
+    -- expired (every hand-back clears it): `lost`, with the time that lease was granted.
     if p_batch_size = 1 then
         open v_leased for
         with picked as (
@@ -400,39 +399,16 @@ begin
                 lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
             from picked
             where m.message_id = picked.message_id
-            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at
+            returning m.message_id, picked.lost, picked.lost_leased_at
         ), started as (
             update pgqrs.runs as r
             set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
                 updated_at = v_now
             from leased
             where r.run_id = leased.message_id
-            returning r.run_id, r.input, r.attempt
+            returning r.run_id
         )
-        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at,
-               case when (
-                   select coalesce(sum(coalesce(st.value_bytes, octet_length(st.value::text))), 0)
-                   from pgqrs.steps as st where st.run_id = s.run_id
-               ) <= v_journal_bytes then coalesce((
-                   select jsonb_object_agg(
-                       st.step_id,
-                       jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
-                                          'retry_at', st.retry_at))
-                   from pgqrs.steps as st where st.run_id = s.run_id
-               ), '{}'::jsonb) else coalesce((
-                   select jsonb_object_agg(
-                       j.step_id,
-                       jsonb_build_object('status', j.status, 'value', case when j.fits then j.value end,
-                                          'attempt', j.attempt, 'retry_at', j.retry_at)
-                       || case when j.fits then '{}'::jsonb else '{"value_omitted": true}'::jsonb end)
-                   from (
-                       select st.step_id, st.status, st.value, st.attempt, st.retry_at,
-                              sum(coalesce(st.value_bytes, octet_length(st.value::text), 0))
-                                  over (order by st.step_order) <= v_journal_bytes as fits
-                       from pgqrs.steps as st where st.run_id = s.run_id
-                   ) as j), '{}'::jsonb) end as journal
-        from started as s join leased as l on l.message_id = s.run_id
-        order by s.run_id;
+        select s.run_id, l.lost, l.lost_leased_at from started as s join leased as l on l.message_id = s.run_id;
     else
         open v_leased for
         with picked as (
@@ -448,56 +424,66 @@ begin
                 lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
             from picked
             where m.message_id = picked.message_id
-            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at
+            returning m.message_id, picked.lost, picked.lost_leased_at
         ), started as (
             update pgqrs.runs as r
             set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
                 updated_at = v_now
             from leased
             where r.run_id = leased.message_id
-            returning r.run_id, r.input, r.attempt
+            returning r.run_id
         )
-        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at,
-               case when (
-                   select coalesce(sum(coalesce(st.value_bytes, octet_length(st.value::text))), 0)
-                   from pgqrs.steps as st where st.run_id = s.run_id
-               ) <= v_journal_bytes then coalesce((
-                   select jsonb_object_agg(
-                       st.step_id,
-                       jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
-                                          'retry_at', st.retry_at))
-                   from pgqrs.steps as st where st.run_id = s.run_id
-               ), '{}'::jsonb) else coalesce((
-                   select jsonb_object_agg(
-                       j.step_id,
-                       jsonb_build_object('status', j.status, 'value', case when j.fits then j.value end,
-                                          'attempt', j.attempt, 'retry_at', j.retry_at)
-                       || case when j.fits then '{}'::jsonb else '{"value_omitted": true}'::jsonb end)
-                   from (
-                       select st.step_id, st.status, st.value, st.attempt, st.retry_at,
-                              sum(coalesce(st.value_bytes, octet_length(st.value::text), 0))
-                                  over (order by st.step_order) <= v_journal_bytes as fits
-                       from pgqrs.steps as st where st.run_id = s.run_id
-                   ) as j), '{}'::jsonb) end as journal
-        from started as s join leased as l on l.message_id = s.run_id
-        order by s.run_id;
+        select s.run_id, l.lost, l.lost_leased_at from started as s join leased as l on l.message_id = s.run_id;
     end if;
+
+    -- 2. Settle the deliveries whose last lease was lost.
     loop
         fetch v_leased into v_row;
         exit when not found;
-        if v_row.lost and pgqrs._settle_lost_lease(v_row.run_id, v_row.lost_leased_at) then
-            continue;  -- the run ended instead of being delivered again
-        end if;
-        message_id := v_row.run_id;
-        run_id := v_row.run_id;
-        input := v_row.input;
-        attempt := v_row.attempt;
-        lease_token := v_row.lease_token;
-        steps := v_row.journal;
-        fencing_token := v_row.read_count;
-        return next;
+        if not (v_row.lost and pgqrs._settle_lost_lease(v_row.run_id, v_row.lost_leased_at)) then
+            v_runs := v_runs || v_row.run_id;
+        end if;  -- else the run ended instead of being delivered again
     end loop;
     close v_leased;
+    if cardinality(v_runs) = 0 then
+        return;
+    end if;
+
+    -- 3. The rows, with the journal, by a statement of its own: its snapshot, taken after the leases, holds every
+    -- step recorded under the previous lease. Read by the statement that takes the lease, it would miss a write
+    -- of the old holder that committed after that statement's snapshot but before it locked the message row
+    -- (the write only locks that row, and a lock released by then is no conflict), and the new holder would run
+    -- a recorded step again (tests/test_dequeue_journal.py). The leases are ours now: nothing more can be
+    -- recorded under the old ones. The running sum that bounds the journal (a window: a sort per run) is only
+    -- computed for the rare journal a plain sum finds past the bound (the window on every dequeue cost 17 %).
+    return query
+    select r.run_id, r.run_id, r.input, r.attempt, m.lease_token,
+           case when (
+               select coalesce(sum(coalesce(st.value_bytes, octet_length(st.value::text))), 0)
+               from pgqrs.steps as st where st.run_id = r.run_id
+           ) <= v_journal_bytes then coalesce((
+               select jsonb_object_agg(
+                   st.step_id,
+                   jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
+                                      'retry_at', st.retry_at))
+               from pgqrs.steps as st where st.run_id = r.run_id
+           ), '{}'::jsonb) else coalesce((
+               select jsonb_object_agg(
+                   j.step_id,
+                   jsonb_build_object('status', j.status, 'value', case when j.fits then j.value end,
+                                      'attempt', j.attempt, 'retry_at', j.retry_at)
+                   || case when j.fits then '{}'::jsonb else '{"value_omitted": true}'::jsonb end)
+               from (
+                   select st.step_id, st.status, st.value, st.attempt, st.retry_at,
+                          sum(coalesce(st.value_bytes, octet_length(st.value::text), 0))
+                              over (order by st.step_order) <= v_journal_bytes as fits
+                   from pgqrs.steps as st where st.run_id = r.run_id
+               ) as j
+           ), '{}'::jsonb) end,
+           m.read_count::bigint
+    from pgqrs.runs as r join pgqrs.messages as m on m.message_id = r.run_id
+    where r.run_id = any(v_runs)
+    order by r.run_id;
 end
 $$;
 comment on function pgqrs.dequeue(text, bigint, integer, interval) is

@@ -290,9 +290,17 @@ class Consumer:
             lost = self._extended(rows, sent)
             for task, message in tasks.items():
                 # A run that finished while the heartbeat was on its way has no lease left either: not lost.
-                if message.lease_token in lost and not task.done() and task in self._inflight:
-                    log.warning("lease on run %s lost; abandoning it", message.run_id)
+                if message.lease_token in lost and not task.done() and task in self._inflight \
+                        and not self._calling(message):
+                    log.warning("lease on run %s lost (taken over or cancelled); stopping it", message.run_id)
                     task.cancel()
+
+    def _calling(self, message: Message) -> bool:
+        """Whether the run has an engine call on its way: its answer tells what became of the lease (the
+        call may be the complete_run that just ended the run: a heartbeat then finds no lease, which is no
+        loss), so the heartbeat leaves such a run alone instead of stopping it mid-call."""
+        run = self._runs.get(message.lease_token)
+        return run is not None and run.call_started is not None
 
     async def _heartbeat(self, tokens: list[UUID], steps: str | None = None) -> list[tuple[Any, ...]]:
         """One heartbeat, on a connection of its own: step bodies that borrow pooled connections (to trigger

@@ -17,7 +17,11 @@ workers and checks:
     faults (measured: started before the fault by an affected process, recorded after it) <= the nominal
     bound (faults x concurrency);
   * time to resume / recover after each fault, over the runs the fault hit: to the next body start and to the
-    next recorded step (or the run's end).
+    next recorded step (or the run's end);
+  * every repeated step execution is explained by a fault that hit its earlier execution's process or the
+    server while that execution's result was not yet durable (tests/chaos/repeats.py, from the workers'
+    event files, a log of every lease and step journal change, and the faults); the others are printed in
+    full. The lease log also shows that no lease was taken over before it expired.
 
 Fault instants are taken from the harness's wall clock; the server runs on the same host and clock.
 """
@@ -50,6 +54,17 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "pgqrs_py"))
 sys.path.insert(0, str(HERE))
 from chaos_worker import QUEUE, STEPS, expected_output, step_value  # noqa: E402
+from repeats import (  # noqa: E402
+    LEASE_LOG_DDL,
+    LEASE_LOG_QUERY,
+    STEP_LOG_QUERY,
+    FaultWindow,
+    Repeat,
+    executions,
+    explain,
+    lease_violations,
+    load_events,
+)
 
 import pgqrs  # noqa: E402
 
@@ -63,6 +78,8 @@ NO_BODY_AFTER_SUCCESS = "no step body started after its success was recorded"
 M_LOST = "runs lost (missing, ERROR, stuck, wrong output)"
 M_AFTER = "step bodies started after their success was recorded"
 M_REPEAT = "repeated executions (in-flight re-executions)"
+M_EXPLAINED = "repeats explained / unexplained (by a fault on the executing process or the server)"
+EVERY_REPEAT_EXPLAINED = "every repeated step execution is explained by a fault (tests/chaos/repeats.py)"
 M_INFLIGHT = "runs in flight at the faults (interrupted deliveries, measured)"
 M_BOUND = "nominal bound (faults x concurrency)"
 M_RESUME = "time to resume (fault -> next body start of a hit run)"
@@ -77,6 +94,7 @@ create table if not exists chaos.side (
     run_attempt integer not null,
     pid integer not null,
     worker text not null,
+    lease_token uuid,
     started_at timestamptz not null
 );
 create index if not exists side_run_step_idx on chaos.side (run_id, step_id);
@@ -122,6 +140,14 @@ class Cluster:
 
     def start(self) -> None:
         self._pg_sh("start")
+        # commit times of the lease and step logs (repeats.py): a restart makes the setting take effect
+        with psycopg.connect(self.dsn(), autocommit=True) as c:
+            on = c.execute("show track_commit_timestamp").fetchone()[0] == "on"  # type: ignore[index]
+            if not on:
+                c.execute("alter system set track_commit_timestamp = on")
+        if not on:
+            self._pg_sh("stop")
+            self._pg_sh("start")
 
     def stop(self) -> None:
         try:
@@ -184,6 +210,7 @@ class Cluster:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute("set client_min_messages = warning")
             c.execute(SIDE_DDL)
+            c.execute(LEASE_LOG_DDL)
         return dsn
 
 
@@ -316,6 +343,8 @@ class ScenarioRunner:
                 str(self.sc.concurrency),
                 "--visibility",
                 str(self.sc.visibility),
+                "--events",
+                str(self.logdir / f"events-{slot.name}.jsonl"),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -540,6 +569,26 @@ class ScenarioRunner:
 
     # -- the checks --
 
+    async def _explain_repeats(self) -> tuple[list[Repeat], list[str]]:
+        (self.logdir / "faults.json").write_text(
+            json.dumps([{**dataclasses.asdict(f), "at": f.at.timestamp(), "until": f.until.timestamp()}
+                        for f in self.faults])
+        )
+        side = await self._query(
+            "select run_id, step_id, run_attempt, pid, worker, lease_token, started_at from chaos.side"
+            " order by started_at, side_id"
+        )
+        events = load_events(sorted(self.logdir.glob("events-*.jsonl")))
+        faults = [
+            FaultWindow(f.kind, f.at.timestamp(), f.until.timestamp(), f.pids, f.names, f.detail)
+            for f in self.faults
+        ]
+        lease_log = await self._query(LEASE_LOG_QUERY)
+        step_log = await self._query(STEP_LOG_QUERY)
+        worker_log = "\n".join(p.read_text(errors="replace") for p in sorted(self.logdir.glob("*.log")))
+        repeats = explain(executions(side, events), faults, lease_log, step_log, worker_log)
+        return repeats, lease_violations(lease_log)
+
     async def _analyse(self, wall_start: dt.datetime, elapsed: float) -> Result:
         sc = self.sc
         runs = await self._query("select run_id, status, input, output, attempt, finished_at from pgqrs.runs")
@@ -695,6 +744,32 @@ class ScenarioRunner:
                 ),
             )
         )
+        repeats, bad_leases = await self._explain_repeats()
+        checks.append(
+            Check(
+                "no lease taken over before it expired, none extended after (lease log)",
+                not bad_leases,
+                "; ".join(bad_leases[:5]),
+            )
+        )
+        unexplained_repeats = [r for r in repeats if not r.explained]
+        checks.append(
+            Check(
+                EVERY_REPEAT_EXPLAINED,
+                not unexplained_repeats,
+                "; ".join(
+                    f"run {r.execution.run_id} {r.execution.step_id}: {r.reason}"
+                    for r in unexplained_repeats[:5]
+                ),
+            )
+        )
+        for r in repeats:
+            if r.evidence:
+                kind = "Explained" if r.explained else "Unexplained"
+                notes.append(f"{kind} repeat ({r.reason}):\n\n```\n" + "\n".join(r.evidence) + "\n```")
+        by_cause: dict[str, int] = defaultdict(int)
+        for r in repeats:
+            by_cause[r.cause] += 1
         if sc.long_step is not None:
             redelivered = [r[0] for r in runs if r[4] != 1]
             long_runs = [rows_by_step.get((r[0], "s1"), []) for r in runs]
@@ -743,6 +818,8 @@ class ScenarioRunner:
             M_AFTER: len(after_success),
             "step bodies executed": len(side),
             M_REPEAT: reexec,
+            M_EXPLAINED: f"{len(repeats) - len(unexplained_repeats)} / {len(unexplained_repeats)}",
+            "repeats by cause": ", ".join(f"{k}: {v}" for k, v in sorted(by_cause.items())) or "–",
             M_INFLIGHT: in_flight,
             M_BOUND: nominal,
             M_RESUME: _ms(resume),
@@ -935,19 +1012,20 @@ def markdown(results: list[Result]) -> str:
 def summary_table(results: list[Result]) -> str:
     head = (
         "| scenario | runs | faults | runs lost | bodies after success | repeated / in flight / bound "
-        "| time to recover | result |\n|---|---|---|---|---|---|---|---|"
+        "| repeats explained / unexplained | time to recover | result |\n"
+        "|---|---|---|---|---|---|---|---|---|"
     )
     rows = [head]
     for r in results:
         m = r.metrics
         if r.scenario == "race":
-            rows.append(f"| race | {m['rounds']} rounds | – | – | – | – | – | {r.verdict} |")
+            rows.append(f"| race | {m['rounds']} rounds | – | – | – | – | – | – | {r.verdict} |")
             continue
         rows.append(
             f"| {r.scenario} | {m['runs']} | {m['faults']} | {m[M_LOST]} "
             f"| {m[M_AFTER]} "
             f"| {m[M_REPEAT]} / "
             f"{m[M_INFLIGHT]} / {m[M_BOUND]} "
-            f"| {m[M_RECOVER]} | {r.verdict} |"
+            f"| {m[M_EXPLAINED]} | {m[M_RECOVER]} | {r.verdict} |"
         )
     return "\n".join(rows)

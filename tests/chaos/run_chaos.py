@@ -6,6 +6,7 @@
 Scenarios, each measured on its own database of one throwaway cluster (/tmp/pgqrs-chaos-<pid>, stopped and
 removed at the end):
   sigkill       worker processes SIGKILLed every 3 s (18 times), a new process (same name) started 0.3 s later
+  mixed         4 workers drain a backlog of 400 runs through 4 SIGKILLs and 2 `pg_ctl restart -m immediate`
   pg_restart    PostgreSQL restarted with `pg_ctl restart -m immediate` three times mid-run
   pg_terminate  every worker connection killed with pg_terminate_backend, seven times
   sigstop       a worker frozen (SIGSTOP) for twice the visibility timeout, then thawed, seven times
@@ -51,6 +52,21 @@ def scenarios() -> list[Scenario]:
             runs=360,
             rate=6.0,
             faults=[(3.0 * i, "sigkill") for i in range(1, 19)],
+        ),
+        Scenario(
+            "mixed",
+            "4 workers drain a backlog of 400 runs through 4 SIGKILLs and 2 immediate restarts",
+            runs=400,
+            rate=400.0,  # a backlog: every slot busy at every fault
+            workers=4,
+            faults=[
+                (2.0, "sigkill"),
+                (5.0, "pg_restart"),
+                (8.0, "sigkill"),
+                (10.5, "sigkill"),
+                (13.0, "pg_restart"),
+                (15.5, "sigkill"),
+            ],
         ),
         Scenario(
             "pg_restart",

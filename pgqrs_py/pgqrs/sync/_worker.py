@@ -62,6 +62,7 @@ class WorkerLoop:
         def _heartbeat(self, tokens: list[UUID], steps: str | None = None) -> list[tuple[Any, ...]]: ...
         def _beat_payload(self, messages: list[Message]) -> tuple[list[UUID], str | None, list[Message]]: ...
         def _abandon_hung(self, hung: list[Message]) -> None: ...
+        def _calling(self, message: Message) -> bool: ...
         def _close_heartbeat(self) -> None: ...
         def _after_lost_connection(self, message: Message, own: bool, exc: Exception) -> None: ...
 
@@ -192,8 +193,9 @@ class WorkerLoop:
             lost = self._extended(rows, sent)
             for thread, message in inflight.items():
                 # a run that finished while the heartbeat was on its way has no lease left either: not lost
-                if message.lease_token in lost and thread in self._inflight:
-                    log.warning("lease on run %s lost; its next write will be refused", message.run_id)
+                if message.lease_token in lost and thread in self._inflight and not self._calling(message):
+                    log.warning("lease on run %s lost (taken over or cancelled); it starts no further step",
+                                message.run_id)
 
     def _execute(self, message: Message) -> None:
         own_connection_lost = True  # unless the run's connection is found alive below

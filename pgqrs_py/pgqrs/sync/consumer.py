@@ -181,6 +181,13 @@ class Consumer(WorkerLoop):
             self._next_visible = visible
             self._wake.set()  # recompute the sleep
 
+    def _calling(self, message: Message) -> bool:
+        """Whether the run has an engine call on its way: its answer tells what became of the lease (the
+        call may be the complete_run that just ended the run: a heartbeat then finds no lease, which is no
+        loss), so the heartbeat leaves such a run alone instead of stopping it mid-call."""
+        run = self._runs.get(message.lease_token)
+        return run is not None and run.call_started is not None
+
     def _heartbeat(self, tokens: list[UUID], steps: str | None = None) -> list[tuple[Any, ...]]:
         """One heartbeat, on a connection of its own: step bodies that borrow pooled connections (to trigger
         other runs, say) must never make it wait until the leases it should extend have expired."""
