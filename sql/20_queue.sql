@@ -336,6 +336,52 @@ begin
 end
 $$;
 
+-- The step journal handed to a worker with a delivery: step id -> {status, value, attempt, retry_at}. Values past
+-- p_bytes (summed in journal order) are left out, marked "value_omitted": true, so no run's size can make
+-- dequeue fail (jsonb holds at most 256 MB); the running sum (a window: a sort per run) is only computed for the
+-- rare journal a plain sum finds past the bound (on every dequeue it cost 17 %).
+-- Volatile on purpose: called by dequeue's lease-taking statement, its query takes a snapshot of its own, after
+-- the message row is locked, so it holds every step recorded under the previous lease. Under the statement's
+-- snapshot it would miss a write of the old holder that committed after that snapshot but before dequeue locked
+-- the row (the write only locks that row, and a lock released by then is no conflict), and the new holder would
+-- run a recorded step again (tests/test_dequeue_journal.py).
+create or replace function pgqrs._journal(p_run bigint, p_bytes bigint)
+returns jsonb
+language plpgsql
+volatile
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+declare
+    v_total bigint;
+begin
+    select coalesce(sum(coalesce(s.value_bytes, octet_length(s.value::text))), 0) into v_total
+    from pgqrs.steps as s where s.run_id = p_run;
+    if v_total <= p_bytes then
+        return coalesce((
+            select jsonb_object_agg(
+                s.step_id,
+                jsonb_build_object('status', s.status, 'value', s.value, 'attempt', s.attempt, 'retry_at', s.retry_at)
+            )
+            from pgqrs.steps as s where s.run_id = p_run
+        ), '{}'::jsonb);
+    end if;
+    return (
+        select jsonb_object_agg(
+            j.step_id,
+            jsonb_build_object('status', j.status, 'value', case when j.fits then j.value end,
+                               'attempt', j.attempt, 'retry_at', j.retry_at)
+            || case when j.fits then '{}'::jsonb else '{"value_omitted": true}'::jsonb end
+        )
+        from (
+            select s.step_id, s.status, s.value, s.attempt, s.retry_at,
+                   sum(coalesce(s.value_bytes, octet_length(s.value::text), 0))
+                       over (order by s.step_order) <= p_bytes as fits
+            from pgqrs.steps as s where s.run_id = p_run
+        ) as j
+    );
+end
+$$;
+
 -- Leases up to p_batch_size visible messages, oldest first. SKIP LOCKED lets dequeuers pass each other; a
 -- message whose lease expired is simply visible again, so a crashed worker's run needs no reclaim step. Such a
 -- delivery is settled first (pgqrs._settle_lost_lease): the lost lease counts as a failed attempt, and a run
@@ -365,7 +411,6 @@ declare
     v_journal_bytes bigint := coalesce(nullif(current_setting('pgqrs.max_journal_bytes', true), '')::bigint, 16777216);
     v_leased refcursor;
     v_row record;
-    v_runs bigint[] := '{}'::bigint[];
 begin
     if p_batch_size is null or p_batch_size not between 1 and 1000 then
         raise exception using
@@ -379,11 +424,12 @@ begin
     end if;
     perform pgqrs._check_worker(p_worker);
 
-    -- 1. Take the leases. Batch 1 (the usual case) has its own copy of the statement with a constant
-    -- `limit 1`: PL/pgSQL then keeps one generic plan for it. With `limit p_batch_size` every call is planned
-    -- again (a generic plan would assume the limit keeps 10% of the queue and sort it), and planning this
-    -- statement costs more than running it. A lease_token left on a visible message means its last lease
-    -- expired (every hand-back clears it): `lost`, with the time that lease was granted.
+    -- 1. Take the leases, with each run's journal (pgqrs._journal: read after the lease is taken). Batch 1 (the
+    -- usual case) has its own copy of the statement with a constant `limit 1`: PL/pgSQL then keeps one generic
+    -- plan for it. With `limit p_batch_size` every call is planned again (a generic plan would assume the limit
+    -- keeps 10% of the queue and sort it), and planning this statement costs more than running it. A
+    -- lease_token left on a visible message means its last lease expired (every hand-back clears it): `lost`,
+    -- with the time that lease was granted.
     if p_batch_size = 1 then
         open v_leased for
         with picked as (
@@ -399,16 +445,19 @@ begin
                 lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
             from picked
             where m.message_id = picked.message_id
-            returning m.message_id, picked.lost, picked.lost_leased_at
+            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at
         ), started as (
             update pgqrs.runs as r
             set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
                 updated_at = v_now
             from leased
             where r.run_id = leased.message_id
-            returning r.run_id
+            returning r.run_id, r.input, r.attempt
         )
-        select s.run_id, l.lost, l.lost_leased_at from started as s join leased as l on l.message_id = s.run_id;
+        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at,
+               pgqrs._journal(s.run_id, v_journal_bytes) as journal
+        from started as s join leased as l on l.message_id = s.run_id
+        order by s.run_id;
     else
         open v_leased for
         with picked as (
@@ -424,66 +473,37 @@ begin
                 lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
             from picked
             where m.message_id = picked.message_id
-            returning m.message_id, picked.lost, picked.lost_leased_at
+            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at
         ), started as (
             update pgqrs.runs as r
             set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
                 updated_at = v_now
             from leased
             where r.run_id = leased.message_id
-            returning r.run_id
+            returning r.run_id, r.input, r.attempt
         )
-        select s.run_id, l.lost, l.lost_leased_at from started as s join leased as l on l.message_id = s.run_id;
+        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at,
+               pgqrs._journal(s.run_id, v_journal_bytes) as journal
+        from started as s join leased as l on l.message_id = s.run_id
+        order by s.run_id;
     end if;
 
-    -- 2. Settle the deliveries whose last lease was lost.
+    -- 2. Hand out the rows, settling first a delivery whose last lease was lost (the run may end instead).
     loop
         fetch v_leased into v_row;
         exit when not found;
         if not (v_row.lost and pgqrs._settle_lost_lease(v_row.run_id, v_row.lost_leased_at)) then
-            v_runs := v_runs || v_row.run_id;
-        end if;  -- else the run ended instead of being delivered again
+            message_id := v_row.run_id;
+            run_id := v_row.run_id;
+            input := v_row.input;
+            attempt := v_row.attempt;
+            lease_token := v_row.lease_token;
+            steps := v_row.journal;
+            fencing_token := v_row.read_count;
+            return next;
+        end if;
     end loop;
     close v_leased;
-    if cardinality(v_runs) = 0 then
-        return;
-    end if;
-
-    -- 3. The rows, with the journal, by a statement of its own: its snapshot, taken after the leases, holds every
-    -- step recorded under the previous lease. Read by the statement that takes the lease, it would miss a write
-    -- of the old holder that committed after that statement's snapshot but before it locked the message row
-    -- (the write only locks that row, and a lock released by then is no conflict), and the new holder would run
-    -- a recorded step again (tests/test_dequeue_journal.py). The leases are ours now: nothing more can be
-    -- recorded under the old ones. The running sum that bounds the journal (a window: a sort per run) is only
-    -- computed for the rare journal a plain sum finds past the bound (the window on every dequeue cost 17 %).
-    return query
-    select r.run_id, r.run_id, r.input, r.attempt, m.lease_token,
-           case when (
-               select coalesce(sum(coalesce(st.value_bytes, octet_length(st.value::text))), 0)
-               from pgqrs.steps as st where st.run_id = r.run_id
-           ) <= v_journal_bytes then coalesce((
-               select jsonb_object_agg(
-                   st.step_id,
-                   jsonb_build_object('status', st.status, 'value', st.value, 'attempt', st.attempt,
-                                      'retry_at', st.retry_at))
-               from pgqrs.steps as st where st.run_id = r.run_id
-           ), '{}'::jsonb) else coalesce((
-               select jsonb_object_agg(
-                   j.step_id,
-                   jsonb_build_object('status', j.status, 'value', case when j.fits then j.value end,
-                                      'attempt', j.attempt, 'retry_at', j.retry_at)
-                   || case when j.fits then '{}'::jsonb else '{"value_omitted": true}'::jsonb end)
-               from (
-                   select st.step_id, st.status, st.value, st.attempt, st.retry_at,
-                          sum(coalesce(st.value_bytes, octet_length(st.value::text), 0))
-                              over (order by st.step_order) <= v_journal_bytes as fits
-                   from pgqrs.steps as st where st.run_id = r.run_id
-               ) as j
-           ), '{}'::jsonb) end,
-           m.read_count::bigint
-    from pgqrs.runs as r join pgqrs.messages as m on m.message_id = r.run_id
-    where r.run_id = any(v_runs)
-    order by r.run_id;
 end
 $$;
 comment on function pgqrs.dequeue(text, bigint, integer, interval) is

@@ -205,7 +205,8 @@ def test_expired_lease_goes_to_second_worker_with_the_recorded_steps(conn: Conn,
     assert second["steps"]["list"]["status"] == "SUCCESS"
     assert second["steps"]["list"]["value"] == ["a.txt", "b.txt"]
     assert second["steps"]["zip"]["value"] == {"size": 42}
-    assert second["steps"]["upload"]["status"] == "ERROR"  # the lost lease failed the attempt in flight
+    assert second["steps"]["upload"]["status"] == "RUNNING"  # read with the lease, before the lost attempt
+    # is settled (the step is ERROR in the database now: see test_hostile.py and pgTAP dequeue_lost_*)
     # it continues after the last recorded step: replays, then re-executes the unfinished one
     token = second["lease_token"]
     assert conn2.execute(
