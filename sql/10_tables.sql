@@ -66,7 +66,8 @@ create table if not exists pgqrs.messages (
     leased_at timestamptz,
     worker_id bigint,
     -- added in schema version 3 (sql/migrations/2--3.sql)
-    failed_deliveries integer not null default 0
+    failed_deliveries integer not null default 0,
+    steps_in_flight jsonb
 );
 comment on table pgqrs.messages is
 'Live queue entries (the hot path). A lease is (lease_token, visible_at): valid while visible_at > pgqrs.now().';
@@ -75,6 +76,9 @@ comment on column pgqrs.messages.read_count is
 comment on column pgqrs.messages.failed_deliveries is
 'Deliveries in a row that ended without progress (no step recorded): the lease expired, or the worker handed
 the run back after an engine call failed. Bounded by the retry policy: see pgqrs._settle_lost_lease.';
+comment on column pgqrs.messages.steps_in_flight is
+'The step bodies running under the current lease, as the worker''s last heartbeat reported them: step id ->
+start time. A lost lease is a failed attempt of these steps (pgqrs._settle_lost_lease).';
 
 -- Matches the dequeue order exactly: equality on queue_id, then visible_at, message_id. No sort needed.
 create index if not exists messages_dequeue_idx on pgqrs.messages (queue_id, visible_at, message_id);

@@ -433,7 +433,9 @@ begin
     if p_batch_size = 1 then
         open v_leased for
         with picked as (
-            select m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at
+            select
+                m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at,
+                m.steps_in_flight as lost_steps
             from pgqrs.messages as m
             where m.queue_id = v_queue_id and m.visible_at <= v_now
             order by m.visible_at, m.message_id
@@ -442,10 +444,10 @@ begin
         ), leased as (
             update pgqrs.messages as m
             set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
-                lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
+                lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null
             from picked
             where m.message_id = picked.message_id
-            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at
+            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at, picked.lost_steps
         ), started as (
             update pgqrs.runs as r
             set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
@@ -454,14 +456,16 @@ begin
             where r.run_id = leased.message_id
             returning r.run_id, r.input, r.attempt
         )
-        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at,
+        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at, l.lost_steps,
                pgqrs._journal(s.run_id, v_journal_bytes) as journal
         from started as s join leased as l on l.message_id = s.run_id
         order by s.run_id;
     else
         open v_leased for
         with picked as (
-            select m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at
+            select
+                m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at,
+                m.steps_in_flight as lost_steps
             from pgqrs.messages as m
             where m.queue_id = v_queue_id and m.visible_at <= v_now
             order by m.visible_at, m.message_id
@@ -470,10 +474,10 @@ begin
         ), leased as (
             update pgqrs.messages as m
             set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
-                lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker
+                lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null
             from picked
             where m.message_id = picked.message_id
-            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at
+            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at, picked.lost_steps
         ), started as (
             update pgqrs.runs as r
             set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
@@ -482,7 +486,7 @@ begin
             where r.run_id = leased.message_id
             returning r.run_id, r.input, r.attempt
         )
-        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at,
+        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at, l.lost_steps,
                pgqrs._journal(s.run_id, v_journal_bytes) as journal
         from started as s join leased as l on l.message_id = s.run_id
         order by s.run_id;
@@ -492,7 +496,7 @@ begin
     loop
         fetch v_leased into v_row;
         exit when not found;
-        if not (v_row.lost and pgqrs._settle_lost_lease(v_row.run_id, v_row.lost_leased_at)) then
+        if not (v_row.lost and pgqrs._settle_lost_lease(v_row.run_id, v_row.lost_leased_at, v_row.lost_steps)) then
             message_id := v_row.run_id;
             run_id := v_row.run_id;
             input := v_row.input;
@@ -517,13 +521,16 @@ strictly increases with each delivery of a run. A run whose last lease expired i
 -- A delivery found its run's previous lease expired: the worker died, hung or was cut off. That counts as a
 -- failed attempt, so that a step body which kills its process (os._exit, the OOM killer) cannot be delivered
 -- forever:
--- - the steps in flight during the lost delivery (RUNNING rows started since p_lost_leased_at: reported by the
---   worker's heartbeat or acquire_step) become ERROR (kind lease_expired), each a failed attempt under its
---   retry policy; the lease timeout already served as the backoff, so the run is delivered at once;
+-- - the steps in flight during the lost delivery (p_lost_steps, as the worker's heartbeat last reported them,
+--   and RUNNING rows started since p_lost_leased_at by acquire_step) become ERROR (kind lease_expired), each a
+--   failed attempt under its retry policy; the lease timeout already served as the backoff, so the run is
+--   delivered at once;
 -- - otherwise (a step shorter than one heartbeat interval), the run's failed_deliveries grows, or starts again
 --   at 1 when the lost delivery recorded a step (progress), bounded by the workflow's max_attempts.
 -- When a bound is reached the run ends ERROR (kind lease_expired) as a dead letter; returns true then.
-create or replace function pgqrs._settle_lost_lease(p_run bigint, p_lost_leased_at timestamptz)
+create or replace function pgqrs._settle_lost_lease(
+    p_run bigint, p_lost_leased_at timestamptz, p_lost_steps jsonb
+)
 returns boolean
 language plpgsql
 volatile
@@ -540,12 +547,27 @@ begin
     select w.retry_policy into strict v_policy
     from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) where r.run_id = p_run;
     v_error := jsonb_build_object('kind', 'lease_expired', 'type', 'LeaseExpired');
-    with blamed as (
-        update pgqrs.steps as s
-        set status = 'ERROR', retry_at = null, updated_at = v_now,
-            error = v_error || jsonb_build_object(
-                'message', format('the worker''s lease expired while step %s ran (attempt %s)', s.step_id, s.attempt))
-        where s.run_id = p_run and s.status = 'RUNNING' and s.started_at >= p_lost_leased_at
+    -- a step that died is a failed attempt: the same attempt rule as the step calls (pgqrs._next_attempt)
+    with in_flight as (
+        select distinct on (f.step_id) f.step_id, f.started_at
+        from (
+            select k.key as step_id, k.value::timestamptz as started_at
+            from jsonb_each_text(coalesce(p_lost_steps, '{}')) as k
+            union all
+            select s.step_id, s.started_at from pgqrs.steps as s
+            where s.run_id = p_run and s.status = 'RUNNING' and s.started_at >= p_lost_leased_at
+        ) as f
+        order by f.step_id, f.started_at
+    ), blamed as (
+        insert into pgqrs.steps as s (run_id, step_id, status, error, attempt, started_at, updated_at)
+        select p_run, f.step_id, 'ERROR',
+               v_error || jsonb_build_object('message', format('the worker''s lease expired while step %s ran', f.step_id)),
+               1, f.started_at, v_now
+        from in_flight as f
+        on conflict (run_id, step_id) do update
+            set status = 'ERROR', error = excluded.error, attempt = pgqrs._next_attempt(s), retry_at = null,
+                paused_until = null, started_at = excluded.started_at, updated_at = excluded.updated_at
+            where s.status <> 'SUCCESS'
         returning s.step_id, s.attempt, coalesce(s.max_attempts, (v_policy ->> 'max_attempts')::integer) as bound
     )
     select string_agg(b.step_id, ', '), bool_or(b.attempt >= b.bound) into v_steps, v_exhausted from blamed as b;
@@ -609,9 +631,12 @@ begin
 end
 $$;
 
--- Extends the leases still held (valid and not taken over) by their original duration, and records the steps
--- in flight that the worker reports (p_steps: [{"lease_token", "step_id", "running_for" seconds}]) as RUNNING,
--- so operators see which step a run is in and since when, and a lost lease is blamed on the right step.
+-- Extends the leases still held (valid and not taken over) by their original duration, and records on each
+-- message the step bodies running under it that the worker reports (p_steps: [{"lease_token", "step_id",
+-- "running_for" seconds}]): operators see which step a run is in and since when, and a lost lease is blamed on
+-- the right steps. It never waits: a message row locked by one of the run's own calls (which may be stuck, or
+-- wait on a lock of its own) is skipped, and reported as held = NULL (not known this time), so that one stuck
+-- run cannot keep the worker's other leases from being extended. It writes nothing but the message rows.
 create or replace function pgqrs.heartbeat(
     p_worker bigint, p_lease_tokens uuid[] default '{}', p_steps jsonb default null
 )
@@ -631,7 +656,7 @@ begin
     if exists (
         select from jsonb_to_recordset(coalesce(p_steps, '[]')) as f (lease_token uuid, step_id text, running_for float8)
         where f.lease_token is null or f.step_id is null or f.step_id = '' or length(f.step_id) > 255
-            or not f.running_for between 0 and 31622400
+            or f.running_for is null or not f.running_for between 0 and 31622400
     ) then
         raise exception using
             errcode = '22023',
@@ -643,34 +668,42 @@ begin
         perform pgqrs._check_worker(p_worker);
     end if;
     return query
-    with extended as (
-        update pgqrs.messages as m
-        set visible_at = v_now + m.lease_duration
+    with held as (
+        select m.message_id
+        from pgqrs.messages as m
         where m.lease_token = any(p_lease_tokens) and m.worker_id = p_worker and m.visible_at > v_now
-        returning m.message_id, m.lease_token, m.visible_at
-    ), in_flight as (
-        -- the same attempt rule as the step calls (_next_attempt): a step reported again is not counted again
-        insert into pgqrs.steps as s (run_id, step_id, status, attempt, started_at, updated_at)
-        select e.message_id, f.step_id, 'RUNNING', 1, v_now - make_interval(secs => f.running_for), v_now
-        from extended as e
-        join jsonb_to_recordset(coalesce(p_steps, '[]')) as f (lease_token uuid, step_id text, running_for float8)
-            on f.lease_token = e.lease_token
-        on conflict (run_id, step_id) do update
-            set status = 'RUNNING', attempt = pgqrs._next_attempt(s), started_at = excluded.started_at,
-                retry_at = null, paused_until = null, updated_at = excluded.updated_at
-            where s.status <> 'SUCCESS'
+        for update skip locked
+    ), extended as (
+        update pgqrs.messages as m
+        set visible_at = v_now + m.lease_duration,
+            steps_in_flight = (
+                select jsonb_object_agg(f.step_id, v_now - make_interval(secs => f.running_for))
+                from jsonb_to_recordset(coalesce(p_steps, '[]')) as f (lease_token uuid, step_id text, running_for float8)
+                where f.lease_token = m.lease_token
+            )
+        from held
+        where m.message_id = held.message_id
+        returning m.lease_token, m.visible_at
     )
-    select t.token, e.lease_token is not null, e.visible_at
+    select t.token,
+           case
+               when e.lease_token is not null then true
+               when exists (
+                   select from pgqrs.messages as b
+                   where b.lease_token = t.token and b.worker_id = p_worker and b.visible_at > v_now
+               ) then null  -- its row is busy: the lease stands until it expires
+           else false end,
+           e.visible_at
     from unnest(coalesce(p_lease_tokens, '{}')) as t (token)
     left join extended as e on e.lease_token = t.token;
 end
 $$;
 comment on function pgqrs.heartbeat(bigint, uuid[], jsonb) is
 'Records that the worker is alive and extends each lease it still holds (issued to it, not expired) by its
-original duration. p_steps: the steps in flight, [{"lease_token", "step_id", "running_for": seconds}], recorded
-as RUNNING (started running_for seconds ago) for the leases still held. Returns a row per token: held = false
-for a lease that expired, was taken over or whose run was cancelled (stop working on that run). Raises QR008,
-22023.';
+original duration. p_steps: the steps in flight, [{"lease_token", "step_id", "running_for": seconds}], kept on
+the message (steps_in_flight). Never waits for a lock: returns a row per token with held = true (extended),
+false (expired, taken over, or the run was cancelled or finished: stop working on that run) or NULL (its row is
+busy with one of the run''s own calls: not extended this time). Raises QR008, 22023.';
 
 -- Moves a message to the archive. Called with the message row already locked by the caller.
 create or replace function pgqrs._archive_message(p_message_id bigint, p_outcome text)

@@ -3,9 +3,9 @@
 create or replace view pgqrs.run_overview as
 select
     r.run_id, w.name as workflow, r.status, r.attempt,
-    cur.step_id as current_step, cur.status as current_step_status,
+    coalesce(fl.step_id, cur.step_id) as current_step, coalesce(fl.status, cur.status) as current_step_status,
     r.created_at, r.started_at, r.finished_at, r.updated_at,
-    m.visible_at, wk.name as worker, r.error, cur.since as current_step_since
+    m.visible_at, wk.name as worker, r.error, coalesce(fl.since, cur.since) as current_step_since
 from pgqrs.runs as r
 join pgqrs.workflows as w using (workflow_id)
 left join pgqrs.messages as m on m.message_id = r.run_id
@@ -14,10 +14,20 @@ left join lateral (
     select s.step_id, s.status, case when s.status = 'RUNNING' then s.started_at else s.updated_at end as since
     from pgqrs.steps as s
     where s.run_id = r.run_id order by s.step_order desc limit 1
-) as cur on true;
+) as cur on true
+left join lateral (  -- a step body running now, as the worker's heartbeat reports it
+    select f.key as step_id, 'RUNNING'::text as status, f.value::timestamptz as since
+    from jsonb_each_text(m.steps_in_flight) as f
+    where
+        not exists (  -- recorded since (the report is older than the record)
+            select from pgqrs.steps as s
+            where s.run_id = r.run_id and s.step_id = f.key and s.updated_at >= f.value::timestamptz
+        )
+    order by f.value::timestamptz desc limit 1
+) as fl on r.status = 'RUNNING';
 comment on view pgqrs.run_overview is
-'Every run with its current (last recorded) step, since when (the start of a RUNNING step: the worker''s
-heartbeat reports a step in flight) and, while live, its lease.';
+'Every run with its current step (the step body running now, once the worker''s heartbeat has reported it;
+else the step recorded last), since when, and, while live, its lease.';
 
 create or replace view pgqrs.retrying_runs as
 select

@@ -244,6 +244,27 @@ def test_a_run_finished_without_a_notification_is_seen_by_the_recheck(db: str) -
     asyncio.run(scenario())
 
 
+def test_a_finished_run_whose_input_python_cannot_read_does_not_stop_the_other_waiters(db: str) -> None:
+    """The listener reads the finished runs' rows (input included); a 3,000-deep input used to raise
+    RecursionError out of its loop, over and over: every waiter of the store timed out."""
+    sql_one(db, "select pgqrs.create_workflow('probe')")
+    deep = "[" * 3000 + "]" * 3000
+    poison = sql_one(db, "select run_id from pgqrs.trigger('probe', jsonb_build_object('x', %s::jsonb))",
+                     (deep,))[0]
+    ordinary = sql_one(db, "select run_id from pgqrs.trigger('probe', '{}')")[0]
+
+    async def scenario() -> list[Any]:
+        async with await pgqrs.connect(db) as store:
+            waiters = [asyncio.create_task(pgqrs.run().status(r).store(store).result(timeout=10))
+                       for r in (poison, ordinary)]
+            await asyncio.sleep(0.5)
+            finish_by_hand(db, poison, '"first"')
+            finish_by_hand(db, ordinary, '"second"')
+            return list(await asyncio.gather(*waiters))
+
+    assert asyncio.run(scenario()) == ["first", "second"]
+
+
 # ---- class 8: the channels are public --------------------------------------------------------------------
 
 

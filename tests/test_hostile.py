@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -299,3 +300,65 @@ def test_ctx_step_reads_a_value_left_out_of_the_journal(db: str) -> None:
                 await task
 
     assert asyncio.run(scenario()) == 5000
+
+
+# ---- a stuck call does not stop the heartbeat of the worker's other runs -----------------------------------
+
+
+def test_a_heartbeat_never_waits_for_a_run_whose_call_holds_its_message(db: str) -> None:
+    """A run's complete_step locks its message row, then waits for a webhook's open transaction on the step.
+    The heartbeat used to wait for that row too, so the leases of the worker's other runs ran out while their
+    bodies still ran. It now skips the busy row (held = NULL: not known this time) and extends the others."""
+    with psycopg.connect(db, autocommit=True) as conn, psycopg.connect(db) as webhook, \
+            psycopg.connect(db, autocommit=True) as run_conn:
+        create_workflow(conn)
+        first, second = trigger(conn, {}), trigger(conn, {})
+        register = "select pgqrs.register_worker('w', 'h', null, 'hostile')"
+        worker = conn.execute(register).fetchone()[0]  # type: ignore[index]
+        dequeue = "select run_id, lease_token from pgqrs.dequeue('hostile', %s, 2, '30 seconds')"
+        leases = dict(conn.execute(dequeue, (worker,)).fetchall())
+        webhook.execute("select pgqrs.update_step(%s, 's1', 'RUNNING')", (first,))  # left open
+        stuck = threading.Thread(target=lambda: run_conn.execute(
+            "select pgqrs.complete_step(%s, 's1', %s, '1')", (first, leases[first])))
+        stuck.start()
+        waiting = "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like %s"
+        wait_for("complete_step to wait on the webhook's lock",
+                 lambda: conn.execute(waiting, ("%complete_step%",)).fetchone()[0] == 1)  # type: ignore[index]
+        conn.execute("set statement_timeout = '3s'")
+        rows = conn.execute("select * from pgqrs.heartbeat(%s, %s::uuid[])",
+                            (worker, [leases[first], leases[second]])).fetchall()
+        beat = {str(token): held for token, held, _until in rows}
+        assert beat == {str(leases[first]): None, str(leases[second]): True}
+        webhook.rollback()
+        stuck.join(10)
+        assert run_row(conn, first)[0] == "RUNNING"
+
+
+def test_another_runs_cancellation_is_the_handlers_error_not_this_runs(db: str) -> None:
+    """A handler that awaits result() of a run that was cancelled gets RunCancelled about that run: its own
+    run fails at once with that error. It used to be taken for the run's own cancellation: the worker stopped
+    the handler and the run stayed RUNNING until its lease expired, again and again."""
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("select pgqrs.create_workflow('child')")
+        child = trigger(c, {}, "child")
+        c.execute("select pgqrs.cancel_run(%s, 'not wanted')", (child,))
+
+    async def scenario() -> tuple[Any, ...]:
+        async with await pgqrs.connect(db) as store:
+            async def parent(ctx: pgqrs.WorkflowContext, params: Any) -> Any:
+                return await pgqrs.run().status(child).store(store).result(timeout=5)
+
+            await store.create_workflow("parent")
+            run_id = await store.trigger("parent", {})
+            worker = await pgqrs.consumer("w", None, "parent").handler(parent).visibility(2).create(store)
+            task = asyncio.create_task(worker.poll_forever())
+            try:
+                with pytest.raises(pgqrs.WorkflowFailed) as failed:
+                    await pgqrs.run().status(run_id).store(store).result(timeout=10)
+            finally:
+                worker.stop()
+                await task
+            info = await pgqrs.run().status(run_id).store(store).get()
+            return info.status, info.attempt, failed.value.error["type"]
+
+    assert asyncio.run(scenario()) == ("ERROR", 1, "RunCancelled")

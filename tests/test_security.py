@@ -847,6 +847,31 @@ def test_install_refuses_a_view_changed_by_a_v2_admin(v2_db: str) -> None:
         assert owner == "pgqrs_owner"
 
 
+def test_install_refuses_functions_a_v2_admin_left_in_the_schema(v2_db: str) -> None:
+    """A SECURITY DEFINER function a v2 admin member created (nothing calls it) would pass to pgqrs_owner with
+    the upgrade, and the admin could then run code as the engine's owner. So would an extra overload of an
+    engine function. The install refuses both, naming them, and changes nothing."""
+    with as_login(v2_db, "pgqrs_t_admin") as admin:
+        admin.execute("set role pgqrs_admin")  # owned by the engine's owner of v2: nothing else tells it
+        admin.execute(
+            "create function pgqrs.backdoor(p_sql text) returns void language plpgsql security definer"
+            " as $$ begin execute p_sql; end $$"
+        )
+        admin.execute(
+            "create function pgqrs.now(p_zone text) returns timestamptz language sql as 'select now()'"
+        )
+    with pytest.raises(UnexpectedObjects) as info:
+        pgqrs.install(v2_db)
+    assert "function pgqrs.backdoor(text): not one of the engine's" in info.value.findings
+    assert any(f.startswith("functions ") and "pgqrs.now(text)" in f for f in info.value.findings)
+    with psycopg.connect(v2_db, autocommit=True) as conn:
+        assert one(conn, "select pgqrs.schema_version()")[0] == 2
+        owner = one(conn, "select proowner::regrole::text from pg_proc where proname = 'backdoor'")[0]
+        assert owner == "pgqrs_admin", "the refused install handed nothing over"
+        conn.execute("drop function pgqrs.backdoor(text), pgqrs.now(text)")
+    assert pgqrs.install(v2_db) >= 3
+
+
 def test_install_names_every_kind_of_planted_object(conn: Conn, db: str) -> None:
     """Planted as a superuser here (a member of pgqrs_owner could do the same): each is named, none runs."""
     conn.execute("create role pgqrs_t_stranger nologin")

@@ -7,6 +7,9 @@ their own function, a view changed to call one. These queries read the catalog o
 schema, and run with search_path pinned to pg_catalog.
 """
 
+import re
+from collections import Counter
+
 # 42501 unless the installing role is a superuser or a member of pgqrs_owner (which no login role is, unless
 # a superuser granted it on purpose): an install hands the objects to pgqrs_owner and creates roles.
 MAY_INSTALL = """
@@ -168,3 +171,32 @@ where (p.oid is not null and p.pronamespace <> 'pg_catalog'::pg_catalog.regnames
         and t.typnamespace not in (select oid from ns))
 order by 1
 """
+
+
+# After the install's scripts ran: every function of schema pgqrs by name and signature. Any name the
+# engine's SQL does not define, or more overloads of a name than it defines, is a function the install did
+# not create: one a member of pgqrs_admin could leave up to version 2 (a SECURITY DEFINER function it owned
+# would now run as pgqrs_owner), or an old signature a migration forgot to drop.
+FUNCTIONS = """
+select p.proname::text, p.oid::pg_catalog.regprocedure::text
+from pg_catalog.pg_proc as p
+where p.pronamespace = 'pgqrs'::pg_catalog.regnamespace
+order by 1, 2
+"""
+_DEFINED = re.compile(r"create\s+or\s+replace\s+function\s+pgqrs\.(\w+)\s*\(", re.IGNORECASE)
+
+
+def foreign_functions(installed: list[tuple[str, str]], scripts: list[str]) -> list[str]:
+    """Findings for the functions `installed` (name, signature) that the engine's `scripts` do not define."""
+    defined = Counter(m[1].lower() for text in scripts for m in _DEFINED.finditer(text))
+    by_name: dict[str, list[str]] = {}
+    for name, signature in installed:
+        by_name.setdefault(name, []).append(signature)
+    findings: list[str] = []
+    for name, signatures in by_name.items():
+        if name not in defined:
+            findings.extend(f"function {s}: not one of the engine's" for s in signatures)
+        elif len(signatures) > defined[name]:
+            listed = ", ".join(signatures)
+            findings.append(f"functions {listed}: the engine defines {defined[name]} of that name")
+    return findings

@@ -148,6 +148,8 @@ class Consumer:
         return the tokens of the lost ones."""
         lost = set()
         for token, held, _until in rows:
+            if held is None:
+                continue  # its row was busy with one of the run's own calls: not extended, not lost
             if held:
                 if token in self._lease_deadlines:
                     self._lease_deadlines[token] = sent + self.visibility
@@ -179,10 +181,13 @@ class Consumer:
                 )
         return tokens, json.dumps(steps) if steps else None, hung
 
-    async def _abandon_hung(self, hung: list[Message]) -> None:
+    async def _abandon_hung(self, hung: list[Message]) -> list[asyncio.Task[None]]:
         """Give up on runs whose engine call hangs (a stuck backend, a half-open connection): stop extending
-        their leases, free their slots. The stuck call keeps its pooled connection, so the pool grows by one.
-        Should the call ever return, the engine refuses it (fencing) and no further step starts."""
+        their leases, free their slots; returns their tasks. The stuck call keeps its pooled connection, so
+        the pool grows by one (up to twice its working size: a flapping network must not exhaust the server's
+        connections). Should the call ever return, the engine refuses it (fencing) and no further step starts.
+        """
+        abandoned = []
         for message in hung:
             log.warning("run %s: an engine call has hung for over %.1f s; leaving its lease to expire",
                         message.run_id, self.visibility)
@@ -191,9 +196,13 @@ class Consumer:
             for task, held in list(self._inflight.items()):
                 if held is message:
                     del self._inflight[task]
+                    abandoned.append(task)
             pool = self.store.pool
-            await pool.resize(min_size=pool.min_size, max_size=pool.max_size + 1)
-        self._wake.set()
+            if pool.max_size < 2 * (self.concurrency + 2):
+                await pool.resize(min_size=pool.min_size, max_size=pool.max_size + 1)
+        if abandoned:
+            self._wake.set()
+        return abandoned
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -279,8 +288,8 @@ class Consumer:
             await asyncio.sleep(interval)
             tasks = dict(self._inflight)
             tokens, steps, hung = self._beat_payload(list(tasks.values()))
-            if hung:
-                await self._abandon_hung(hung)
+            for task in await self._abandon_hung(hung):
+                task.cancel()  # psycopg then tries to cancel the stuck query; the task ends when it gives up
             sent = time.monotonic()
             try:
                 rows = await self._heartbeat(tokens, steps)
@@ -364,7 +373,12 @@ class Consumer:
         try:
             assert self.handler is not None
             output = await invoke(self.handler, ctx, run.message.input)
-        except (Suspended, LeaseLost, RunCancelled, asyncio.CancelledError):
+        except RunCancelled as exc:
+            if exc.run_id not in (None, run.run_id):  # another run's (its result() awaited): a handler error
+                await run.fail(error_json(exc))
+                return
+            raise  # this run was cancelled: stop
+        except (Suspended, LeaseLost, asyncio.CancelledError):
             raise
         except psycopg.OperationalError as exc:
             if exc is run.failed_call:

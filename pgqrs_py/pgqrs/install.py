@@ -32,8 +32,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from ._install_check import FUNCTIONS as _FUNCTIONS
 from ._install_check import MAY_INSTALL as _MAY_INSTALL
 from ._install_check import UNEXPECTED_OBJECTS as _UNEXPECTED_OBJECTS
+from ._install_check import foreign_functions
 from .errors import PgqrsError
 
 # Serialises concurrent installs of one database (two workers starting at once).
@@ -194,8 +196,13 @@ def _install(conn: psycopg.Connection[Any], migrations_dir: Path | None) -> int:
             for step in upgrade_path(current, target, steps):
                 _run_script(cur, step.path)
                 cur.execute(_RECORD_VERSION, (step.to_version,))
-        for path in schema_files():
+        scripts = schema_files()
+        for path in scripts:
             _run_script(cur, path)
+        installed = [(r[0], r[1]) for r in cur.execute(_FUNCTIONS).fetchall()]
+        findings = foreign_functions(installed, [p.read_text(encoding="utf-8") for p in scripts])
+        if findings:
+            raise UnexpectedObjects(findings)  # the transaction rolls back: nothing changed
         cur.execute(_RECORD_VERSION, (target,))
         version = cur.execute("select pgqrs.schema_version()").fetchone()
         cur.execute(_RESTORE_SEARCH_PATH, (row[0],))

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from . import _sql
+from ._json import ADAPTERS
 from .errors import PgqrsError
 
 log = logging.getLogger("pgqrs.results")
@@ -141,7 +142,8 @@ class ResultListener:
         backoff = 0.05
         while not self._closed:
             try:
-                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                connect = psycopg.AsyncConnection.connect(self.dsn, autocommit=True, context=ADAPTERS)
+                async with await connect as conn:
                     await self._catch_up(conn)
                     backoff = 0.05
                     await self._serve(conn)
@@ -182,7 +184,7 @@ class ResultListener:
             rows = await (await conn.execute(_sql.FINISHED_RUNS, (run_ids,))).fetchall()
         except psycopg.OperationalError:
             raise
-        except psycopg.Error as exc:  # a run that cannot be read (deleted by hand): its waiters get the error
+        except Exception as exc:  # a run that cannot be read (deleted by hand...): its waiters get the error
             if len(run_ids) == 1:
                 self._finish(run_ids[0], None, exc)
                 return

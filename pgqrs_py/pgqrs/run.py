@@ -111,9 +111,10 @@ class Run:
         self._lease_deadlines = lease_deadlines  # a worker's view of its leases (monotonic), if it keeps one
         self.failed_call: psycopg.OperationalError | None = None
         # What a worker's heartbeat reports and watches (monotonic start times): the step bodies running now,
-        # and the engine call on the way, if any (a call that never returns must not hold the lease forever).
+        # and the engine calls on their way (a call that never returns must not hold the lease forever; steps
+        # run side by side make several).
         self.steps_in_flight: dict[str, float] = {}
-        self.call_started: float | None = None
+        self._calls: list[float] = []
 
     def lease_expired(self) -> bool:
         """True when the worker running this run knows its lease has run out (so it must not start more work).
@@ -135,15 +136,21 @@ class Run:
     def lease_token(self) -> UUID:
         return self.message.lease_token
 
+    @property
+    def call_started(self) -> float | None:
+        """When the oldest engine call of this run still on its way started (monotonic), or None."""
+        return min(self._calls, default=None)
+
     async def _call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        self.call_started = time.monotonic()
+        started = time.monotonic()
+        self._calls.append(started)
         try:
             return await self.store.call(query, params, self.conn)
         except psycopg.OperationalError as exc:
             self.failed_call = exc  # lets a worker tell its own interrupted call from the user's code
             raise
         finally:
-            self.call_started = None
+            self._calls.remove(started)
 
     async def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
         rows = await self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))

@@ -28,11 +28,13 @@ select results_eq(
     'run_overview: the same'
 );
 set local "pgqrs.now" = '2030-01-01 00:00:15+00';
-select pgqrs.complete_step((select run_id from t_d), 'long', (select lease_token from t_d), '2');
+select pgqrs.complete_step((select run_id from t_d), 'long', (select lease_token from t_d), '2', '14.5 seconds');
 select results_eq(
-    $$select status, attempt, started_at, completed_at from pgqrs.steps where step_id = 'long'$$,
-    $$values ('SUCCESS'::text, 1, '2030-01-01 00:00:00.5+00'::timestamptz, '2030-01-01 00:00:15+00'::timestamptz)$$,
-    'completing it keeps the attempt and the start the heartbeat reported'
+    $$select r.current_step, r.current_step_status, s.attempt, s.started_at
+      from pgqrs.run_status((select run_id from t_run)) as r
+      join pgqrs.steps as s on s.step_id = r.current_step$$,
+    $$values ('long'::text, 'SUCCESS'::text, 1, '2030-01-01 00:00:00.5+00'::timestamptz)$$,
+    'once recorded, the step is current as recorded (one attempt; reporting it counted none)'
 );
 
 select * from finish();

@@ -23,16 +23,15 @@ end
 $$;
 
 select pg_temp.deliver_and_die('2030-01-01 00:00:00+00');
-select results_eq(
-    $$select status, attempt, started_at from pgqrs.steps$$,
-    $$values ('RUNNING'::text, 1, '2030-01-01 00:00:00+00'::timestamptz)$$,
-    'the heartbeat recorded the step in flight, started running_for seconds ago'
+select is(
+    (select steps_in_flight from pgqrs.messages), '{"slow": "2030-01-01T00:00:00+00:00"}'::jsonb,
+    'the heartbeat recorded the step in flight on the message, started running_for seconds ago'
 );
 select pg_temp.deliver_and_die('2030-01-01 00:01:00+00');
 select results_eq(
     $$select status, attempt, error ->> 'kind' from pgqrs.steps$$,
-    $$values ('RUNNING'::text, 2, 'lease_expired'::text)$$,
-    'the lost lease failed attempt 1 (its error kept); the next delivery runs attempt 2'
+    $$values ('ERROR'::text, 1, 'lease_expired'::text)$$,
+    'the lost lease failed attempt 1 of the step'
 );
 select is((select status from pgqrs.runs), 'RUNNING', 'the run was delivered again');
 

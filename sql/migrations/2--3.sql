@@ -4,6 +4,7 @@
 
 -- ==== bounded deliveries, the step in flight, cancel, fencing token
 alter table pgqrs.messages add column if not exists failed_deliveries integer not null default 0;
+alter table pgqrs.messages add column if not exists steps_in_flight jsonb;
 -- dequeue returns fencing_token, run_status current_step_since: new return types
 drop function if exists pgqrs.dequeue(text, bigint, integer, interval);
 drop function if exists pgqrs.run_status(bigint);

@@ -104,6 +104,8 @@ class Consumer(WorkerLoop):
         return the tokens of the lost ones."""
         lost = set()
         for token, held, _until in rows:
+            if held is None:
+                continue  # its row was busy with one of the run's own calls: not extended, not lost
             if held:
                 if token in self._lease_deadlines:
                     self._lease_deadlines[token] = sent + self.visibility
@@ -135,10 +137,13 @@ class Consumer(WorkerLoop):
                 )
         return tokens, json.dumps(steps) if steps else None, hung
 
-    def _abandon_hung(self, hung: list[Message]) -> None:
+    def _abandon_hung(self, hung: list[Message]) -> list[threading.Thread]:
         """Give up on runs whose engine call hangs (a stuck backend, a half-open connection): stop extending
-        their leases, free their slots. The stuck call keeps its pooled connection, so the pool grows by one.
-        Should the call ever return, the engine refuses it (fencing) and no further step starts."""
+        their leases, free their slots; returns their tasks. The stuck call keeps its pooled connection, so
+        the pool grows by one (up to twice its working size: a flapping network must not exhaust the server's
+        connections). Should the call ever return, the engine refuses it (fencing) and no further step starts.
+        """
+        abandoned = []
         for message in hung:
             log.warning("run %s: an engine call has hung for over %.1f s; leaving its lease to expire",
                         message.run_id, self.visibility)
@@ -147,9 +152,13 @@ class Consumer(WorkerLoop):
             for task, held in list(self._inflight.items()):
                 if held is message:
                     del self._inflight[task]
+                    abandoned.append(task)
             pool = self.store.pool
-            pool.resize(min_size=pool.min_size, max_size=pool.max_size + 1)
-        self._wake.set()
+            if pool.max_size < 2 * (self.concurrency + 2):
+                pool.resize(min_size=pool.min_size, max_size=pool.max_size + 1)
+        if abandoned:
+            self._wake.set()
+        return abandoned
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -214,7 +223,12 @@ class Consumer(WorkerLoop):
         try:
             assert self.handler is not None
             output = invoke(self.handler, ctx, run.message.input)
-        except (Suspended, LeaseLost, RunCancelled, CancelledError):
+        except RunCancelled as exc:
+            if exc.run_id not in (None, run.run_id):  # another run's (its result() awaited): a handler error
+                run.fail(error_json(exc))
+                return
+            raise  # this run was cancelled: stop
+        except (Suspended, LeaseLost, CancelledError):
             raise
         except psycopg.OperationalError as exc:
             if exc is run.failed_call:

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from .. import _sql
+from .._json import ADAPTERS
 from ..errors import PgqrsError
 from ..results import SWEEP_INTERVAL, WAIT_SLICE, log, run_token
 from ._results import ResultListenerThread
@@ -111,7 +112,8 @@ class ResultListener(ResultListenerThread):
         backoff = 0.05
         while not self._closed:
             try:
-                with psycopg.Connection.connect(self.dsn, autocommit=True) as conn:
+                connect = psycopg.Connection.connect(self.dsn, autocommit=True, context=ADAPTERS)
+                with connect as conn:
                     self._catch_up(conn)
                     backoff = 0.05
                     self._serve(conn)
@@ -152,7 +154,7 @@ class ResultListener(ResultListenerThread):
             rows = (conn.execute(_sql.FINISHED_RUNS, (run_ids,))).fetchall()
         except psycopg.OperationalError:
             raise
-        except psycopg.Error as exc:  # a run that cannot be read (deleted by hand): its waiters get the error
+        except Exception as exc:  # a run that cannot be read (deleted by hand...): its waiters get the error
             if len(run_ids) == 1:
                 self._finish(run_ids[0], None, exc)
                 return
