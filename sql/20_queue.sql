@@ -595,8 +595,8 @@ end
 $$;
 
 -- The count of failed deliveries in a row after one more (leased at p_leased_at) ended without finishing its
--- run: 1 when that delivery recorded a step (progress: a long run whose worker dies now and then is never
--- failed for it), else one more than p_count.
+-- run: 1 when that delivery recorded a step (progress: a long run whose worker dies now and then is not failed
+-- for it, unless max_attempts is 1), else one more than p_count.
 create or replace function pgqrs._count_failed_delivery(p_run bigint, p_leased_at timestamptz, p_count integer)
 returns integer
 language plpgsql
