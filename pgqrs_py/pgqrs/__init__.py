@@ -27,7 +27,8 @@ from .errors import (
 )
 from .install import install
 from .run import AcquiredStep, Message, Run, RunBuilder, RunInfo, run
-from .store import RunStatus, StepRecord, StepStatus, Store, TriggerHandle, WorkflowDef, connect
+from .store import StepRecord, Store, TriggerHandle, WorkflowDef, connect
+from .vocabulary import RunStatus, StepAnswer, StepStatus
 from .workflow import (
     Step,
     StepPause,
@@ -62,6 +63,7 @@ __all__ = [
     "Step",
     "StepConflict",
     "StepPause",
+    "StepAnswer",
     "StepRecord",
     "StepStatus",
     "Store",

@@ -45,14 +45,13 @@ from tabulate import tabulate  # type: ignore[import-untyped]
 from . import _sql
 from ._json import ADAPTERS, UnreadableJson
 from .errors import InvalidArgument, PgqrsError, mapped_errors
+from .vocabulary import RUN_STATUSES, STEP_STATUSES
 
 EXIT_OK = 0
 EXIT_ENGINE = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-RUN_STATUSES = ("QUEUED", "RUNNING", "PAUSED", "SUCCESS", "ERROR", "CANCELLED")
-STEP_STATUSES = ("RUNNING", "SUCCESS", "ERROR", "PAUSED")
 
 # Reads: only the ops views and the engine's read functions, which pgqrs_client and pgqrs_worker may use
 # (only pgqrs_admin may read the tables, see docs/security.md).

@@ -26,7 +26,6 @@ from .errors import PgqrsError
 
 log = logging.getLogger("pgqrs.results")
 
-FINISHED = ("SUCCESS", "ERROR", "CANCELLED")
 SWEEP_INTERVAL = 5.0  # seconds between two checks of every run waited for
 WAIT_SLICE = 0.5  # the longest wait for notifications, so that a closing store is noticed soon
 

@@ -13,8 +13,8 @@ import psycopg
 from . import _sql
 from ._json import UnreadableJson, dumps, from_json
 from .errors import ResultTimeout, RunCancelled, WorkflowFailed, mapped_errors, seconds
-from .results import FINISHED
 from .store import AsyncConn, Store, as_id
+from .vocabulary import FINISHED_RUN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ async def wait_result(store: Store, run: Any, timeout: float | None = None) -> A
             async with store.pool.connection(timeout=wait) as conn:
                 info = await run_status(store, run_id, conn)
             status = info.status
-            if info.status in FINISHED:
+            if info.status in FINISHED_RUN_STATUSES:
                 return _outcome(info)
         except psycopg.OperationalError:  # includes the pool's timeout: the listener checks once it connects
             pass

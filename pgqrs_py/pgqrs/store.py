@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,26 +15,9 @@ from ._conncheck import connection_lost
 from ._json import ADAPTERS, dumps
 from .errors import mapped_errors, seconds
 from .results import ResultListener
+from .vocabulary import StepStatus
 
 AsyncConn = psycopg.AsyncConnection[TupleRow]
-
-
-class StepStatus(enum.StrEnum):
-    """Step statuses; the plain strings ("SUCCESS") work wherever these do."""
-
-    RUNNING = "RUNNING"
-    SUCCESS = "SUCCESS"
-    ERROR = "ERROR"
-    PAUSED = "PAUSED"
-
-
-class RunStatus(enum.StrEnum):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    SUCCESS = "SUCCESS"
-    ERROR = "ERROR"
-    CANCELLED = "CANCELLED"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from ..errors import (
 )
 from ..install import install
 from ..run import Message, RunInfo
-from ..store import RunStatus, StepRecord, StepStatus, TriggerHandle, WorkflowDef
+from ..store import StepRecord, TriggerHandle, WorkflowDef
+from ..vocabulary import RunStatus, StepAnswer, StepStatus
 from ..workflow import Step, StepPause
 from .consumer import Consumer, ConsumerBuilder, consumer
 from .run import AcquiredStep, Run, RunBuilder, run
@@ -58,6 +59,7 @@ __all__ = [
     "Step",
     "StepConflict",
     "StepPause",
+    "StepAnswer",
     "StepRecord",
     "StepStatus",
     "Store",

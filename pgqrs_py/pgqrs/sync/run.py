@@ -14,9 +14,9 @@ import psycopg
 from .. import _sql
 from .._json import dumps
 from ..errors import ResultTimeout, mapped_errors, seconds
-from ..results import FINISHED
 from ..run import Message, RunInfo, _outcome
 from ..store import as_id
+from ..vocabulary import FINISHED_RUN_STATUSES
 from .store import Conn, Store
 
 
@@ -170,7 +170,7 @@ def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
             with store.pool.connection(timeout=wait) as conn:
                 info = run_status(store, run_id, conn)
             status = info.status
-            if info.status in FINISHED:
+            if info.status in FINISHED_RUN_STATUSES:
                 return _outcome(info)
         except psycopg.OperationalError:  # includes the pool's timeout: the listener checks once it connects
             pass

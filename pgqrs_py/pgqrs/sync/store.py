@@ -14,7 +14,8 @@ from .. import _sql
 from .._conncheck import connection_lost
 from .._json import dumps
 from ..errors import mapped_errors, seconds
-from ..store import StepRecord, StepStatus, TriggerHandle, WorkflowDef, as_id, conn_kwargs
+from ..store import StepRecord, TriggerHandle, WorkflowDef, as_id, conn_kwargs
+from ..vocabulary import StepStatus
 from .results import ResultListener
 
 Conn = psycopg.Connection[TupleRow]

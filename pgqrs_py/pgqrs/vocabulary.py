@@ -1,0 +1,44 @@
+"""The engine's words, in one place: run statuses, step statuses and the answers of `pgqrs.acquire_step`.
+
+The SQL is their source (the CHECK constraints `runs_status_check` and `steps_status_check`, the list of
+`update_step`, the answers of `acquire_step`); tests/test_vocabulary.py compares this module with the
+catalog. Python code and the CLI take them from here. The members are strings (`StrEnum`):
+`StepStatus.SUCCESS == "SUCCESS"`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class RunStatus(enum.StrEnum):
+    """A run's status (`runs.status`). `WAITING` comes with durable waits (DESIGN §8)."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+
+
+class StepStatus(enum.StrEnum):
+    """A step's status (`steps.status`); the plain strings ("SUCCESS") work wherever these do."""
+
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    PAUSED = "PAUSED"
+
+
+class StepAnswer(enum.StrEnum):
+    """What `pgqrs.acquire_step` answers: run the body, replay the stored value, or wait for the retry."""
+
+    EXECUTE = "EXECUTE"
+    SKIPPED = "SKIPPED"
+    WAIT = "WAIT"
+
+
+RUN_STATUSES = tuple(s.value for s in RunStatus)
+STEP_STATUSES = tuple(s.value for s in StepStatus)
+FINISHED_RUN_STATUSES = (RunStatus.SUCCESS.value, RunStatus.ERROR.value, RunStatus.CANCELLED.value)
