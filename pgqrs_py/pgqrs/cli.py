@@ -352,9 +352,11 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     payload = parse_json(args.input, "the run input")
     if not isinstance(payload, dict):
         raise CliError(f"the run input must be a JSON object, got {type(payload).__name__}", EXIT_USAGE)
+    from .store import trigger_params
+
+    params = trigger_params(args.workflow, payload, args.idempotency_key, args.delay, None)
     with connect(args) as conn:
-        row = query(conn, _sql.TRIGGER, (args.workflow, json.dumps(payload), args.idempotency_key, args.delay,
-                                         None))[0]
+        row = query(conn, _sql.TRIGGER, params)[0]
     if args.json:
         emit_json(row)
     else:

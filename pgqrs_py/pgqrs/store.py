@@ -67,6 +67,21 @@ class StepRecord:
     attempt: int
 
 
+async def call_on(conn: AsyncConn, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Run one engine call on the caller's connection (its transaction) and return its rows."""
+    with mapped_errors():
+        cur = await conn.execute(query, params)
+        return await cur.fetchall()
+
+
+def trigger_params(workflow: str, params: Any, idempotency_key: str | None, delay: float | Any,
+                   run_at: datetime | None) -> tuple[Any, ...]:
+    """The parameters of _sql.TRIGGER: the input (dict or dataclass, None for {}) as JSON, the delay in
+    seconds. Every trigger of the package and the CLI marshals through here."""
+    payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
+    return (workflow, payload, idempotency_key, seconds(delay) if delay is not None else None, run_at)
+
+
 def conn_kwargs() -> dict[str, Any]:
     # Autocommit: one engine call = one transaction. prepare_threshold=0 prepares every statement at once:
     # the package sends a dozen fixed statements, each many times. ADAPTERS: stored JSON that Python's json
@@ -107,10 +122,9 @@ class Store:
         self, query: str, params: tuple[Any, ...], conn: AsyncConn | None = None
     ) -> list[tuple[Any, ...]]:
         """Run one engine call and return its rows, on `conn` (the caller's transaction) or a pooled one."""
+        if conn is not None:
+            return await call_on(conn, query, params)
         with mapped_errors():
-            if conn is not None:
-                cur = await conn.execute(query, params)
-                return await cur.fetchall()
             async with self.pool.connection() as pooled:
                 cur = await pooled.execute(query, params)
                 return await cur.fetchall()
@@ -134,12 +148,11 @@ class Store:
         run_at: datetime | None = None,
         conn: AsyncConn | None = None,
     ) -> TriggerHandle:
-        """Start a run of `workflow` with `params` (dict or dataclass); `conn` joins its transaction."""
-        payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
-        delay_s = seconds(delay) if delay is not None else None
-        rows = await self.call(_sql.TRIGGER, (workflow, payload, idempotency_key, delay_s, run_at), conn)
-        run_id, _message_id, created = rows[0]
-        return TriggerHandle(run_id, created)
+        """Start a run of `workflow` with `params` (dict or dataclass): pgqrs.trigger. `conn` joins its
+        transaction. Raises UnknownWorkflow, IdempotencyConflict, InvalidArgument, NotSerializable."""
+        marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at)
+        rows = await self.call(_sql.TRIGGER, marshalled, conn)
+        return TriggerHandle(rows[0][0], rows[0][2])
 
     async def update_step(
         self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None

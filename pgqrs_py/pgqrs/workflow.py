@@ -19,9 +19,9 @@ import psycopg
 
 from . import _sql
 from ._json import UnreadableJson, dumps, from_json, storable_text
-from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, mapped_errors, seconds
+from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, seconds
 from .run import Run
-from .store import AsyncConn, Store, TriggerHandle, WorkflowDef
+from .store import AsyncConn, Store, TriggerHandle, WorkflowDef, call_on, trigger_params
 
 T = TypeVar("T")
 
@@ -334,14 +334,12 @@ class TriggerBuilder:
         return self
 
     async def execute(self, target: Store | AsyncConn | None = None) -> TriggerHandle:
+        """Start the run (pgqrs.trigger) through `target`: a store, or a connection whose transaction the
+        trigger joins (default: the workflow builder's store)."""
         if isinstance(target, psycopg.AsyncConnection):
-            payload = dumps(self._params if self._params is not None else {}, f"the input of {self._name!r}")
-            with mapped_errors():
-                params = (self._name, payload, self._key, self._delay, self._run_at)
-                cur = await target.execute(_sql.TRIGGER, params)
-                row = await cur.fetchone()
-            assert row is not None
-            return TriggerHandle(row[0], row[2])
+            params = trigger_params(self._name, self._params, self._key, self._delay, self._run_at)
+            rows = await call_on(target, _sql.TRIGGER, params)
+            return TriggerHandle(rows[0][0], rows[0][2])
         store = target or self._store
         if store is None:
             raise ValueError("pass a store: .execute(store), or .store(store) before .trigger(...)")

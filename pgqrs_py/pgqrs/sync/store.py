@@ -13,12 +13,19 @@ from psycopg_pool import ConnectionPool
 from .. import _sql
 from .._conncheck import connection_lost
 from .._json import dumps
-from ..errors import mapped_errors, seconds
-from ..store import StepRecord, TriggerHandle, WorkflowDef, as_id, conn_kwargs
+from ..errors import mapped_errors
+from ..store import StepRecord, TriggerHandle, WorkflowDef, as_id, conn_kwargs, trigger_params
 from ..vocabulary import StepStatus
 from .results import ResultListener
 
 Conn = psycopg.Connection[TupleRow]
+
+
+def call_on(conn: Conn, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Run one engine call on the caller's connection (its transaction) and return its rows."""
+    with mapped_errors():
+        cur = conn.execute(query, params)
+        return cur.fetchall()
 
 
 class Store:
@@ -43,10 +50,9 @@ class Store:
   self, query: str, params: tuple[Any, ...], conn: Conn | None = None
     ) -> list[tuple[Any, ...]]:
         """Run one engine call and return its rows, on `conn` (the caller's transaction) or a pooled one."""
+        if conn is not None:
+            return call_on(conn, query, params)
         with mapped_errors():
-            if conn is not None:
-                cur = conn.execute(query, params)
-                return cur.fetchall()
             with self.pool.connection() as pooled:
                 cur = pooled.execute(query, params)
                 return cur.fetchall()
@@ -70,12 +76,11 @@ class Store:
   run_at: datetime | None = None,
   conn: Conn | None = None,
     ) -> TriggerHandle:
-        """Start a run of `workflow` with `params` (dict or dataclass); `conn` joins its transaction."""
-        payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
-        delay_s = seconds(delay) if delay is not None else None
-        rows = self.call(_sql.TRIGGER, (workflow, payload, idempotency_key, delay_s, run_at), conn)
-        run_id, _message_id, created = rows[0]
-        return TriggerHandle(run_id, created)
+        """Start a run of `workflow` with `params` (dict or dataclass): pgqrs.trigger. `conn` joins its
+        transaction. Raises UnknownWorkflow, IdempotencyConflict, InvalidArgument, NotSerializable."""
+        marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at)
+        rows = self.call(_sql.TRIGGER, marshalled, conn)
+        return TriggerHandle(rows[0][0], rows[0][2])
 
     def update_step(
   self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None

@@ -18,12 +18,12 @@ import psycopg
 
 from .. import _sql
 from .._json import UnreadableJson, dumps, from_json
-from ..errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, mapped_errors, seconds
-from ..store import TriggerHandle, WorkflowDef
+from ..errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, seconds
+from ..store import TriggerHandle, WorkflowDef, trigger_params
 from ..workflow import BodyNotStarted, StepPause, Suspended, T, _type_hints, error_json
 from ._compat import call_body
 from .run import Run
-from .store import Conn, Store
+from .store import Conn, Store, call_on
 
 _current: contextvars.ContextVar[WorkflowContext] = contextvars.ContextVar("pgqrs_workflow_context")
 
@@ -233,14 +233,12 @@ class TriggerBuilder:
         return self
 
     def execute(self, target: Store | Conn | None = None) -> TriggerHandle:
+        """Start the run (pgqrs.trigger) through `target`: a store, or a connection whose transaction the
+        trigger joins (default: the workflow builder's store)."""
         if isinstance(target, psycopg.Connection):
-            payload = dumps(self._params if self._params is not None else {}, f"the input of {self._name!r}")
-            with mapped_errors():
-                params = (self._name, payload, self._key, self._delay, self._run_at)
-                cur = target.execute(_sql.TRIGGER, params)
-                row = cur.fetchone()
-            assert row is not None
-            return TriggerHandle(row[0], row[2])
+            params = trigger_params(self._name, self._params, self._key, self._delay, self._run_at)
+            rows = call_on(target, _sql.TRIGGER, params)
+            return TriggerHandle(rows[0][0], rows[0][2])
         store = target or self._store
         if store is None:
             raise ValueError("pass a store: .execute(store), or .store(store) before .trigger(...)")
