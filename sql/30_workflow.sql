@@ -67,6 +67,25 @@ begin
 end
 $$;
 
+-- Hands a leased message back to its queue: no lease any more, deliverable from p_visible_at (NULL: never, until
+-- resume_run moves it), and the queue's listeners woken for then. The one way a worker's lease ends without
+-- the run finishing (fail_step's retry, pause_step, release_run). The caller holds the message row.
+create or replace function pgqrs._release_lease(p_run bigint, p_queue_id bigint, p_visible_at timestamptz)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+begin
+    update pgqrs.messages as m
+    set visible_at = coalesce(p_visible_at, 'infinity'), lease_token = null, lease_duration = null, worker_id = null
+    where m.message_id = p_run;
+    if p_visible_at is not null then
+        perform pgqrs._notify_queue(p_queue_id, p_visible_at);
+    end if;
+end
+$$;
+
 -- Announces a finished run on pgqrs_runs without telling a non-member which one, nor how it ended: any login
 -- can LISTEN there. The payload is a token, the first 16 hex digits of sha256(key || run id as text), with the
 -- per-database key of pgqrs.channel_key that only members read (runs_channel_key); result() waiters compute
@@ -298,10 +317,7 @@ begin
         v_retry_at := v_now + coalesce(p_retry_after, pgqrs._retry_delay(v_policy, v_step.attempt));
         update pgqrs.steps as s set retry_at = v_retry_at where s.run_id = p_run and s.step_id = p_step_id;
         update pgqrs.runs as r set status = 'QUEUED', error = v_error, updated_at = v_now where r.run_id = p_run;
-        update pgqrs.messages as m
-        set visible_at = v_retry_at, lease_token = null, lease_duration = null, worker_id = null
-        where m.message_id = p_run;
-        perform pgqrs._notify_queue(v_message.queue_id, v_retry_at);
+        perform pgqrs._release_lease(p_run, v_message.queue_id, v_retry_at);
         return query select 'QUEUED'::text, v_step.attempt, v_retry_at;
         return;
     end if;
@@ -359,12 +375,7 @@ begin
     end if;
 
     update pgqrs.runs as r set status = 'PAUSED', updated_at = v_now where r.run_id = p_run;
-    update pgqrs.messages as m
-    set visible_at = coalesce(v_until, 'infinity'), lease_token = null, lease_duration = null, worker_id = null
-    where m.message_id = p_run;
-    if v_until is not null then
-        perform pgqrs._notify_queue(v_message.queue_id, v_until);  -- idle workers wake up at the timeout
-    end if;
+    perform pgqrs._release_lease(p_run, v_message.queue_id, v_until);  -- NULL: until resume_run
     return query select 'PAUSED'::text, null::jsonb;
 end
 $$;
@@ -665,11 +676,10 @@ begin
     end if;
     update pgqrs.runs as r set status = 'QUEUED', error = coalesce(v_error, r.error), updated_at = v_now
     where r.run_id = p_run;
-    update pgqrs.messages as m
-    set visible_at = v_visible_at, lease_token = null, lease_duration = null, worker_id = null,
-        failed_deliveries = coalesce(v_count, m.failed_deliveries)
-    where m.message_id = p_run;
-    perform pgqrs._notify_queue(v_message.queue_id, v_visible_at);
+    if v_count is not null then
+        update pgqrs.messages as m set failed_deliveries = v_count where m.message_id = p_run;
+    end if;
+    perform pgqrs._release_lease(p_run, v_message.queue_id, v_visible_at);
     return 'QUEUED';
 end
 $$;
