@@ -30,8 +30,11 @@ pgtap: deps db
 	$(PGENV)
 	$(PG) schema pgqrs_pgtap
 	$(PSQL) -d pgqrs_pgtap -c 'create extension if not exists pgtap'
-	if [[ -z "$$(find pgtap -name '*.sql' 2>/dev/null)" ]]; then echo "pgtap: no tests yet"; exit 0; fi
-	pg_prove -d pgqrs_pgtap --ext .sql -r pgtap/
+	$(PSQL) -d pgqrs_pgtap -f pgtap/_helpers/setup.sql
+	# every .sql file under pgtap/ is a test, except the helpers just loaded
+	mapfile -t tests < <(find pgtap -name '*.sql' -not -path 'pgtap/_helpers/*' | LC_ALL=C sort)
+	if ((!$${#tests[@]})); then echo "pgtap: no tests yet"; exit 0; fi
+	pg_prove -d pgqrs_pgtap "$${tests[@]}"
 
 # pytest exits 5 when it collects nothing: that is only acceptable while tests/ has no test files
 pytest: deps db

@@ -3,14 +3,12 @@ begin;
 select plan(4);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_d as select * from pgqrs.dequeue('wf', (select worker_id from t_worker), 1, '30 seconds');
+select pgqrs_tests.setup_workflow();
+create temp table t_d as select * from pgqrs_tests.leased_run();
 select pgqrs.complete_run((select run_id from t_d), (select lease_token from t_d), '"done"');
 
 select throws_ok(
-    format('select pgqrs.cancel_run(%s)', (select run_id from t_run)), 'QR003', null,
+    format('select pgqrs.cancel_run(%s)', (select run_id from t_d)), 'QR003', null,
     'a SUCCESS run: QR003'
 );
 select is((select status from pgqrs.runs), 'SUCCESS', 'it stays SUCCESS');

@@ -3,12 +3,8 @@ begin;
 select plan(7);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_lease as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
-create temp table t_acq as
-select a.* from t_lease as l, lateral pgqrs.acquire_step(l.run_id, 'approval', l.lease_token) as a;
+create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
+create temp table t_lease as select * from pgqrs_tests.run_at_step('approval');
 
 select results_eq(
     $$select p.* from t_lease as l, lateral pgqrs.pause_step(l.run_id, 'approval', l.lease_token, '1 hour') as p$$,
@@ -16,13 +12,13 @@ select results_eq(
     'pause_step returns PAUSED'
 );
 select results_eq(
-    $$select status, paused_until, attempt from pgqrs.steps where run_id = (select run_id from t_run)$$,
+    $$select status, paused_until, attempt from pgqrs.steps where run_id = (select run_id from t_lease)$$,
     $$values ('PAUSED'::text, '2030-01-01 01:00:00+00'::timestamptz, 1)$$,
     'the step is PAUSED until the timeout'
 );
-select is((select status from pgqrs.runs where run_id = (select run_id from t_run)), 'PAUSED', 'the run is PAUSED');
+select is((select status from pgqrs.runs where run_id = (select run_id from t_lease)), 'PAUSED', 'the run is PAUSED');
 select results_eq(
-    $$select visible_at, lease_token, worker_id from pgqrs.messages where message_id = (select run_id from t_run)$$,
+    $$select visible_at, lease_token, worker_id from pgqrs.messages where message_id = (select run_id from t_lease)$$,
     $$values ('2030-01-01 01:00:00+00'::timestamptz, null::uuid, null::bigint)$$,
     'the lease is released; the message is invisible until the timeout'
 );
@@ -39,7 +35,7 @@ select is(
     'not delivered before the timeout'
 );
 select results_eq(
-    $$select step_id, paused_until from pgqrs.paused_runs where run_id = (select run_id from t_run)$$,
+    $$select step_id, paused_until from pgqrs.paused_runs where run_id = (select run_id from t_lease)$$,
     $$values ('approval'::text, '2030-01-01 01:00:00+00'::timestamptz)$$,
     'listed in pgqrs.paused_runs'
 );

@@ -3,10 +3,8 @@ begin;
 select plan(3);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_lease as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
+create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
+create temp table t_lease as select * from pgqrs_tests.leased_run();
 
 select is((select count(*) from pgqrs.retrying_runs), 0::bigint, 'a running run is not retrying');
 create temp table t_fail as
@@ -14,7 +12,7 @@ select f.* from t_lease as l,
     lateral pgqrs.fail_step(l.run_id, 'call', l.lease_token, '{"msg": "503"}', true, '2 minutes') as f;
 select results_eq(
     $$select run_id, workflow, step_id, attempt, retry_at, last_error, visible_at from pgqrs.retrying_runs$$,
-    $$select (select run_id from t_run), 'wf'::text, 'call'::text, 1, '2030-01-01 00:02:00+00'::timestamptz,
+    $$select (select run_id from t_lease), 'wf'::text, 'call'::text, 1, '2030-01-01 00:02:00+00'::timestamptz,
              '{"msg": "503"}'::jsonb, '2030-01-01 00:02:00+00'::timestamptz$$,
     'the failed step with retry_at and last error'
 );

@@ -3,12 +3,9 @@ begin;
 select plan(3);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_runs as select * from pgqrs.trigger_batch('wf', '[{}, {}]');
-create temp table t_lease as select * from pgqrs.dequeue('wf', (select worker_id from t_worker), 1, '30 seconds');
-create temp table t_s1 as select pgqrs.complete_step(run_id, 'fetch', lease_token, '1') as ok from t_lease;
-create temp table t_s2 as select a.* from t_lease as l, lateral pgqrs.acquire_step(l.run_id, 'zip', l.lease_token) as a;
+select pgqrs_tests.setup_workflow();
+create temp table t_lease as select * from pgqrs_tests.run_at_step('zip', array['fetch']);
+create temp table t_queued as select * from pgqrs.trigger('wf', '{}');
 
 select results_eq(
     $$select workflow, status, current_step, current_step_status, worker, visible_at
@@ -19,7 +16,7 @@ select results_eq(
 );
 select results_eq(
     $$select status, current_step, worker from pgqrs.run_overview
-      where run_id = (select max(run_id) from t_runs)$$,
+      where run_id = (select run_id from t_queued)$$,
     $$values ('QUEUED'::text, null::text, null::text)$$,
     'a queued run: no step yet, no worker'
 );

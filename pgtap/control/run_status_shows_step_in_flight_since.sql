@@ -3,10 +3,8 @@ begin;
 select plan(3);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_d as select * from pgqrs.dequeue('wf', (select worker_id from t_worker), 1, '30 seconds');
+create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
+create temp table t_d as select * from pgqrs_tests.leased_run();
 select pgqrs.complete_step((select run_id from t_d), 'first', (select lease_token from t_d), '1');
 set local "pgqrs.now" = '2030-01-01 00:00:12+00';
 select pgqrs.heartbeat(
@@ -18,7 +16,7 @@ select pgqrs.heartbeat(
 );
 
 select results_eq(
-    $$select current_step, current_step_status, current_step_since from pgqrs.run_status((select run_id from t_run))$$,
+    $$select current_step, current_step_status, current_step_since from pgqrs.run_status((select run_id from t_d))$$,
     $$values ('long'::text, 'RUNNING'::text, '2030-01-01 00:00:00.5+00'::timestamptz)$$,
     'run_status: the step in flight, RUNNING since it started'
 );
@@ -31,7 +29,7 @@ set local "pgqrs.now" = '2030-01-01 00:00:15+00';
 select pgqrs.complete_step((select run_id from t_d), 'long', (select lease_token from t_d), '2', '14.5 seconds');
 select results_eq(
     $$select r.current_step, r.current_step_status, s.attempt, s.started_at
-      from pgqrs.run_status((select run_id from t_run)) as r
+      from pgqrs.run_status((select run_id from t_d)) as r
       join pgqrs.steps as s on s.step_id = r.current_step$$,
     $$values ('long'::text, 'SUCCESS'::text, 1, '2030-01-01 00:00:00.5+00'::timestamptz)$$,
     'once recorded, the step is current as recorded (one attempt; reporting it counted none)'

@@ -13,10 +13,8 @@ select throws_ok($$select pgqrs.create_workflow('wf', '{"backoff": "linear"}')$$
 select throws_ok($$select pgqrs.create_workflow('wf', '[3]')$$, '22023', null, 'not an object');
 select is((select count(*) from pgqrs.workflows), 0::bigint, 'no workflow written');
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_lease as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
+select pgqrs_tests.setup_workflow();
+create temp table t_lease as select * from pgqrs_tests.leased_run();
 select throws_ok(
     format(
         $$select * from pgqrs.fail_step(%s, 's', %L, '{}', p_retry_policy => '{"max_attempts": -1}')$$,

@@ -3,10 +3,8 @@ begin;
 select plan(4);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_lease as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
+create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
+create temp table t_lease as select * from pgqrs_tests.leased_run();
 create temp table t_done as select pgqrs.complete_run(run_id, lease_token, '"ok"') as status from t_lease;
 
 select is(pgqrs.archive((select message_id from t_lease)), false, 'archive after complete_run returns false');

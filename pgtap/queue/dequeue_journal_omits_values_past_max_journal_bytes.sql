@@ -5,8 +5,7 @@ select plan(4);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 set local "pgqrs.max_journal_bytes" = '3000';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
 create temp table t_run as select * from pgqrs.trigger('wf', '{}');
 select pgqrs.update_step((select run_id from t_run), 'small', 'SUCCESS', '1');
 select pgqrs.update_step((select run_id from t_run), 'big', 'SUCCESS', to_jsonb(repeat('x', 5000)));

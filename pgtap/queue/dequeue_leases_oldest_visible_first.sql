@@ -3,8 +3,7 @@ begin;
 select plan(6);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
 -- a: lowest id but visible last; b and c visible at the same time, b first by id
 create temp table t_a as select * from pgqrs.trigger('wf', '{"n": "a"}', p_delay => '5 minutes');
 create temp table t_b as select * from pgqrs.trigger('wf', '{"n": "b"}');

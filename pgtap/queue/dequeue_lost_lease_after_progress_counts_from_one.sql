@@ -4,8 +4,7 @@ begin;
 select plan(2);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf', '{"max_attempts": 2}');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_worker as select pgqrs_tests.setup_workflow('{"max_attempts": 2}') as worker_id;
 create temp table t_run as select * from pgqrs.trigger('wf', '{}');
 
 create temp table t_d1 as select * from pgqrs.dequeue('wf', (select worker_id from t_worker), 1, '30 seconds');

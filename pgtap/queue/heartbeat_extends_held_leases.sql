@@ -3,8 +3,7 @@ begin;
 select plan(5);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
 create temp table t_runs as select * from pgqrs.trigger_batch('wf', '[{}, {}]');
 create temp table t_leases as select * from pgqrs.dequeue('wf', (select worker_id from t_worker), 2, '30 seconds');
 

@@ -3,11 +3,9 @@ begin;
 select plan(5);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_w1 as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_w1 as select pgqrs_tests.setup_workflow() as worker_id;
 create temp table t_w2 as select pgqrs.register_worker('w2', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_lease1 as select * from pgqrs.dequeue('wf', (select worker_id from t_w1), 1, '30 seconds');
+create temp table t_lease1 as select * from pgqrs_tests.leased_run();
 
 set local "pgqrs.now" = '2030-01-01 00:00:31+00';
 select results_eq(
@@ -17,7 +15,7 @@ select results_eq(
     'an expired lease is reported lost'
 );
 select is(
-    (select visible_at from pgqrs.messages where message_id = (select run_id from t_run)),
+    (select visible_at from pgqrs.messages where message_id = (select run_id from t_lease1)),
     '2030-01-01 00:00:30+00'::timestamptz, 'and is not extended'
 );
 
@@ -29,7 +27,7 @@ select results_eq(
     'a taken-over lease and a forged token are reported lost'
 );
 select is(
-    (select visible_at from pgqrs.messages where message_id = (select run_id from t_run)),
+    (select visible_at from pgqrs.messages where message_id = (select run_id from t_lease1)),
     '2030-01-01 00:01:01+00'::timestamptz, 'the new holder''s lease is untouched'
 );
 select results_eq(

@@ -3,10 +3,8 @@ begin;
 select plan(3);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_lease as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
+select pgqrs_tests.setup_workflow();
+create temp table t_lease as select * from pgqrs_tests.leased_run();
 
 select is((select pgqrs.complete_step(run_id, 's', lease_token, '{"v": 1}') from t_lease), true, 'first: true');
 set local "pgqrs.now" = '2030-01-01 00:00:05+00';

@@ -3,9 +3,9 @@ begin;
 select plan(2);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as
-select * from pgqrs.create_workflow('wf', '{"max_attempts": 5, "backoff": "fixed", "base_seconds": 10, "jitter": 0}');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
+create temp table t_worker as
+select
+    pgqrs_tests.setup_workflow('{"max_attempts": 5, "backoff": "fixed", "base_seconds": 10, "jitter": 0}') as worker_id;
 create temp table t_runs as select * from pgqrs.trigger_batch('wf', '[{}, {}]');
 create temp table t_leases as select * from pgqrs.dequeue('wf', (select worker_id from t_worker), 2);
 

@@ -3,10 +3,8 @@ begin;
 select plan(3);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
-create temp table t_wf as select * from pgqrs.create_workflow('wf', '{"max_attempts": 10}');
-create temp table t_worker as select pgqrs.register_worker('w1', 'host', null, 'wf') as worker_id;
-create temp table t_run as select * from pgqrs.trigger('wf', '{}');
-create temp table t_lease as select * from pgqrs.dequeue('wf', (select worker_id from t_worker));
+create temp table t_worker as select pgqrs_tests.setup_workflow('{"max_attempts": 10}') as worker_id;
+create temp table t_lease as select * from pgqrs_tests.leased_run();
 
 select results_eq(
     $$select f.* from t_lease as l,
@@ -16,7 +14,7 @@ select results_eq(
 );
 select results_eq(
     $$select r.status, a.outcome from pgqrs.runs as r join pgqrs.messages_archive as a on a.message_id = r.run_id
-      where r.run_id = (select run_id from t_run)$$,
+      where r.run_id = (select run_id from t_lease)$$,
     $$values ('ERROR'::text, 'DEAD_LETTER'::text)$$,
     'run ERROR, message dead-lettered'
 );
