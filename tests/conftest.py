@@ -140,3 +140,36 @@ def conn2(db: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A second autocommit connection to the same database, for races (SKIP LOCKED, lease takeover)."""
     with psycopg.connect(db, autocommit=True) as c:
         yield c
+
+
+# --- login roles (the least-privilege tests, tests/test_security*.py) -------------------------------------
+
+LOGINS = {
+    "pgqrs_t_worker": "pgqrs_worker",
+    "pgqrs_t_client": "pgqrs_client",
+    "pgqrs_t_admin": "pgqrs_admin",
+    "pgqrs_t_nobody": None,
+}
+
+
+@pytest.fixture(scope="module")
+def logins(pg_dsn: str) -> Iterator[None]:
+    """Login roles in each pgqrs role (LOGINS), made for the module that asks and dropped after it."""
+    ensure_template(pg_dsn)  # the roles pgqrs_* exist once the schema is installed somewhere
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for login, role in LOGINS.items():
+            conn.execute(
+                sql.SQL(
+                    "do $$ begin if not exists (select from pg_roles where rolname = {name}) then "
+                    "create role {ident} login; end if; end $$"
+                ).format(name=sql.Literal(login), ident=sql.Identifier(login))
+            )
+            if role:
+                conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(role), sql.Identifier(login)))
+    yield
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for login in LOGINS:
+            try:
+                conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(login)))
+            except psycopg.Error:
+                pass  # still owns something in a kept database (PGQRS_KEEP_DBS): harmless
