@@ -22,7 +22,7 @@ import pgqrs
 from conftest import REPO, _admin_execute, drop_db
 from pgqrs.install import UnexpectedObjects
 from security_roles import Conn, as_login, one, setup_run, sqlstate
-from test_upgrade import apply_fixture
+from upgrade_helpers import apply_fixture
 
 pytestmark = pytest.mark.timeout(300)
 
