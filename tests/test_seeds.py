@@ -5,17 +5,16 @@ The samples are copied from ../shared/seeds/ with three edits only, each marked 
   - the manual consumer's `while True:` runs a bounded number of times;
   - the guide's `retry_after=30` becomes `retry_after=1`, so the test waits one second, not thirty.
 The user's helpers (s3, download_all, zip, fetch_from_api, is_transient, transform_logic, save_to_db,
-send_email, process) are fakes that record their calls in CALLS. The guide's approval workflow is Rust there;
-it is translated to the Python API here (the guide's `main` is `guide_main`: the Workflows API has one too).
+send_email, process) are fakes that record their calls in CALLS (tests/seed_fakes.py, with the harness).
+The guide's approval workflow is Rust there; it is translated to the Python API here (the guide's `main` is
+`guide_main`: the Workflows API has one too).
 """
 
 import ast
 import asyncio
 import dataclasses
-import re
 import signal
 from collections.abc import Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,9 +24,24 @@ import pytest
 
 import pgqrs
 from pgqrs import Step, StepStatus, TransientError, connect, run, step, workflow  # noqa: F401 (seed imports)
+from seed_fakes import (
+    CALLS,
+    FlakyNetwork,
+    calls,
+    download_all,
+    is_transient,
+    process,
+    queued_ids,
+    s3,
+    save_to_db,
+    send_email,
+    transform_logic,
+    wait_status,
+    worker_running,
+    zip,
+)
 
 DSN = ""  # this test's database: set by the `dsn` fixture
-CALLS: list[tuple[Any, ...]] = []  # what the fake helpers were asked to do, in order
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +52,7 @@ def dsn(db: str) -> Iterator[str]:
     globals()["DSN"] = ""
 
 
-def calls(name: str) -> list[tuple[Any, ...]]:
-    return [c for c in CALLS if c[0] == name]
+# ---- the user's helpers that read this test's database (the others: tests/seed_fakes.py) -------------------
 
 
 async def db_clock() -> datetime:
@@ -48,36 +61,6 @@ async def db_clock() -> datetime:
         row = await (await c.execute("select clock_timestamp()")).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
-
-
-# ---- the user's helpers (fakes) ----------------------------------------------------------------------------
-
-
-class _S3:
-    async def list_objects(self, bucket: str, prefix: str) -> list[str]:
-        CALLS.append(("list_objects", bucket, prefix))
-        return [f"{prefix}a.txt", f"{prefix}b.txt", f"{prefix}c.txt"]
-
-
-s3 = _S3()
-
-
-async def download_all(files: list[str]) -> list[str]:
-    CALLS.append(("download_all", files))
-    return ["/tmp/dl/" + f.replace("/", "_") for f in files]
-
-
-class _Zip:
-    async def create(self, files: list[str]) -> str:
-        CALLS.append(("zip.create", files))
-        return f"/tmp/archive-{len(files)}.zip"
-
-
-zip = _Zip()  # shadows the builtin in this module, as the seed's `zip.create` does
-
-
-class FlakyNetwork(Exception):
-    pass
 
 
 FETCH_FAILURES = {"count": 0}  # how many fetches fail with a transient error before one succeeds
@@ -91,29 +74,6 @@ async def fetch_from_api(url: str) -> list[dict[str, int]]:
     if url.endswith("/bad"):
         raise ValueError(f"no such dataset: {url}")
     return [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}]
-
-
-def is_transient(e: Exception) -> bool:
-    return isinstance(e, FlakyNetwork)
-
-
-def transform_logic(data: list[dict[str, int]]) -> list[dict[str, int]]:
-    CALLS.append(("transform_logic", len(data)))
-    return [{"n": r["n"], "square": r["n"] * r["n"]} for r in data]
-
-
-async def save_to_db(rows: list[dict[str, int]]) -> None:
-    CALLS.append(("save_to_db", rows))
-
-
-async def send_email(approver: str) -> dict[str, str]:
-    CALLS.append(("send_email", approver))
-    return {"sent_to": approver}
-
-
-async def process(approval_data: Any) -> dict[str, Any]:
-    CALLS.append(("process", approval_data))
-    return {"processed": approval_data}
 
 
 # ---- Workflows API: defining workflows ---------------------------------------------------------------------
@@ -306,38 +266,6 @@ async def approval_workflow(ctx, params):
 
     # Step 3: Process approval
     await ctx.step("process_approval", lambda: process(approval_data))
-
-
-# ---- harness -----------------------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def worker_running(store: pgqrs.Store, name: str, queue: str, handler: Any, **opts: Any):
-    """An in-process worker (the `.handler(...)` form) polling while the block runs."""
-    builder = pgqrs.consumer(name, 8080, queue).handler(handler)
-    for key, value in opts.items():
-        builder = getattr(builder, key)(value)
-    worker = await builder.create(store)
-    task = asyncio.create_task(worker.poll_forever())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 30)
-
-
-async def wait_status(store: pgqrs.Store, run_id: int, status: str, timeout: float = 20) -> pgqrs.RunInfo:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        info = await pgqrs.run().status(run_id).store(store).get()
-        if info.status == status:
-            return info
-        assert asyncio.get_running_loop().time() < deadline, f"run {run_id} is {info.status}, not {status}"
-        await asyncio.sleep(0.05)
-
-
-def queued_ids(capsys: pytest.CaptureFixture[str]) -> list[int]:
-    return [int(m) for m in re.findall(r"Queued message: (\d+)", capsys.readouterr().out)]
 
 
 # ---- the tests ---------------------------------------------------------------------------------------------
