@@ -1,4 +1,4 @@
-"""Explains every repeated step execution of a chaos scenario (used by chaos_harness.py).
+"""Explains every repeated step execution of a chaos scenario (used by chaos_checks.py).
 
 A repeat is a step body that started although the same (run, step) had started before. Each repeat is laid
 next to the execution it repeats (the latest earlier one, "prev"), which is described by:

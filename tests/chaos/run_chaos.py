@@ -30,16 +30,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chaos_harness import (  # noqa: E402
-    Cluster,
-    Result,
-    Scenario,
-    ScenarioRunner,
-    log,
-    markdown,
-    race_scenario,
-    summary_table,
-)
+from chaos_cluster import Cluster, log  # noqa: E402
+from chaos_harness import ScenarioRunner  # noqa: E402
+from chaos_race import race_scenario  # noqa: E402
+from chaos_results import Result, Scenario, markdown, summary_table  # noqa: E402
 
 
 def scenarios() -> list[Scenario]:

@@ -1,6 +1,6 @@
 """The small chaos run inside `make test`: 60 runs of the 4-step workflow on a cluster of its own, while
 two worker processes are SIGKILLed and PostgreSQL restarts with `-m immediate` once. The full suite is
-`make chaos` (tests/chaos/run_chaos.py); the checks are the same (tests/chaos/chaos_harness.py)."""
+`make chaos` (tests/chaos/run_chaos.py); the checks are the same (tests/chaos/chaos_checks.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from chaos_harness import Cluster, Scenario, ScenarioRunner, markdown
+from chaos_cluster import Cluster
+from chaos_harness import ScenarioRunner
+from chaos_results import Scenario, markdown
 
 
 @pytest.mark.chaos

@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from chaos_harness import SIDE_DDL
+from chaos_cluster import SIDE_DDL
 from repeats import (
     ACKED,
     FAULT_DURING_STEP,
