@@ -5,6 +5,7 @@ the `pgqrs` command. See README.md for the tour.
 """
 
 from ._json import UnreadableJson
+from .builders import WorkflowBuilder, workflow
 from .consumer import Consumer, ConsumerBuilder, consumer
 from .errors import (
     AttemptsExhausted,
@@ -26,18 +27,12 @@ from .errors import (
     WorkflowFailed,
 )
 from .install import install
-from .run import AcquiredStep, Message, Run, RunBuilder, RunInfo, run
-from .store import StepRecord, Store, TriggerHandle, WorkflowDef, connect
+from .outcomes import Step, StepPause
+from .records import RunInfo, StepRecord, TriggerHandle, WorkflowDef
+from .run import AcquiredStep, Message, Run, RunBuilder, run
+from .store import Store, connect
 from .vocabulary import RunStatus, StepAnswer, StepStatus
-from .workflow import (
-    Step,
-    StepPause,
-    WorkflowBuilder,
-    WorkflowContext,
-    WorkflowFunction,
-    step,
-    workflow,
-)
+from .workflow import WorkflowContext, WorkflowFunction, step
 
 __version__ = "0.1.0"
 

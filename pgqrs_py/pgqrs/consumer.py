@@ -29,9 +29,10 @@ from .errors import (
     UnreadableValue,
 )
 from .install import check_version
+from .outcomes import error_json
 from .run import Message, Run
-from .store import AsyncConn, Store, conn_kwargs
-from .workflow import Suspended, WorkflowContext, as_workflow, error_json, invoke
+from .store import AsyncConn, Store, as_id, conn_kwargs
+from .workflow import Suspended, WorkflowContext, as_workflow, invoke
 
 log = logging.getLogger("pgqrs.worker")
 
@@ -69,8 +70,7 @@ class Consumer:
         return [Message(*row) for row in rows]
 
     async def archive(self, message_id: Any) -> bool:
-        mid = message_id.id if isinstance(message_id, Message) else int(message_id)
-        return bool((await self.store.call(_sql.ARCHIVE, (mid, self.id)))[0][0])
+        return bool((await self.store.call(_sql.ARCHIVE, (as_id(message_id), self.id)))[0][0])
 
     def stop(self) -> None:
         """Stop taking work; `poll_forever` returns once in-flight runs finish or are given up (_drain)."""
@@ -251,7 +251,7 @@ class Consumer:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.store.dsn, autocommit=True)
                 async with conn:
-                    await conn.execute(f"listen {self.channel}")
+                    await conn.execute(_sql.LISTEN.format(channel=self.channel))
                     backoff = 0.05
                     self._wake.set()  # notifications sent while we were away are lost: look once
                     async for note in conn.notifies():

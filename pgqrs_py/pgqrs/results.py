@@ -155,7 +155,7 @@ class ResultListener:
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """LISTEN, (re)read the key, then check every run waited for: what finished while nobody listened."""
-        await conn.execute(f"listen {_sql.RUNS_CHANNEL}")
+        await conn.execute(_sql.LISTEN.format(channel=_sql.RUNS_CHANNEL))
         row = await (await conn.execute(_sql.RUNS_CHANNEL_KEY)).fetchone()
         assert row is not None
         self._use_key(bytes(row[0]))

@@ -11,8 +11,9 @@ from uuid import UUID
 import psycopg
 
 from . import _sql
-from ._json import UnreadableJson, dumps, from_json
-from .errors import ResultTimeout, RunCancelled, WorkflowFailed, mapped_errors, seconds
+from ._json import dumps
+from .errors import ResultTimeout, mapped_errors, seconds
+from .records import RunInfo, run_outcome
 from .store import AsyncConn, Store, as_id
 from .vocabulary import FINISHED_RUN_STATUSES
 
@@ -37,38 +38,6 @@ class Message:
     @property
     def payload(self) -> Any:
         return self.input
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """A row of pgqrs.run_status. `.output()` is the run's JSON output (a method, as in the seeds)."""
-
-    run_id: int
-    workflow: str
-    status: str
-    input: Any
-    output_value: Any
-    error: Any
-    attempt: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-    current_step: str | None
-    visible_at: datetime | None
-    current_step_status: str | None = None
-    current_step_since: datetime | None = None
-
-    def output(self, as_type: Any = None) -> Any:
-        """The run's output as stored (JSON), or built into `as_type` when that is a dataclass. Raises
-        UnreadableValue when the stored output is JSON Python cannot decode."""
-        if isinstance(self.output_value, UnreadableJson):
-            raise self.output_value.error(f"the output of run {self.run_id}")
-        return from_json(self.output_value, as_type) if as_type is not None else self.output_value
-
-    @property
-    def id(self) -> int:
-        return self.run_id
 
 
 class StepGuard:
@@ -222,7 +191,7 @@ async def wait_result(store: Store, run: Any, timeout: float | None = None) -> A
                 info = await run_status(store, run_id, conn)
             status = info.status
             if info.status in FINISHED_RUN_STATUSES:
-                return _outcome(info)
+                return run_outcome(info)
         except psycopg.OperationalError:  # includes the pool's timeout: the listener checks once it connects
             pass
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -232,17 +201,9 @@ async def wait_result(store: Store, run: Any, timeout: float | None = None) -> A
             with mapped_errors():
                 raise waiter.error
         assert waiter.row is not None
-        return _outcome(RunInfo(*waiter.row))
+        return run_outcome(RunInfo(*waiter.row))
     finally:
         store.results.discard(waiter)
-
-
-def _outcome(info: RunInfo) -> Any:
-    if info.status == "SUCCESS":
-        return info.output()
-    if info.status == "CANCELLED":
-        raise RunCancelled(f"run {info.run_id} was cancelled", run_id=info.run_id, error=info.error)
-    raise WorkflowFailed(info.run_id, info.error)
 
 
 class RunBuilder:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,57 +13,11 @@ from . import _sql
 from ._conncheck import connection_lost
 from ._json import ADAPTERS, dumps
 from .errors import mapped_errors, seconds
+from .records import StepRecord, TriggerHandle, WorkflowDef
 from .results import ResultListener
 from .vocabulary import StepStatus
 
 AsyncConn = psycopg.AsyncConnection[TupleRow]
-
-
-@dataclass(frozen=True)
-class WorkflowDef:
-    """A row of pgqrs.create_workflow."""
-
-    workflow_id: int
-    name: str
-    retry_policy: dict[str, Any]
-
-
-class TriggerHandle(int):
-    """What a trigger returns: the run id (= message id) as an int, with `.id`, `.run_id` and `.created`."""
-
-    created: bool
-
-    def __new__(cls, run_id: int, created: bool = True) -> TriggerHandle:
-        handle = super().__new__(cls, run_id)
-        handle.created = created
-        return handle
-
-    @property
-    def id(self) -> int:
-        return int(self)
-
-    @property
-    def run_id(self) -> int:
-        return int(self)
-
-    @property
-    def message_id(self) -> int:
-        return int(self)
-
-    def __repr__(self) -> str:
-        return f"TriggerHandle(id={int(self)}, created={self.created})"
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """A row of pgqrs.update_step / pgqrs.run_steps."""
-
-    run_id: int
-    step_id: str
-    status: str
-    value: Any
-    error: Any
-    attempt: int
 
 
 async def call_on(conn: AsyncConn, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -80,6 +33,14 @@ def trigger_params(workflow: str, params: Any, idempotency_key: str | None, dela
     seconds. Every trigger of the package and the CLI marshals through here."""
     payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
     return (workflow, payload, idempotency_key, seconds(delay) if delay is not None else None, run_at)
+
+
+def update_step_params(run_id: Any, step_id: str, status: str | StepStatus, value: Any) -> tuple[Any, ...]:
+    """The parameters of _sql.UPDATE_STEP: the status as text, the value as JSON. Store.update_step and the
+    CLI marshal through here."""
+    status_text = status.value if isinstance(status, StepStatus) else status
+    payload = dumps(value, f"the value of step {step_id!r}")
+    return (as_id(run_id), step_id, status_text, payload)
 
 
 def conn_kwargs() -> dict[str, Any]:
@@ -158,9 +119,7 @@ class Store:
         self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None
     ) -> StepRecord:
         """Record a step's result from outside a worker (the guide's webhook)."""
-        status_text = status.value if isinstance(status, StepStatus) else status
-        payload = dumps(value, f"the value of step {step_id!r}")
-        row = (await self.call(_sql.UPDATE_STEP, (as_id(run_id), step_id, status_text, payload)))[0]
+        row = (await self.call(_sql.UPDATE_STEP, update_step_params(run_id, step_id, status, value)))[0]
         return StepRecord(*row)
 
     async def resume_run(self, run_id: Any) -> str:

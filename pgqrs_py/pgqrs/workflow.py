@@ -1,4 +1,5 @@
-"""Defining and triggering workflows: `workflow()` (builder, decorator), `ctx.step`, `@step`, `Step.pause`."""
+"""Running workflows: `ctx.step` (WorkflowContext), `@step`, and the call of a handler (invoke).
+`pgqrs.workflow()` is in builders.py, `Step.pause` in outcomes.py."""
 
 from __future__ import annotations
 
@@ -9,37 +10,18 @@ import inspect
 import json
 import threading
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
 
-from . import _sql
-from ._json import UnreadableJson, dumps, from_json, storable_text
-from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, seconds
+from ._json import UnreadableJson, dumps, from_json
+from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError
+from .outcomes import BodyNotStarted, StepPause, error_json
 from .run import Run
-from .store import AsyncConn, Store, TriggerHandle, WorkflowDef, call_on, trigger_params
 
 T = TypeVar("T")
-
-
-class StepPause(Exception):
-    """Raised (via `raise Step.pause(...)`) inside a step body to pause the run at that step."""
-
-    def __init__(self, timeout: float | None) -> None:
-        super().__init__(f"pause for {timeout} s" if timeout is not None else "pause until resumed")
-        self.timeout = timeout
-
-
-class Step:
-    """`raise Step.pause(seconds | timedelta | None)` pauses the run until `resume_run` or the timeout."""
-
-    @staticmethod
-    def pause(timeout: float | timedelta | None = None) -> StepPause:
-        return StepPause(seconds(timeout) if timeout is not None else None)
 
 
 class Suspended(BaseException):
@@ -51,23 +33,6 @@ class Suspended(BaseException):
     def __init__(self, run_status: str) -> None:
         super().__init__(run_status)
         self.run_status = run_status
-
-
-def error_json(exc: BaseException) -> dict[str, Any]:
-    """How a Python exception is stored as a step or run error. Always storable: what jsonb refuses (U+0000,
-    a lone surrogate from a file name read with surrogateescape) is shown escaped, else the failure could not
-    be recorded and the run would be delivered again and again."""
-    trace = "".join(traceback.format_exception(exc))
-    try:
-        message = str(exc)
-    except Exception as broken:  # a __str__ that raises must not stop the failure from being recorded
-        message = f"<str() of the exception failed: {type(broken).__name__}>"
-    return {"type": storable_text(type(exc).__name__), "message": storable_text(message),
-            "traceback": storable_text(trace[-4000:])}
-
-
-class BodyNotStarted(LeaseLost):
-    """A step body was about to start in its thread when the lease was found gone (or the execution over)."""
 
 
 async def call_body(fn: Callable[[], Any], guard: Callable[[], AbstractContextManager[None]]) -> Any:
@@ -308,82 +273,3 @@ async def invoke(handler: Callable[..., Any], ctx: WorkflowContext, raw_input: A
         return await wf.fn(ctx, from_json(raw_input, wf.params_type))
     finally:
         _current.reset(token)
-
-
-class TriggerBuilder:
-    """`.execute(store)` (or `.execute()` when the workflow builder has a store, or a caller's connection)."""
-
-    def __init__(self, name: str, params: Any, store: Store | None) -> None:
-        self._name = name
-        self._params = params
-        self._store = store
-        self._key: str | None = None
-        self._delay: float | None = None
-        self._run_at: datetime | None = None
-
-    def idempotency_key(self, key: str) -> TriggerBuilder:
-        self._key = key
-        return self
-
-    def delay(self, value: float | timedelta) -> TriggerBuilder:
-        self._delay = seconds(value)
-        return self
-
-    def run_at(self, when: datetime) -> TriggerBuilder:
-        self._run_at = when
-        return self
-
-    async def execute(self, target: Store | AsyncConn | None = None) -> TriggerHandle:
-        """Start the run (pgqrs.trigger) through `target`: a store, or a connection whose transaction the
-        trigger joins (default: the workflow builder's store)."""
-        if isinstance(target, psycopg.AsyncConnection):
-            params = trigger_params(self._name, self._params, self._key, self._delay, self._run_at)
-            rows = await call_on(target, _sql.TRIGGER, params)
-            return TriggerHandle(rows[0][0], rows[0][2])
-        store = target or self._store
-        if store is None:
-            raise ValueError("pass a store: .execute(store), or .store(store) before .trigger(...)")
-        return await store.trigger(self._name, self._params, idempotency_key=self._key, delay=self._delay,
-                                   run_at=self._run_at)
-
-
-class WorkflowBuilder:
-    """`pgqrs.workflow()`: `.name(n).store(s).create()`, `.trigger(p).execute()`, `@workflow(name=...)`."""
-
-    def __init__(self, name: str | None = None) -> None:
-        self._name = name
-        self._store: Store | None = None
-        self._retry_policy: dict[str, Any] | None = None
-
-    def name(self, name: str) -> WorkflowBuilder:
-        self._name = name
-        return self
-
-    def store(self, store: Store) -> WorkflowBuilder:
-        self._store = store
-        return self
-
-    def retry_policy(self, policy: dict[str, Any]) -> WorkflowBuilder:
-        self._retry_policy = policy
-        return self
-
-    def _need_name(self) -> str:
-        if not self._name:
-            raise ValueError("give the workflow a name: pgqrs.workflow('name') or .name('name')")
-        return self._name
-
-    async def create(self, store: Store | None = None) -> WorkflowDef:
-        target = store or self._store
-        if target is None:
-            raise ValueError("call .store(store) first")
-        return await target.create_workflow(self._need_name(), self._retry_policy)
-
-    def trigger(self, params: Any = None) -> TriggerBuilder:
-        return TriggerBuilder(self._need_name(), params, self._store)
-
-    def __call__(self, fn: Callable[..., Awaitable[T]]) -> WorkflowFunction:
-        return WorkflowFunction(self._name or fn.__name__, fn)
-
-
-def workflow(name: str | None = None) -> WorkflowBuilder:
-    return WorkflowBuilder(name)

@@ -35,9 +35,10 @@ from ..errors import (
     UnreadableValue,
 )
 from ..install import check_version
+from ..outcomes import error_json
 from ..run import Message
-from ..store import conn_kwargs
-from ..workflow import Suspended, error_json
+from ..store import as_id, conn_kwargs
+from ..workflow import Suspended
 from ._compat import CancelledError
 from ._worker import WorkerLoop
 from .run import Run
@@ -76,8 +77,7 @@ class Consumer(WorkerLoop):
         return [Message(*row) for row in rows]
 
     def archive(self, message_id: Any) -> bool:
-        mid = message_id.id if isinstance(message_id, Message) else int(message_id)
-        return bool((self.store.call(_sql.ARCHIVE, (mid, self.id)))[0][0])
+        return bool((self.store.call(_sql.ARCHIVE, (as_id(message_id), self.id)))[0][0])
 
     def stop(self) -> None:
         """Stop taking work; `poll_forever` returns once in-flight runs finish or are given up (_drain)."""

@@ -126,7 +126,7 @@ class ResultListener(ResultListenerThread):
 
     def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
         """LISTEN, (re)read the key, then check every run waited for: what finished while nobody listened."""
-        conn.execute(f"listen {_sql.RUNS_CHANNEL}")
+        conn.execute(_sql.LISTEN.format(channel=_sql.RUNS_CHANNEL))
         row = (conn.execute(_sql.RUNS_CHANNEL_KEY)).fetchone()
         assert row is not None
         self._use_key(bytes(row[0]))

@@ -14,7 +14,8 @@ import psycopg
 from .. import _sql
 from .._json import dumps
 from ..errors import ResultTimeout, mapped_errors, seconds
-from ..run import Message, RunInfo, _outcome
+from ..records import RunInfo, run_outcome
+from ..run import Message
 from ..store import as_id
 from ..vocabulary import FINISHED_RUN_STATUSES
 from .store import Conn, Store
@@ -171,7 +172,7 @@ def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
                 info = run_status(store, run_id, conn)
             status = info.status
             if info.status in FINISHED_RUN_STATUSES:
-                return _outcome(info)
+                return run_outcome(info)
         except psycopg.OperationalError:  # includes the pool's timeout: the listener checks once it connects
             pass
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -181,7 +182,7 @@ def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
             with mapped_errors():
                 raise waiter.error
         assert waiter.row is not None
-        return _outcome(RunInfo(*waiter.row))
+        return run_outcome(RunInfo(*waiter.row))
     finally:
         store.results.discard(waiter)
 

@@ -14,7 +14,8 @@ from .. import _sql
 from .._conncheck import connection_lost
 from .._json import dumps
 from ..errors import mapped_errors
-from ..store import StepRecord, TriggerHandle, WorkflowDef, as_id, conn_kwargs, trigger_params
+from ..records import StepRecord, TriggerHandle, WorkflowDef
+from ..store import as_id, conn_kwargs, trigger_params, update_step_params
 from ..vocabulary import StepStatus
 from .results import ResultListener
 
@@ -86,9 +87,7 @@ class Store:
   self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None
     ) -> StepRecord:
         """Record a step's result from outside a worker (the guide's webhook)."""
-        status_text = status.value if isinstance(status, StepStatus) else status
-        payload = dumps(value, f"the value of step {step_id!r}")
-        row = (self.call(_sql.UPDATE_STEP, (as_id(run_id), step_id, status_text, payload)))[0]
+        row = (self.call(_sql.UPDATE_STEP, update_step_params(run_id, step_id, status, value)))[0]
         return StepRecord(*row)
 
     def resume_run(self, run_id: Any) -> str:
