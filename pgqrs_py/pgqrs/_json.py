@@ -121,6 +121,7 @@ class UnreadableJson:
         return f"<unreadable JSON, {self.size:,} bytes: {self.reason}>"
 
     def error(self, what: str) -> UnreadableValue:
+        """The UnreadableValue to raise for this value; `what` names it ("the output of run 7")."""
         return UnreadableValue(f"{what} could not be read ({self.size:,} bytes of JSON): {self.reason}")
 
 

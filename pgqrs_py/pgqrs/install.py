@@ -196,7 +196,8 @@ def _install(conn: psycopg.Connection[Any], migrations_dir: Path | None) -> int:
 
 
 def installed_version(cur: psycopg.Cursor[Any]) -> int:
-    """The schema version recorded in the database, 0 when pgqrs is not installed."""
+    """The schema version recorded in the database (the table pgqrs.schema_version), 0 when pgqrs is not
+    installed."""
     row = cur.execute(install_sql.HAS_SCHEMA).fetchone()
     if row is None or not row[0]:
         return 0

@@ -27,6 +27,9 @@ class Step:
 
     @staticmethod
     def pause(timeout: float | timedelta | None = None) -> StepPause:
+        """`raise Step.pause(timeout)` in a step body: ctx.step pauses the run at that step
+        (``pgqrs.pause_step``) until ``pgqrs.resume_run`` or `timeout` (seconds or a timedelta; None: until
+        resumed)."""
         return StepPause(seconds(timeout) if timeout is not None else None)
 
 

@@ -31,14 +31,17 @@ class TriggerHandle(int):
 
     @property
     def id(self) -> int:
+        """The run id (a run and its queue message share their id)."""
         return int(self)
 
     @property
     def run_id(self) -> int:
+        """The run id."""
         return int(self)
 
     @property
     def message_id(self) -> int:
+        """The id of the run's queue message: the run id."""
         return int(self)
 
     def __repr__(self) -> str:
@@ -86,6 +89,7 @@ class RunInfo:
 
     @property
     def id(self) -> int:
+        """The run id."""
         return self.run_id
 
 

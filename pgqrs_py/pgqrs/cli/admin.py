@@ -16,9 +16,9 @@ def register(add: AddCommand) -> None:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    """`pgqrs install` and `pgqrs upgrade`: run `pgqrs.install` on the database and say what changed. Raises
-    what the install raises (SchemaTooNew, UnexpectedObjects, MigrationError, 42501 for a role that may not
-    install)."""
+    """`pgqrs install` and `pgqrs upgrade`: run `pgqrs.install` on the database and say what changed (the
+    version before it, from pgqrs.schema_version). Raises what the install raises: SchemaTooNew,
+    UnexpectedObjects, MigrationError, and 42501 for a role that may not install."""
     from ..install import install
 
     with connect(args) as conn:

@@ -37,7 +37,7 @@ def register(add: AddCommand) -> None:
 def load_handler(target: str) -> tuple[Callable[..., Any], str | None]:
     """Import MODULE:FUNCTION; returns the handler and its workflow name when it is a @workflow function.
     Raises CliError (exit 2) when it cannot be imported or is not callable."""
-    from ..workflow import WorkflowFunction
+    from ..handler import WorkflowFunction
 
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:

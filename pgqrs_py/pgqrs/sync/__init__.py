@@ -30,11 +30,12 @@ from ..outcomes import Step, StepPause
 from ..records import RunInfo, StepRecord, TriggerHandle, WorkflowDef
 from ..run import Message
 from ..vocabulary import RunStatus, StepAnswer, StepStatus
-from .builders import WorkflowBuilder, workflow
+from .builders import RunBuilder, WorkflowBuilder, run, workflow
 from .consumer import Consumer, ConsumerBuilder, consumer
-from .run import AcquiredStep, Run, RunBuilder, run
+from .handler import WorkflowFunction, step
+from .run import AcquiredStep, Run
 from .store import Store, connect
-from .workflow import WorkflowContext, WorkflowFunction, step
+from .workflow import WorkflowContext
 
 __version__ = "0.1.0"
 
