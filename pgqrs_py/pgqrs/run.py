@@ -134,10 +134,10 @@ class Run:
 
     async def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
         """Ask the engine what to do with step `step_id`: calls ``pgqrs.acquire_step``. EXECUTE: run it (it is
-        RUNNING now, a new attempt counted); SKIPPED: it succeeded before, `.value` is its result; WAIT: a
-        retry is due at `.retry_at` (compared with `current_time`, default the database's now). Raises the
-        lease errors, AttemptsExhausted (QR007: a failed step has used its policy's max_attempts) and
-        InvalidArgument (22023: a bad step id)."""
+        RUNNING now, with a new attempt counted unless it was paused); SKIPPED: it succeeded before,
+        `.value` is its result; WAIT: a retry is due at `.retry_at` (compared with `current_time`, default
+        the database's now). Raises the lease errors, AttemptsExhausted (QR007: a failed step has used its
+        policy's max_attempts) and InvalidArgument (22023: a bad step id)."""
         rows = await self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))
         status, value, attempt, retry_at = rows[0]
         return AcquiredStep(status, value, attempt, retry_at, StepGuard(self, step_id))
@@ -165,7 +165,7 @@ class Run:
         workflow's): the run is QUEUED again and its lease released, visible after `retry_after` seconds or
         the policy's backoff. Else the run ends ERROR (its message dead-lettered). Raises the lease errors,
         StepConflict (QR005: the step already succeeded), InvalidArgument (22023: a bad step id or policy,
-        retry_after over 30 days) and NotSerializable."""
+        a retry_after not within 0-30 days) and NotSerializable."""
         payload = dumps(error, f"the error of step {step_id!r}")
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
         rows = await self._call(
