@@ -41,7 +41,7 @@ from examples.pipeline import STEP_LOG_DDL  # noqa: E402
 
 import pgqrs  # noqa: E402
 from pgqrs import StepStatus  # noqa: E402
-from pgqrs.cli import table  # noqa: E402
+from pgqrs.cli.output import table  # noqa: E402
 
 DEMO_DB = os.environ.get("PGQRS_DEMO_DB", "pgqrs_demo")  # the tests use another name
 RUNS = 5

@@ -43,7 +43,7 @@ OUT = PKG / "sync"
 
 # The async modules that get a sync twin, in dependency order (a module's shared names are known before the
 # modules that import it are processed).
-MODULES = ["results.py", "store.py", "run.py", "workflow.py", "consumer.py", "__init__.py"]
+MODULES = ["results.py", "store.py", "run.py", "workflow.py", "handler.py", "builders.py", "consumer.py", "__init__.py"]
 GENERATED = {m.removesuffix(".py") for m in MODULES if m != "__init__.py"}
 
 RENAMES = {

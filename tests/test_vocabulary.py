@@ -11,7 +11,8 @@ import pytest
 
 import pgqrs
 import pgqrs.sync
-from pgqrs import cli
+from pgqrs.cli import ops as cli_ops
+from pgqrs.cli import runs as cli_runs
 from pgqrs.vocabulary import (
     FINISHED_RUN_STATUSES,
     RUN_STATUSES,
@@ -68,7 +69,8 @@ def test_both_flavours_export_the_same_classes(module: object) -> None:
 
 def test_no_module_spells_a_status_list_of_its_own() -> None:
     """The tuples of statuses live in pgqrs.vocabulary only (the CLI's choices come from there too)."""
-    assert cli.RUN_STATUSES is RUN_STATUSES and cli.STEP_STATUSES is STEP_STATUSES
+    assert cli_runs.RUN_STATUSES is RUN_STATUSES and cli_runs.STEP_STATUSES is STEP_STATUSES
+    assert cli_ops.RUN_STATUSES is RUN_STATUSES
     spelled = re.compile(r"\(\s*\"(QUEUED|RUNNING|SUCCESS)\",\s*\"[A-Z]+\"")
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.name == "vocabulary.py":

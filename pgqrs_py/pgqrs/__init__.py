@@ -5,6 +5,7 @@ the `pgqrs` command. See README.md for the tour.
 """
 
 from ._json import UnreadableJson
+from .builders import RunBuilder, WorkflowBuilder, run, workflow
 from .consumer import Consumer, ConsumerBuilder, consumer
 from .errors import (
     AttemptsExhausted,
@@ -25,19 +26,14 @@ from .errors import (
     UnreadableValue,
     WorkflowFailed,
 )
+from .handler import WorkflowFunction, step
 from .install import install
-from .run import AcquiredStep, Message, Run, RunBuilder, RunInfo, run
-from .store import StepRecord, Store, TriggerHandle, WorkflowDef, connect
+from .outcomes import Step, StepPause
+from .records import RunInfo, StepRecord, TriggerHandle, WorkflowDef
+from .run import AcquiredStep, Message, Run
+from .store import Store, connect
 from .vocabulary import RunStatus, StepAnswer, StepStatus
-from .workflow import (
-    Step,
-    StepPause,
-    WorkflowBuilder,
-    WorkflowContext,
-    WorkflowFunction,
-    step,
-    workflow,
-)
+from .workflow import WorkflowContext
 
 __version__ = "0.1.0"
 

@@ -12,11 +12,14 @@ Both directions guard against values one side accepts and the other refuses:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import typing
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.adapt import AdaptersMap
@@ -25,7 +28,23 @@ from psycopg.types.json import set_json_loads
 from .errors import NotSerializable, UnreadableValue
 
 
-def _default(obj: Any) -> Any:
+def json_default(obj: Any, *, display: bool = False) -> Any:
+    """The package's one `default` hook of json.dumps: what to write for a value JSON has no type for.
+
+    Always: a dataclass as an object, a date or datetime in ISO 8601. With `display` (the JSON the `pgqrs`
+    command prints from rows it read, never stored) also what the database hands back: a timedelta in
+    seconds, a UUID as text, a numeric as a number, an unreadable stored value as its placeholder text.
+    Raises TypeError for anything else (`dumps` turns it into NotSerializable).
+    """
+    if display:
+        if isinstance(obj, UnreadableJson):  # before the dataclasses: what was stored cannot be shown
+            return str(obj)
+        if isinstance(obj, timedelta):
+            return obj.total_seconds()
+        if isinstance(obj, UUID):
+            return str(obj)
+        if isinstance(obj, Decimal):
+            return int(obj) if obj == obj.to_integral_value() else float(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     if isinstance(obj, datetime | date):
@@ -36,13 +55,18 @@ def _default(obj: Any) -> Any:
 def dumps(value: Any, what: str) -> str:
     """Serialise `value`; `what` names it in the error ("the result of step 'fetch'")."""
     try:
-        text = json.dumps(value, default=_default, allow_nan=False)
+        text = json.dumps(value, default=json_default, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested deeper than ~1000 levels
         raise NotSerializable(f"{what} is not JSON-serialisable: {exc}") from None
     refused = refused_by_postgres(text)
     if refused is not None:
         raise NotSerializable(f"{what} holds {refused}, which PostgreSQL cannot store in jsonb")
     return text
+
+
+def display_json(value: Any) -> str:
+    """JSON text of rows read from the database, indented for people and scripts (`pgqrs ... --json`)."""
+    return json.dumps(value, default=functools.partial(json_default, display=True), indent=2)
 
 
 # json.dumps (ensure_ascii) writes every non-ASCII character as a lowercase \uXXXX escape: U+0000 as \u0000,
@@ -97,6 +121,7 @@ class UnreadableJson:
         return f"<unreadable JSON, {self.size:,} bytes: {self.reason}>"
 
     def error(self, what: str) -> UnreadableValue:
+        """The UnreadableValue to raise for this value; `what` names it ("the output of run 7")."""
         return UnreadableValue(f"{what} could not be read ({self.size:,} bytes of JSON): {self.reason}")
 
 

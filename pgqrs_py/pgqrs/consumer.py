@@ -28,10 +28,12 @@ from .errors import (
     TransientError,
     UnreadableValue,
 )
+from .handler import as_workflow, invoke
 from .install import check_version
+from .outcomes import error_json
 from .run import Message, Run
-from .store import AsyncConn, Store, conn_kwargs
-from .workflow import Suspended, WorkflowContext, as_workflow, error_json, invoke
+from .store import AsyncConn, Store, as_id, conn_kwargs
+from .workflow import Suspended, WorkflowContext
 
 log = logging.getLogger("pgqrs.worker")
 
@@ -64,13 +66,19 @@ class Consumer:
         self._runs: dict[UUID, Run] = {}  # the runs in flight by lease token: what the heartbeat reports
 
     async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
+        """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
+        ``pgqrs.dequeue``; [] when none is visible. Raises UnknownWorker (QR008), UnknownWorkflow (QR001)
+        and InvalidArgument (22023: a batch not of 1-1000, a visibility not within 0-1 day)."""
         lease = visibility if visibility is not None else self.visibility
         rows = await self.store.call(_sql.DEQUEUE, (self.queue, self.id, batch_size, lease))
         return [Message(*row) for row in rows]
 
     async def archive(self, message_id: Any) -> bool:
-        mid = message_id.id if isinstance(message_id, Message) else int(message_id)
-        return bool((await self.store.call(_sql.ARCHIVE, (mid, self.id)))[0][0])
+        """Archive a run's message: calls ``pgqrs.archive``. A message is archived when its run finishes
+        (complete_run, fail_run), so this returns False for a finished run and raises InvalidState (QR003)
+        for one that has not finished; UnknownRun (QR002), UnknownWorker (QR008), TypeError for something
+        that is not an id."""
+        return bool((await self.store.call(_sql.ARCHIVE, (as_id(message_id), self.id)))[0][0])
 
     def stop(self) -> None:
         """Stop taking work; `poll_forever` returns once in-flight runs finish or are given up (_drain)."""
@@ -80,7 +88,9 @@ class Consumer:
     # ---- the loop -----------------------------------------------------------------------------------------
 
     async def poll_forever(self, *, shutdown_timeout: float | None = None) -> None:
-        """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT."""
+        """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT, then mark the worker
+        stopped (``pgqrs.stop_worker``). Raises ValueError without a handler, InvalidArgument for a bad
+        shutdown_timeout."""
         if self.handler is None:
             raise ValueError("poll_forever needs a handler: pgqrs.consumer(...).handler(fn).create(store)")
         if shutdown_timeout is not None:
@@ -251,7 +261,7 @@ class Consumer:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.store.dsn, autocommit=True)
                 async with conn:
-                    await conn.execute(f"listen {self.channel}")
+                    await conn.execute(_sql.LISTEN.format(channel=self.channel))
                     backoff = 0.05
                     self._wake.set()  # notifications sent while we were away are lost: look once
                     async for note in conn.notifies():
@@ -485,6 +495,7 @@ class ConsumerBuilder:
         self._poll_interval = 2.0
 
     def handler(self, fn: Callable[..., Any]) -> ConsumerBuilder:
+        """The handler `fn(ctx, params)` that poll_forever runs for each run; returns the builder."""
         self._handler = fn
         return self
 
@@ -506,6 +517,10 @@ class ConsumerBuilder:
         return self
 
     async def create(self, store: Store) -> Consumer:
+        """Register the worker for the queue (an upsert by name): calls ``pgqrs.register_worker``,
+        ``pgqrs.queue_channel`` and ``pgqrs.schema_version``; grows the store's pool to concurrency + 2.
+        Raises SchemaMismatch (the database holds another schema version), UnknownWorkflow (QR001) and
+        InvalidArgument (22023: a bad name, a hostname over 255 characters, a port not of 0-65535)."""
         rows = await store.call(_sql.REGISTER_WORKER,
                                 (self._name, socket.gethostname(), self._port, self._queue, self._queue))
         worker_id, channel, version = rows[0]
@@ -518,4 +533,5 @@ class ConsumerBuilder:
 
 
 def consumer(name: str, port: int | None, queue: str) -> ConsumerBuilder:
+    """`pgqrs.consumer(name, port, queue)`: a ConsumerBuilder for a worker of `queue`."""
     return ConsumerBuilder(name, port, queue)

@@ -32,24 +32,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from ._install_check import FUNCTIONS as _FUNCTIONS
-from ._install_check import MAY_INSTALL as _MAY_INSTALL
-from ._install_check import UNEXPECTED_OBJECTS as _UNEXPECTED_OBJECTS
 from ._install_check import foreign_functions
+from ._sql import install as install_sql
 from .errors import PgqrsError
-
-# Serialises concurrent installs of one database (two workers starting at once).
-_INSTALL_LOCK = "select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgqrs.install'))"
-# The install resolves every name through pg_catalog only (pg_temp last, explicitly): nothing a caller's
-# search_path points at, nor a temporary object, can stand in for a built-in. Restored when it is done.
-_PIN_SEARCH_PATH = (
-    "select pg_catalog.current_setting('search_path'),"
-    " pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
-)
-_RESTORE_SEARCH_PATH = "select pg_catalog.set_config('search_path', %s, true)"
-_HAS_VERSION_TABLE = "select to_regclass('pgqrs.schema_version') is not null"
-_INSTALLED_VERSION = "select coalesce(max(version), 0) from pgqrs.schema_version"
-_RECORD_VERSION = "insert into pgqrs.schema_version (version) values (%s) on conflict do nothing"
 
 # The version sql/*.sql make on their own; later versions are reached through migrations.
 BASE_VERSION = 1
@@ -178,12 +163,12 @@ def _install(conn: psycopg.Connection[Any], migrations_dir: Path | None) -> int:
     target = max([BASE_VERSION, *(m.to_version for m in steps)])
     with conn.transaction():
         cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the caller's connection has
-        row = cur.execute(_PIN_SEARCH_PATH).fetchone()
+        row = cur.execute(install_sql.PIN_SEARCH_PATH).fetchone()
         assert row is not None
-        cur.execute(_INSTALL_LOCK)
-        cur.execute("set local client_min_messages = warning")
-        cur.execute(_MAY_INSTALL)
-        findings = [r[0] for r in cur.execute(_UNEXPECTED_OBJECTS).fetchall()]
+        cur.execute(install_sql.INSTALL_LOCK)
+        cur.execute(install_sql.QUIET_NOTICES)
+        cur.execute(install_sql.MAY_INSTALL)
+        findings = [r[0] for r in cur.execute(install_sql.UNEXPECTED_OBJECTS).fetchall()]
         if findings:
             raise UnexpectedObjects(findings)
         current = installed_version(cur)
@@ -195,27 +180,28 @@ def _install(conn: psycopg.Connection[Any], migrations_dir: Path | None) -> int:
         if 0 < current < target:
             for step in upgrade_path(current, target, steps):
                 _run_script(cur, step.path)
-                cur.execute(_RECORD_VERSION, (step.to_version,))
+                cur.execute(install_sql.RECORD_VERSION, (step.to_version,))
         scripts = schema_files()
         for path in scripts:
             _run_script(cur, path)
-        installed = [(r[0], r[1]) for r in cur.execute(_FUNCTIONS).fetchall()]
+        installed = [(r[0], r[1]) for r in cur.execute(install_sql.FUNCTIONS).fetchall()]
         findings = foreign_functions(installed, [p.read_text(encoding="utf-8") for p in scripts])
         if findings:
             raise UnexpectedObjects(findings)  # the transaction rolls back: nothing changed
-        cur.execute(_RECORD_VERSION, (target,))
-        version = cur.execute("select pgqrs.schema_version()").fetchone()
-        cur.execute(_RESTORE_SEARCH_PATH, (row[0],))
+        cur.execute(install_sql.RECORD_VERSION, (target,))
+        version = cur.execute(install_sql.SCHEMA_VERSION).fetchone()
+        cur.execute(install_sql.RESTORE_SEARCH_PATH, (row[0],))
     assert version is not None
     return int(version[0])
 
 
 def installed_version(cur: psycopg.Cursor[Any]) -> int:
-    """The schema version recorded in the database, 0 when pgqrs is not installed."""
-    row = cur.execute(_HAS_VERSION_TABLE).fetchone()
+    """The schema version recorded in the database (the table pgqrs.schema_version), 0 when pgqrs is not
+    installed."""
+    row = cur.execute(install_sql.HAS_SCHEMA).fetchone()
     if row is None or not row[0]:
         return 0
-    row = cur.execute(_INSTALLED_VERSION).fetchone()
+    row = cur.execute(install_sql.INSTALLED_VERSION).fetchone()
     return int(row[0]) if row is not None else 0
 
 

@@ -46,6 +46,7 @@ class Waiter:
         self.error: Exception | None = None
 
     def finish(self, row: tuple[Any, ...] | None, error: Exception | None = None) -> None:
+        """Set the outcome, `row` or `error`, and wake the waiter."""
         self.row, self.error = row, error
         self.done.set()
 
@@ -76,6 +77,7 @@ class ResultListener:
         return waiter
 
     def discard(self, waiter: Waiter) -> None:
+        """Forget `waiter` (its result() returned or gave up); the run's last waiter forgets the run."""
         with self._lock:
             waiters = self._waiters.get(waiter.run_id, [])
             if waiter in waiters:
@@ -155,7 +157,7 @@ class ResultListener:
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """LISTEN, (re)read the key, then check every run waited for: what finished while nobody listened."""
-        await conn.execute(f"listen {_sql.RUNS_CHANNEL}")
+        await conn.execute(_sql.LISTEN.format(channel=_sql.RUNS_CHANNEL))
         row = await (await conn.execute(_sql.RUNS_CHANNEL_KEY)).fetchone()
         assert row is not None
         self._use_key(bytes(row[0]))

@@ -11,8 +11,9 @@ from uuid import UUID
 import psycopg
 
 from . import _sql
-from ._json import UnreadableJson, dumps, from_json
-from .errors import ResultTimeout, RunCancelled, WorkflowFailed, mapped_errors, seconds
+from ._json import dumps
+from .errors import ResultTimeout, mapped_errors
+from .records import RunInfo, run_outcome
 from .store import AsyncConn, Store, as_id
 from .vocabulary import FINISHED_RUN_STATUSES
 
@@ -32,43 +33,13 @@ class Message:
 
     @property
     def id(self) -> int:
+        """The message id: the run id."""
         return self.message_id
 
     @property
     def payload(self) -> Any:
+        """The run's input (the seeds' name for it)."""
         return self.input
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """A row of pgqrs.run_status. `.output()` is the run's JSON output (a method, as in the seeds)."""
-
-    run_id: int
-    workflow: str
-    status: str
-    input: Any
-    output_value: Any
-    error: Any
-    attempt: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-    current_step: str | None
-    visible_at: datetime | None
-    current_step_status: str | None = None
-    current_step_since: datetime | None = None
-
-    def output(self, as_type: Any = None) -> Any:
-        """The run's output as stored (JSON), or built into `as_type` when that is a dataclass. Raises
-        UnreadableValue when the stored output is JSON Python cannot decode."""
-        if isinstance(self.output_value, UnreadableJson):
-            raise self.output_value.error(f"the output of run {self.run_id}")
-        return from_json(self.output_value, as_type) if as_type is not None else self.output_value
-
-    @property
-    def id(self) -> int:
-        return self.run_id
 
 
 class StepGuard:
@@ -79,12 +50,15 @@ class StepGuard:
         self.step_id = step_id
 
     async def success(self, value: Any = None) -> bool:
+        """Record the success with `value`: Run.complete_step (``pgqrs.complete_step``)."""
         return await self._run.complete_step(self.step_id, value)
 
     async def fail(self, error: Any, *, transient: bool = True, retry_after: float | None = None) -> str:
+        """Record a failed attempt: Run.fail_step (``pgqrs.fail_step``); returns the run's status."""
         return await self._run.fail_step(self.step_id, error, transient=transient, retry_after=retry_after)
 
     async def pause(self, timeout: float | None = None) -> tuple[str, Any]:
+        """Pause the run at this step: Run.pause_step (``pgqrs.pause_step``)."""
         return await self._run.pause_step(self.step_id, timeout)
 
 
@@ -100,7 +74,10 @@ class AcquiredStep:
 
 
 class Run:
-    """A run leased through a message: every call carries the lease token (fencing)."""
+    """A run leased through a message: every call carries the lease token, which the engine checks first
+    (fencing). "The lease errors" below: LeaseLost (QR004: the lease expired or another worker took the run
+    over), RunCancelled (QR009: the run was cancelled), InvalidState (QR003: the run has finished), UnknownRun
+    (QR002)."""
 
     def __init__(self, store: Store, message: Message, current_time: datetime | None,
                  conn: AsyncConn | None = None, lease_deadlines: dict[UUID, float] | None = None) -> None:
@@ -126,14 +103,17 @@ class Run:
 
     @property
     def id(self) -> int:
+        """The run id."""
         return self.message.run_id
 
     @property
     def run_id(self) -> int:
+        """The run id."""
         return self.message.run_id
 
     @property
     def lease_token(self) -> UUID:
+        """The token of this delivery's lease, which every call of the run carries."""
         return self.message.lease_token
 
     @property
@@ -153,15 +133,26 @@ class Run:
             self._calls.remove(started)
 
     async def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
+        """Ask the engine what to do with step `step_id`: calls ``pgqrs.acquire_step``. EXECUTE: run it (it is
+        RUNNING now, with a new attempt counted unless it was paused); SKIPPED: it succeeded before,
+        `.value` is its result; WAIT: a retry is due at `.retry_at` (compared with `current_time`, default
+        the database's now). Raises the lease errors, AttemptsExhausted (QR007: a failed step has used its
+        policy's max_attempts) and InvalidArgument (22023: a bad step id)."""
         rows = await self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))
         status, value, attempt, retry_at = rows[0]
         return AcquiredStep(status, value, attempt, retry_at, StepGuard(self, step_id))
 
     async def complete_step(self, step_id: str, value: Any) -> bool:
+        """Record the success of step `step_id` with `value` (as JSON): calls ``pgqrs.complete_step``. True
+        when recorded; False when the same value was recorded before. Raises the lease errors, StepConflict
+        (QR005: it succeeded with another value), InvalidArgument (22023: a bad step id) and
+        NotSerializable."""
         return await self.complete_step_json(step_id, dumps(value, f"the result of step {step_id!r}"))
 
     async def complete_step_json(self, step_id: str, payload: str, duration: float | None = None) -> bool:
-        """Record a success whose value is already JSON text; `duration`: seconds the body ran (see SQL)."""
+        """Record a success whose value is already JSON text: calls ``pgqrs.complete_step``; `duration`:
+        seconds the body ran (the step's start is recorded that long before now). Returns and raises as
+        complete_step."""
         params = (self.run_id, step_id, self.lease_token, payload, duration)
         rows = await self._call(_sql.COMPLETE_STEP, params)
         return bool(rows[0][0])
@@ -169,7 +160,12 @@ class Run:
     async def fail_step(self, step_id: str, error: Any, *, transient: bool = True,
                         retry_after: float | None = None, retry_policy: dict[str, Any] | None = None,
                         duration: float | None = None) -> str:
-        """Record a failed attempt; returns the run's status after it (QUEUED to retry, ERROR when final)."""
+        """Record a failed attempt of step `step_id`: calls ``pgqrs.fail_step``; returns the run's status
+        after it. When `transient` and the step has attempts left under `retry_policy` (else the
+        workflow's): the run is QUEUED again and its lease released, visible after `retry_after` seconds or
+        the policy's backoff. Else the run ends ERROR (its message dead-lettered). Raises the lease errors,
+        StepConflict (QR005: the step already succeeded), InvalidArgument (22023: a bad step id or policy,
+        a retry_after not within 0-30 days) and NotSerializable."""
         payload = dumps(error, f"the error of step {step_id!r}")
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
         rows = await self._call(
@@ -179,27 +175,43 @@ class Run:
         return str(rows[0][0])
 
     async def pause_step(self, step_id: str, timeout: float | None = None) -> tuple[str, Any]:
+        """Pause the run at step `step_id` until ``pgqrs.resume_run`` or `timeout` seconds (None: until
+        resumed): calls ``pgqrs.pause_step``, which releases the lease. Returns ("PAUSED", None), or
+        ("SUCCESS", value) when the step was recorded from outside first (nothing pauses then). Raises the
+        lease errors and InvalidArgument (22023: a bad step id, a timeout not within 0-365 days)."""
         rows = await self._call(_sql.PAUSE_STEP, (self.run_id, step_id, self.lease_token, timeout))
         return str(rows[0][0]), rows[0][1]
 
     async def complete(self, output: Any = None) -> str:
+        """Finish the run SUCCESS with `output` (as JSON): calls ``pgqrs.complete_run``, which archives its
+        message and wakes `result()` waiters; returns "SUCCESS". Raises the lease errors (InvalidState also
+        when the run is not RUNNING) and NotSerializable."""
         return await self.complete_json(dumps(output, f"the output of run {self.run_id}"))
 
     async def complete_json(self, payload: str) -> str:
+        """complete() with the output as JSON text: calls ``pgqrs.complete_run``; raises as complete()."""
         return str((await self._call(_sql.COMPLETE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
     async def fail(self, error: Any) -> str:
+        """Finish the run ERROR with `error` (as JSON): calls ``pgqrs.fail_run``, which dead-letters its
+        message and wakes `result()` waiters; returns "ERROR". Raises the lease errors (InvalidState also
+        when the run is not RUNNING) and NotSerializable."""
         payload = dumps(error, f"the error of run {self.run_id}")
         return str((await self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
     async def release(self, error: Any = None) -> str:
-        """Hand the run back: `error` None for a shutdown; else the cause of a failed engine call (counted,
-        see pgqrs.release_run)."""
+        """Hand the run back to its queue: calls ``pgqrs.release_run``. `error` None for a shutdown (visible
+        again at once); else the cause of a failed engine call, which the engine counts: the run comes back
+        after the policy's backoff, or ends ERROR after max_attempts such deliveries in a row. Returns
+        "QUEUED" or "ERROR". Raises the lease errors, InvalidArgument (22023: an error that is not a JSON
+        object) and NotSerializable."""
         payload = dumps(error, f"the error of run {self.run_id}") if error is not None else None
         return str((await self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
 
 async def run_status(store: Store, run: Any, conn: AsyncConn | None = None) -> RunInfo:
+    """The run's status row: calls ``pgqrs.run_status`` (on `conn`, else a pooled connection). Raises
+    UnknownRun (QR002), and TypeError for something that is not a run id."""
     rows = await store.call(_sql.RUN_STATUS, (as_id(run),), conn)
     return RunInfo(*rows[0])
 
@@ -208,9 +220,11 @@ async def wait_result(store: Store, run: Any, timeout: float | None = None) -> A
     """Wait until the run finishes; its output, or WorkflowFailed.
 
     The wait holds no pooled connection: the store's listener (pgqrs/results.py) wakes the waiter, which is
-    registered before its first status check, so a run that finishes in between is not missed. A lost database
-    does not end the wait: it goes on once the database answers (`timeout` still holds).
-    """
+    registered before its first status check, so a run that finishes in between is not missed. A lost
+    database does not end the wait: it goes on once the database answers (`timeout` still holds). Reads
+    ``pgqrs.run_status``. Raises WorkflowFailed (the run ended ERROR), RunCancelled, ResultTimeout,
+    UnknownRun (QR002), UnreadableValue (an output Python's json cannot decode), and TypeError for
+    something that is not a run id."""
     run_id = as_id(run)
     deadline = None if timeout is None else time.monotonic() + timeout
     waiter = store.results.add(run_id)
@@ -222,7 +236,7 @@ async def wait_result(store: Store, run: Any, timeout: float | None = None) -> A
                 info = await run_status(store, run_id, conn)
             status = info.status
             if info.status in FINISHED_RUN_STATUSES:
-                return _outcome(info)
+                return run_outcome(info)
         except psycopg.OperationalError:  # includes the pool's timeout: the listener checks once it connects
             pass
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -232,58 +246,6 @@ async def wait_result(store: Store, run: Any, timeout: float | None = None) -> A
             with mapped_errors():
                 raise waiter.error
         assert waiter.row is not None
-        return _outcome(RunInfo(*waiter.row))
+        return run_outcome(RunInfo(*waiter.row))
     finally:
         store.results.discard(waiter)
-
-
-def _outcome(info: RunInfo) -> Any:
-    if info.status == "SUCCESS":
-        return info.output()
-    if info.status == "CANCELLED":
-        raise RunCancelled(f"run {info.run_id} was cancelled", run_id=info.run_id, error=info.error)
-    raise WorkflowFailed(info.run_id, info.error)
-
-
-class RunBuilder:
-    """`pgqrs.run()`: `.message(msg).store(s).execute()` → Run; `.status(x).store(s).get()` / `.result()`."""
-
-    def __init__(self) -> None:
-        self._store: Store | None = None
-        self._message: Message | None = None
-        self._target: Any = None
-
-    def store(self, store: Store) -> RunBuilder:
-        self._store = store
-        return self
-
-    def message(self, message: Message) -> RunBuilder:
-        self._message = message
-        return self
-
-    def status(self, target: Any) -> RunBuilder:
-        self._target = target
-        return self
-
-    def _need_store(self) -> Store:
-        if self._store is None:
-            raise ValueError("call .store(store) first")
-        return self._store
-
-    async def execute(self) -> Run:
-        store = self._need_store()
-        if self._message is None:
-            raise ValueError("call .message(msg) first")
-        return Run(store, self._message, await store.now())
-
-    async def get(self) -> RunInfo:
-        target = self._target if self._target is not None else self._message
-        return await run_status(self._need_store(), target)
-
-    async def result(self, timeout: float | Any = None) -> Any:
-        target = self._target if self._target is not None else self._message
-        return await wait_result(self._need_store(), target, None if timeout is None else seconds(timeout))
-
-
-def run() -> RunBuilder:
-    return RunBuilder()

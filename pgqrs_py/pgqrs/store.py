@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,61 +13,16 @@ from . import _sql
 from ._conncheck import connection_lost
 from ._json import ADAPTERS, dumps
 from .errors import mapped_errors, seconds
+from .records import StepRecord, TriggerHandle, WorkflowDef
 from .results import ResultListener
 from .vocabulary import StepStatus
 
 AsyncConn = psycopg.AsyncConnection[TupleRow]
 
 
-@dataclass(frozen=True)
-class WorkflowDef:
-    """A row of pgqrs.create_workflow."""
-
-    workflow_id: int
-    name: str
-    retry_policy: dict[str, Any]
-
-
-class TriggerHandle(int):
-    """What a trigger returns: the run id (= message id) as an int, with `.id`, `.run_id` and `.created`."""
-
-    created: bool
-
-    def __new__(cls, run_id: int, created: bool = True) -> TriggerHandle:
-        handle = super().__new__(cls, run_id)
-        handle.created = created
-        return handle
-
-    @property
-    def id(self) -> int:
-        return int(self)
-
-    @property
-    def run_id(self) -> int:
-        return int(self)
-
-    @property
-    def message_id(self) -> int:
-        return int(self)
-
-    def __repr__(self) -> str:
-        return f"TriggerHandle(id={int(self)}, created={self.created})"
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """A row of pgqrs.update_step / pgqrs.run_steps."""
-
-    run_id: int
-    step_id: str
-    status: str
-    value: Any
-    error: Any
-    attempt: int
-
-
 async def call_on(conn: AsyncConn, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """Run one engine call on the caller's connection (its transaction) and return its rows."""
+    """Run one engine call on the caller's connection (its transaction) and return its rows. Engine SQLSTATEs
+    are raised as their pgqrs.errors class (mapped_errors); other database errors as psycopg's."""
     with mapped_errors():
         cur = await conn.execute(query, params)
         return await cur.fetchall()
@@ -77,20 +31,30 @@ async def call_on(conn: AsyncConn, query: str, params: tuple[Any, ...]) -> list[
 def trigger_params(workflow: str, params: Any, idempotency_key: str | None, delay: float | Any,
                    run_at: datetime | None) -> tuple[Any, ...]:
     """The parameters of _sql.TRIGGER: the input (dict or dataclass, None for {}) as JSON, the delay in
-    seconds. Every trigger of the package and the CLI marshals through here."""
+    seconds. Every trigger of the package and the CLI marshals through here. Raises NotSerializable."""
     payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
     return (workflow, payload, idempotency_key, seconds(delay) if delay is not None else None, run_at)
 
 
+def update_step_params(run_id: Any, step_id: str, status: str | StepStatus, value: Any) -> tuple[Any, ...]:
+    """The parameters of _sql.UPDATE_STEP: the status as text, the value as JSON. Store.update_step and the
+    CLI marshal through here. Raises NotSerializable, and TypeError for something that is not a run id."""
+    status_text = status.value if isinstance(status, StepStatus) else status
+    payload = dumps(value, f"the value of step {step_id!r}")
+    return (as_id(run_id), step_id, status_text, payload)
+
+
 def conn_kwargs() -> dict[str, Any]:
-    # Autocommit: one engine call = one transaction. prepare_threshold=0 prepares every statement at once:
-    # the package sends a dozen fixed statements, each many times. ADAPTERS: stored JSON that Python's json
-    # cannot read becomes an UnreadableJson marker instead of failing the fetch (see _json.py).
+    """The options of every connection the package opens. Autocommit: one engine call = one transaction.
+    prepare_threshold=0 prepares every statement at once: the package sends a dozen fixed statements, each
+    many times. ADAPTERS: stored JSON that Python's json cannot read becomes an UnreadableJson marker instead
+    of failing the fetch (see _json.py)."""
     return {"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS}
 
 
 def as_id(value: Any) -> int:
-    """An id from anything that stands for a run: an int, a trigger handle, a message, a run, a status."""
+    """An id from anything that stands for a run: an int, a trigger handle, a message, a run, a status. Raises
+    TypeError for anything else (a str, a float, None): every call that takes a run goes through here."""
     for attr in ("run_id", "id"):
         inner = getattr(value, attr, None)
         if isinstance(inner, int):
@@ -109,6 +73,7 @@ class Store:
         self.results = ResultListener(dsn)  # result() waiters; its connection is opened at the first one
 
     async def close(self) -> None:
+        """Close the result listener (a `result()` still waiting raises PgqrsError) and the pool."""
         await self.results.close()
         await self.pool.close()
 
@@ -121,7 +86,8 @@ class Store:
     async def call(
         self, query: str, params: tuple[Any, ...], conn: AsyncConn | None = None
     ) -> list[tuple[Any, ...]]:
-        """Run one engine call and return its rows, on `conn` (the caller's transaction) or a pooled one."""
+        """Run one engine call and return its rows, on `conn` (the caller's transaction) or a pooled one.
+        Engine SQLSTATEs are raised as their pgqrs.errors class; other database errors as psycopg's."""
         if conn is not None:
             return await call_on(conn, query, params)
         with mapped_errors():
@@ -130,10 +96,15 @@ class Store:
                 return await cur.fetchall()
 
     async def now(self) -> datetime:
+        """The database's time: calls ``pgqrs.now`` (the engine's clock)."""
         rows = await self.call(_sql.NOW, ())
         return rows[0][0]  # type: ignore[no-any-return]
 
     async def create_workflow(self, name: str, retry_policy: dict[str, Any] | None = None) -> WorkflowDef:
+        """Create the workflow `name` and its queue, or return the existing one: calls
+        ``pgqrs.create_workflow``. A `retry_policy` (max_attempts, backoff, base_seconds, max_seconds,
+        jitter) replaces the stored one, merged over the defaults; None keeps what is stored. Raises
+        InvalidArgument (22023: a bad name or policy) and NotSerializable."""
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
         row = (await self.call(_sql.CREATE_WORKFLOW, (name, policy)))[0]
         return WorkflowDef(*row)
@@ -148,8 +119,13 @@ class Store:
         run_at: datetime | None = None,
         conn: AsyncConn | None = None,
     ) -> TriggerHandle:
-        """Start a run of `workflow` with `params` (dict or dataclass): pgqrs.trigger. `conn` joins its
-        transaction. Raises UnknownWorkflow, IdempotencyConflict, InvalidArgument, NotSerializable."""
+        """Start a run of `workflow` with `params` (a dict or dataclass, None for {}): calls
+        ``pgqrs.trigger``. `delay` (seconds or a timedelta) or `run_at` (not both) start it later; a second
+        trigger with the same `idempotency_key` and input returns the existing run (`.created` False).
+        `conn` joins its transaction. Raises UnknownWorkflow (QR001), IdempotencyConflict (QR006: the key's
+        run has another input), InvalidArgument (22023: input not a JSON object or too big; a delay outside
+        0-365 days, a run_at more than 365 days ahead, or both; a key not of 1-255 characters) and
+        NotSerializable."""
         marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at)
         rows = await self.call(_sql.TRIGGER, marshalled, conn)
         return TriggerHandle(rows[0][0], rows[0][2])
@@ -157,26 +133,35 @@ class Store:
     async def update_step(
         self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None
     ) -> StepRecord:
-        """Record a step's result from outside a worker (the guide's webhook)."""
-        status_text = status.value if isinstance(status, StepStatus) else status
-        payload = dumps(value, f"the value of step {step_id!r}")
-        row = (await self.call(_sql.UPDATE_STEP, (as_id(run_id), step_id, status_text, payload)))[0]
+        """Record a step's result from outside a worker (a webhook): calls ``pgqrs.update_step``. Only the
+        step is written: a PAUSED run stays paused until `resume_run`. A recorded SUCCESS is final: the
+        same SUCCESS again is a no-op. Raises UnknownRun (QR002), InvalidState (QR003: the run is SUCCESS
+        or CANCELLED), StepConflict (QR005: the step already succeeded), InvalidArgument (22023: a bad step
+        id or status), NotSerializable, and TypeError for something that is not a run id."""
+        row = (await self.call(_sql.UPDATE_STEP, update_step_params(run_id, step_id, status, value)))[0]
         return StepRecord(*row)
 
     async def resume_run(self, run_id: Any) -> str:
-        """PAUSED → QUEUED, visible now; a worker picks it up at once."""
+        """PAUSED → QUEUED, visible now; a worker picks it up at once: calls ``pgqrs.resume_run``, returns
+        "QUEUED". Raises UnknownRun (QR002) and InvalidState (QR003: the run is not PAUSED)."""
         return str((await self.call(_sql.RESUME_RUN, (as_id(run_id),)))[0][0])
 
     async def cancel_run(self, run_id: Any, reason: str | None = None) -> str:
-        """Cancel a run that has not finished: CANCELLED; a worker running it stops at its next step or
-        heartbeat, and `result()` raises RunCancelled."""
+        """Cancel a run that has not finished: calls ``pgqrs.cancel_run``, returns "CANCELLED". A worker
+        running it stops at its next step or heartbeat, and `result()` raises RunCancelled. Raises
+        UnknownRun (QR002), InvalidState (QR003: the run has finished) and InvalidArgument (22023: a reason
+        over 1000 characters)."""
         return str((await self.call(_sql.CANCEL_RUN, (as_id(run_id), reason)))[0][0])
 
     async def retry_run(self, run_id: Any) -> str:
-        """ERROR → QUEUED from the last successful step (ops)."""
+        """ERROR → QUEUED from the last successful step (ops): calls ``pgqrs.retry_run``, returns "QUEUED".
+        The steps that did not succeed are forgotten (their attempts start again); the successful ones
+        replay. Raises UnknownRun (QR002) and InvalidState (QR003: the run is not ERROR)."""
         return str((await self.call(_sql.RETRY_RUN, (as_id(run_id),)))[0][0])
 
     async def steps(self, run_id: Any) -> list[StepRecord]:
+        """The run's recorded steps, in the order they were first recorded: calls ``pgqrs.run_steps``. Raises
+        UnknownRun (QR002)."""
         rows = await self.call(_sql.RUN_STEPS, (as_id(run_id),))
         return [
             StepRecord(run_id=as_id(run_id), step_id=r[0], status=r[1], value=r[2], error=r[3], attempt=r[4])
@@ -203,8 +188,8 @@ class PoolCheck:
 async def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
     """Open a pool to the database at `dsn`. The schema must be installed (`pgqrs.install(dsn)`).
 
-    A database that cannot be reached raises psycopg's own error at once (not a pool timeout).
-    """
+    A database that cannot be reached raises psycopg's own error at once (not a pool timeout). Calls no
+    engine function."""
     probe = await psycopg.AsyncConnection.connect(dsn, **conn_kwargs())
     await probe.close()
     check = PoolCheck()

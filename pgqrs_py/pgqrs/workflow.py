@@ -1,4 +1,8 @@
-"""Defining and triggering workflows: `workflow()` (builder, decorator), `ctx.step`, `@step`, `Step.pause`."""
+"""Running a workflow's steps: `ctx.step` (WorkflowContext) and how a step body runs (call_body).
+
+The handler side (`@workflow` functions, `@step`, invoke) is in handler.py, `pgqrs.workflow()` in builders.py,
+`Step.pause` in outcomes.py.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +13,16 @@ import inspect
 import json
 import threading
 import time
-import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 
-from . import _sql
-from ._json import UnreadableJson, dumps, from_json, storable_text
-from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, seconds
+from ._json import UnreadableJson, dumps
+from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError
+from .outcomes import BodyNotStarted, StepPause, error_json
 from .run import Run
-from .store import AsyncConn, Store, TriggerHandle, WorkflowDef, call_on, trigger_params
-
-T = TypeVar("T")
-
-
-class StepPause(Exception):
-    """Raised (via `raise Step.pause(...)`) inside a step body to pause the run at that step."""
-
-    def __init__(self, timeout: float | None) -> None:
-        super().__init__(f"pause for {timeout} s" if timeout is not None else "pause until resumed")
-        self.timeout = timeout
-
-
-class Step:
-    """`raise Step.pause(seconds | timedelta | None)` pauses the run until `resume_run` or the timeout."""
-
-    @staticmethod
-    def pause(timeout: float | timedelta | None = None) -> StepPause:
-        return StepPause(seconds(timeout) if timeout is not None else None)
 
 
 class Suspended(BaseException):
@@ -51,23 +34,6 @@ class Suspended(BaseException):
     def __init__(self, run_status: str) -> None:
         super().__init__(run_status)
         self.run_status = run_status
-
-
-def error_json(exc: BaseException) -> dict[str, Any]:
-    """How a Python exception is stored as a step or run error. Always storable: what jsonb refuses (U+0000,
-    a lone surrogate from a file name read with surrogateescape) is shown escaped, else the failure could not
-    be recorded and the run would be delivered again and again."""
-    trace = "".join(traceback.format_exception(exc))
-    try:
-        message = str(exc)
-    except Exception as broken:  # a __str__ that raises must not stop the failure from being recorded
-        message = f"<str() of the exception failed: {type(broken).__name__}>"
-    return {"type": storable_text(type(exc).__name__), "message": storable_text(message),
-            "traceback": storable_text(trace[-4000:])}
-
-
-class BodyNotStarted(LeaseLost):
-    """A step body was about to start in its thread when the lease was found gone (or the execution over)."""
 
 
 async def call_body(fn: Callable[[], Any], guard: Callable[[], AbstractContextManager[None]]) -> Any:
@@ -117,17 +83,6 @@ async def call_body(fn: Callable[[], Any], guard: Callable[[], AbstractContextMa
     return result
 
 
-_current: contextvars.ContextVar[WorkflowContext] = contextvars.ContextVar("pgqrs_workflow_context")
-
-
-def current_context() -> WorkflowContext:
-    """The context of the workflow execution running in this task (used by `@step`)."""
-    try:
-        return _current.get()
-    except LookupError:
-        raise RuntimeError("a @step function was called outside a running workflow") from None
-
-
 class WorkflowContext:
     """`ctx` of a handler: `await ctx.step(id, fn)` runs fn once per run, then replays its stored result."""
 
@@ -143,14 +98,18 @@ class WorkflowContext:
 
     @property
     def run_id(self) -> int:
+        """The id of the run being executed."""
         return self.run.run_id
 
     @property
     def input(self) -> Any:
+        """The run's input as stored (decoded JSON); the handler gets it as `params`."""
         return self.run.message.input
 
     @property
     def attempt(self) -> int:
+        """How many times the run has been delivered, this delivery included (`runs.attempt`, counted by
+        ``pgqrs.dequeue``)."""
         return self.run.message.attempt
 
     @property
@@ -195,6 +154,49 @@ class WorkflowContext:
 
     async def step(self, step_id: str, fn: Callable[[], Any], *,
                    retry_policy: dict[str, Any] | None = None) -> Any:
+        """Run step `step_id` of this run once: `fn()` runs, its result is recorded, and every later execution
+        of the run returns the recorded result instead of running `fn` again.
+
+        Replay. The delivery brought the run's step journal (``pgqrs.dequeue``): a step recorded SUCCESS
+        returns its value at once, without a round trip (a value left out of a journal past its size bound
+        is read with ``pgqrs.acquire_step``). A recorded value that Python's json cannot read fails the run
+        for good (``pgqrs.fail_run``).
+
+        Lease check. A step that must run first checks the worker's own view of the lease: when it has run
+        out (the process was frozen past it) the body does not start and LeaseLost is raised; a body in a
+        thread checks again when its thread starts. The engine fences every write: recording the outcome
+        raises LeaseLost (QR004) when the lease expired or another worker holds the run (which runs the
+        step again), RunCancelled (QR009) when the run was cancelled; the worker drops the run on either
+        (let them propagate).
+
+        The body: a coroutine function runs on the event loop, anything else in a thread of its own
+        (heartbeats go on meanwhile; a returned awaitable is awaited). While it runs the worker's
+        heartbeats report it. Its outcome:
+
+        - a value: stored as JSON with ``pgqrs.complete_step`` (NotSerializable, nothing recorded, when
+          JSON cannot hold it) and returned as decoded from that JSON, as a replay returns it. When the
+          step was recorded from outside meanwhile (``pgqrs.update_step``: StepConflict), the recorded
+          value is returned.
+        - `raise Step.pause(timeout)`: ``pgqrs.pause_step``; the run is PAUSED until ``pgqrs.resume_run``
+          or the timeout, its lease released, and the handler is unwound (Suspended, a BaseException that
+          `except Exception` does not catch). If the step was recorded from outside first, its value is
+          returned instead.
+        - TransientError, or psycopg.OperationalError (the body's own database trouble): a retryable
+          failure.
+        - any other Exception: a permanent failure. (A BaseException, such as a cancellation, records
+          nothing.)
+
+        A failure is recorded with ``pgqrs.fail_step`` (error_json: type, message, traceback). A retryable
+        one with attempts left under `retry_policy` (else the workflow's; max_attempts counts this step's
+        attempts) schedules a retry: the run goes back to its queue QUEUED, its lease released, visible
+        after the TransientError's `retry_after` or the policy's backoff (base_seconds, doubled with each
+        attempt when exponential, at most max_seconds, shortened by up to `jitter` of it). Any worker then
+        gets it again: the steps recorded SUCCESS replay and this step runs again. A permanent failure, or
+        a retryable one out of attempts, ends the run ERROR (its message dead-lettered). Either way the
+        handler is unwound (Suspended).
+
+        Raises DuplicateStepId when `step_id` is used twice in one execution, and LeaseLost, RunCancelled
+        and NotSerializable as above."""
         if step_id in self._seen:
             raise DuplicateStepId(
                 f"step id {step_id!r} is used twice in one execution of run {self.run_id};"
@@ -251,139 +253,3 @@ class WorkflowContext:
             await self.run.fail(error_json(value.error(f"the stored value of step {step_id!r}")))
             raise Suspended("ERROR")
         return value
-
-
-def step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Decorator: each call of the function inside a workflow is a step named after it (then `name#2`...)."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-        base = name or func.__name__
-
-        @functools.wraps(func)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            ctx = current_context()
-            return await ctx.step(ctx.auto_id(base), functools.partial(func, *args, **kwargs))
-
-        return wrapper
-
-    return decorate(fn) if fn is not None else decorate
-
-
-class WorkflowFunction:
-    """A handler registered with `@workflow(name=...)`: call it as the worker does, `await f(ctx, params)`."""
-
-    def __init__(self, name: str, fn: Callable[..., Awaitable[Any]]) -> None:
-        self.name = name
-        self.fn = fn
-        functools.update_wrapper(self, fn)
-        params = list(inspect.signature(fn).parameters.values())
-        hints = _type_hints(fn)
-        self.params_type = hints.get(params[1].name) if len(params) > 1 else None
-
-    async def __call__(self, ctx: WorkflowContext, params: Any) -> Any:
-        return await self.fn(ctx, params)
-
-
-def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        import typing
-
-        return typing.get_type_hints(fn)
-    except Exception:  # unresolvable forward references: treat the parameters as untyped
-        return {}
-
-
-def as_workflow(handler: Callable[..., Any]) -> WorkflowFunction:
-    """A plain handler function as a WorkflowFunction (which knows its parameter type)."""
-    if isinstance(handler, WorkflowFunction):
-        return handler
-    return WorkflowFunction(getattr(handler, "__name__", "?"), handler)
-
-
-async def invoke(handler: Callable[..., Any], ctx: WorkflowContext, raw_input: Any) -> Any:
-    """Run a handler with the run's input, built into its annotated dataclass when it has one."""
-    wf = as_workflow(handler)
-    token = _current.set(ctx)
-    try:
-        return await wf.fn(ctx, from_json(raw_input, wf.params_type))
-    finally:
-        _current.reset(token)
-
-
-class TriggerBuilder:
-    """`.execute(store)` (or `.execute()` when the workflow builder has a store, or a caller's connection)."""
-
-    def __init__(self, name: str, params: Any, store: Store | None) -> None:
-        self._name = name
-        self._params = params
-        self._store = store
-        self._key: str | None = None
-        self._delay: float | None = None
-        self._run_at: datetime | None = None
-
-    def idempotency_key(self, key: str) -> TriggerBuilder:
-        self._key = key
-        return self
-
-    def delay(self, value: float | timedelta) -> TriggerBuilder:
-        self._delay = seconds(value)
-        return self
-
-    def run_at(self, when: datetime) -> TriggerBuilder:
-        self._run_at = when
-        return self
-
-    async def execute(self, target: Store | AsyncConn | None = None) -> TriggerHandle:
-        """Start the run (pgqrs.trigger) through `target`: a store, or a connection whose transaction the
-        trigger joins (default: the workflow builder's store)."""
-        if isinstance(target, psycopg.AsyncConnection):
-            params = trigger_params(self._name, self._params, self._key, self._delay, self._run_at)
-            rows = await call_on(target, _sql.TRIGGER, params)
-            return TriggerHandle(rows[0][0], rows[0][2])
-        store = target or self._store
-        if store is None:
-            raise ValueError("pass a store: .execute(store), or .store(store) before .trigger(...)")
-        return await store.trigger(self._name, self._params, idempotency_key=self._key, delay=self._delay,
-                                   run_at=self._run_at)
-
-
-class WorkflowBuilder:
-    """`pgqrs.workflow()`: `.name(n).store(s).create()`, `.trigger(p).execute()`, `@workflow(name=...)`."""
-
-    def __init__(self, name: str | None = None) -> None:
-        self._name = name
-        self._store: Store | None = None
-        self._retry_policy: dict[str, Any] | None = None
-
-    def name(self, name: str) -> WorkflowBuilder:
-        self._name = name
-        return self
-
-    def store(self, store: Store) -> WorkflowBuilder:
-        self._store = store
-        return self
-
-    def retry_policy(self, policy: dict[str, Any]) -> WorkflowBuilder:
-        self._retry_policy = policy
-        return self
-
-    def _need_name(self) -> str:
-        if not self._name:
-            raise ValueError("give the workflow a name: pgqrs.workflow('name') or .name('name')")
-        return self._name
-
-    async def create(self, store: Store | None = None) -> WorkflowDef:
-        target = store or self._store
-        if target is None:
-            raise ValueError("call .store(store) first")
-        return await target.create_workflow(self._need_name(), self._retry_policy)
-
-    def trigger(self, params: Any = None) -> TriggerBuilder:
-        return TriggerBuilder(self._need_name(), params, self._store)
-
-    def __call__(self, fn: Callable[..., Awaitable[T]]) -> WorkflowFunction:
-        return WorkflowFunction(self._name or fn.__name__, fn)
-
-
-def workflow(name: str | None = None) -> WorkflowBuilder:
-    return WorkflowBuilder(name)

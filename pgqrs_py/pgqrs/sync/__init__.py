@@ -26,14 +26,16 @@ from ..errors import (
     WorkflowFailed,
 )
 from ..install import install
-from ..run import Message, RunInfo
-from ..store import StepRecord, TriggerHandle, WorkflowDef
+from ..outcomes import Step, StepPause
+from ..records import RunInfo, StepRecord, TriggerHandle, WorkflowDef
+from ..run import Message
 from ..vocabulary import RunStatus, StepAnswer, StepStatus
-from ..workflow import Step, StepPause
+from .builders import RunBuilder, WorkflowBuilder, run, workflow
 from .consumer import Consumer, ConsumerBuilder, consumer
-from .run import AcquiredStep, Run, RunBuilder, run
+from .handler import WorkflowFunction, step
+from .run import AcquiredStep, Run
 from .store import Store, connect
-from .workflow import WorkflowBuilder, WorkflowContext, WorkflowFunction, step, workflow
+from .workflow import WorkflowContext
 
 __version__ = "0.1.0"
 

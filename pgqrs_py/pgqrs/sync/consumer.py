@@ -35,14 +35,16 @@ from ..errors import (
     UnreadableValue,
 )
 from ..install import check_version
+from ..outcomes import error_json
 from ..run import Message
-from ..store import conn_kwargs
-from ..workflow import Suspended, error_json
+from ..store import as_id, conn_kwargs
+from ..workflow import Suspended
 from ._compat import CancelledError
 from ._worker import WorkerLoop
+from .handler import as_workflow, invoke
 from .run import Run
 from .store import Conn, Store
-from .workflow import WorkflowContext, as_workflow, invoke
+from .workflow import WorkflowContext
 
 
 class Consumer(WorkerLoop):
@@ -71,13 +73,19 @@ class Consumer(WorkerLoop):
         self._runs: dict[UUID, Run] = {}  # the runs in flight by lease token: what the heartbeat reports
 
     def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
+        """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
+        ``pgqrs.dequeue``; [] when none is visible. Raises UnknownWorker (QR008), UnknownWorkflow (QR001)
+        and InvalidArgument (22023: a batch not of 1-1000, a visibility not within 0-1 day)."""
         lease = visibility if visibility is not None else self.visibility
         rows = self.store.call(_sql.DEQUEUE, (self.queue, self.id, batch_size, lease))
         return [Message(*row) for row in rows]
 
     def archive(self, message_id: Any) -> bool:
-        mid = message_id.id if isinstance(message_id, Message) else int(message_id)
-        return bool((self.store.call(_sql.ARCHIVE, (mid, self.id)))[0][0])
+        """Archive a run's message: calls ``pgqrs.archive``. A message is archived when its run finishes
+        (complete_run, fail_run), so this returns False for a finished run and raises InvalidState (QR003)
+        for one that has not finished; UnknownRun (QR002), UnknownWorker (QR008), TypeError for something
+        that is not an id."""
+        return bool((self.store.call(_sql.ARCHIVE, (as_id(message_id), self.id)))[0][0])
 
     def stop(self) -> None:
         """Stop taking work; `poll_forever` returns once in-flight runs finish or are given up (_drain)."""
@@ -303,6 +311,7 @@ class ConsumerBuilder:
         self._poll_interval = 2.0
 
     def handler(self, fn: Callable[..., Any]) -> ConsumerBuilder:
+        """The handler `fn(ctx, params)` that poll_forever runs for each run; returns the builder."""
         self._handler = fn
         return self
 
@@ -324,6 +333,10 @@ class ConsumerBuilder:
         return self
 
     def create(self, store: Store) -> Consumer:
+        """Register the worker for the queue (an upsert by name): calls ``pgqrs.register_worker``,
+        ``pgqrs.queue_channel`` and ``pgqrs.schema_version``; grows the store's pool to concurrency + 2.
+        Raises SchemaMismatch (the database holds another schema version), UnknownWorkflow (QR001) and
+        InvalidArgument (22023: a bad name, a hostname over 255 characters, a port not of 0-65535)."""
         rows = store.call(_sql.REGISTER_WORKER,
                           (self._name, socket.gethostname(), self._port, self._queue, self._queue))
         worker_id, channel, version = rows[0]
@@ -336,4 +349,5 @@ class ConsumerBuilder:
 
 
 def consumer(name: str, port: int | None, queue: str) -> ConsumerBuilder:
+    """`pgqrs.consumer(name, port, queue)`: a ConsumerBuilder for a worker of `queue`."""
     return ConsumerBuilder(name, port, queue)

@@ -36,6 +36,7 @@ class Waiter:
         self.error: Exception | None = None
 
     def finish(self, row: tuple[Any, ...] | None, error: Exception | None = None) -> None:
+        """Set the outcome, `row` or `error`, and wake the waiter."""
         self.row, self.error = row, error
         self.done.set()
 
@@ -66,6 +67,7 @@ class ResultListener(ResultListenerThread):
         return waiter
 
     def discard(self, waiter: Waiter) -> None:
+        """Forget `waiter` (its result() returned or gave up); the run's last waiter forgets the run."""
         with self._lock:
             waiters = self._waiters.get(waiter.run_id, [])
             if waiter in waiters:
@@ -126,7 +128,7 @@ class ResultListener(ResultListenerThread):
 
     def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
         """LISTEN, (re)read the key, then check every run waited for: what finished while nobody listened."""
-        conn.execute(f"listen {_sql.RUNS_CHANNEL}")
+        conn.execute(_sql.LISTEN.format(channel=_sql.RUNS_CHANNEL))
         row = (conn.execute(_sql.RUNS_CHANNEL_KEY)).fetchone()
         assert row is not None
         self._use_key(bytes(row[0]))

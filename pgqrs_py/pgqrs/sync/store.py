@@ -14,7 +14,8 @@ from .. import _sql
 from .._conncheck import connection_lost
 from .._json import dumps
 from ..errors import mapped_errors
-from ..store import StepRecord, TriggerHandle, WorkflowDef, as_id, conn_kwargs, trigger_params
+from ..records import StepRecord, TriggerHandle, WorkflowDef
+from ..store import as_id, conn_kwargs, trigger_params, update_step_params
 from ..vocabulary import StepStatus
 from .results import ResultListener
 
@@ -22,7 +23,8 @@ Conn = psycopg.Connection[TupleRow]
 
 
 def call_on(conn: Conn, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """Run one engine call on the caller's connection (its transaction) and return its rows."""
+    """Run one engine call on the caller's connection (its transaction) and return its rows. Engine SQLSTATEs
+    are raised as their pgqrs.errors class (mapped_errors); other database errors as psycopg's."""
     with mapped_errors():
         cur = conn.execute(query, params)
         return cur.fetchall()
@@ -37,6 +39,7 @@ class Store:
         self.results = ResultListener(dsn)  # result() waiters; its connection is opened at the first one
 
     def close(self) -> None:
+        """Close the result listener (a `result()` still waiting raises PgqrsError) and the pool."""
         self.results.close()
         self.pool.close()
 
@@ -49,7 +52,8 @@ class Store:
     def call(
   self, query: str, params: tuple[Any, ...], conn: Conn | None = None
     ) -> list[tuple[Any, ...]]:
-        """Run one engine call and return its rows, on `conn` (the caller's transaction) or a pooled one."""
+        """Run one engine call and return its rows, on `conn` (the caller's transaction) or a pooled one.
+        Engine SQLSTATEs are raised as their pgqrs.errors class; other database errors as psycopg's."""
         if conn is not None:
             return call_on(conn, query, params)
         with mapped_errors():
@@ -58,10 +62,15 @@ class Store:
                 return cur.fetchall()
 
     def now(self) -> datetime:
+        """The database's time: calls ``pgqrs.now`` (the engine's clock)."""
         rows = self.call(_sql.NOW, ())
         return rows[0][0]  # type: ignore[no-any-return]
 
     def create_workflow(self, name: str, retry_policy: dict[str, Any] | None = None) -> WorkflowDef:
+        """Create the workflow `name` and its queue, or return the existing one: calls
+        ``pgqrs.create_workflow``. A `retry_policy` (max_attempts, backoff, base_seconds, max_seconds,
+        jitter) replaces the stored one, merged over the defaults; None keeps what is stored. Raises
+        InvalidArgument (22023: a bad name or policy) and NotSerializable."""
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
         row = (self.call(_sql.CREATE_WORKFLOW, (name, policy)))[0]
         return WorkflowDef(*row)
@@ -76,8 +85,13 @@ class Store:
   run_at: datetime | None = None,
   conn: Conn | None = None,
     ) -> TriggerHandle:
-        """Start a run of `workflow` with `params` (dict or dataclass): pgqrs.trigger. `conn` joins its
-        transaction. Raises UnknownWorkflow, IdempotencyConflict, InvalidArgument, NotSerializable."""
+        """Start a run of `workflow` with `params` (a dict or dataclass, None for {}): calls
+        ``pgqrs.trigger``. `delay` (seconds or a timedelta) or `run_at` (not both) start it later; a second
+        trigger with the same `idempotency_key` and input returns the existing run (`.created` False).
+        `conn` joins its transaction. Raises UnknownWorkflow (QR001), IdempotencyConflict (QR006: the key's
+        run has another input), InvalidArgument (22023: input not a JSON object or too big; a delay outside
+        0-365 days, a run_at more than 365 days ahead, or both; a key not of 1-255 characters) and
+        NotSerializable."""
         marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at)
         rows = self.call(_sql.TRIGGER, marshalled, conn)
         return TriggerHandle(rows[0][0], rows[0][2])
@@ -85,26 +99,35 @@ class Store:
     def update_step(
   self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None
     ) -> StepRecord:
-        """Record a step's result from outside a worker (the guide's webhook)."""
-        status_text = status.value if isinstance(status, StepStatus) else status
-        payload = dumps(value, f"the value of step {step_id!r}")
-        row = (self.call(_sql.UPDATE_STEP, (as_id(run_id), step_id, status_text, payload)))[0]
+        """Record a step's result from outside a worker (a webhook): calls ``pgqrs.update_step``. Only the
+        step is written: a PAUSED run stays paused until `resume_run`. A recorded SUCCESS is final: the
+        same SUCCESS again is a no-op. Raises UnknownRun (QR002), InvalidState (QR003: the run is SUCCESS
+        or CANCELLED), StepConflict (QR005: the step already succeeded), InvalidArgument (22023: a bad step
+        id or status), NotSerializable, and TypeError for something that is not a run id."""
+        row = (self.call(_sql.UPDATE_STEP, update_step_params(run_id, step_id, status, value)))[0]
         return StepRecord(*row)
 
     def resume_run(self, run_id: Any) -> str:
-        """PAUSED → QUEUED, visible now; a worker picks it up at once."""
+        """PAUSED → QUEUED, visible now; a worker picks it up at once: calls ``pgqrs.resume_run``, returns
+        "QUEUED". Raises UnknownRun (QR002) and InvalidState (QR003: the run is not PAUSED)."""
         return str((self.call(_sql.RESUME_RUN, (as_id(run_id),)))[0][0])
 
     def cancel_run(self, run_id: Any, reason: str | None = None) -> str:
-        """Cancel a run that has not finished: CANCELLED; a worker running it stops at its next step or
-        heartbeat, and `result()` raises RunCancelled."""
+        """Cancel a run that has not finished: calls ``pgqrs.cancel_run``, returns "CANCELLED". A worker
+        running it stops at its next step or heartbeat, and `result()` raises RunCancelled. Raises
+        UnknownRun (QR002), InvalidState (QR003: the run has finished) and InvalidArgument (22023: a reason
+        over 1000 characters)."""
         return str((self.call(_sql.CANCEL_RUN, (as_id(run_id), reason)))[0][0])
 
     def retry_run(self, run_id: Any) -> str:
-        """ERROR → QUEUED from the last successful step (ops)."""
+        """ERROR → QUEUED from the last successful step (ops): calls ``pgqrs.retry_run``, returns "QUEUED".
+        The steps that did not succeed are forgotten (their attempts start again); the successful ones
+        replay. Raises UnknownRun (QR002) and InvalidState (QR003: the run is not ERROR)."""
         return str((self.call(_sql.RETRY_RUN, (as_id(run_id),)))[0][0])
 
     def steps(self, run_id: Any) -> list[StepRecord]:
+        """The run's recorded steps, in the order they were first recorded: calls ``pgqrs.run_steps``. Raises
+        UnknownRun (QR002)."""
         rows = self.call(_sql.RUN_STEPS, (as_id(run_id),))
         return [
             StepRecord(run_id=as_id(run_id), step_id=r[0], status=r[1], value=r[2], error=r[3], attempt=r[4])
@@ -131,8 +154,8 @@ class PoolCheck:
 def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
     """Open a pool to the database at `dsn`. The schema must be installed (`pgqrs.install(dsn)`).
 
-    A database that cannot be reached raises psycopg's own error at once (not a pool timeout).
-    """
+    A database that cannot be reached raises psycopg's own error at once (not a pool timeout). Calls no
+    engine function."""
     probe = psycopg.Connection.connect(dsn, **conn_kwargs())
     probe.close()
     check = PoolCheck()

@@ -1,4 +1,8 @@
-"""Every statement the package sends. Each calls one engine function with named arguments.
+"""Every SQL statement the package sends lives in this package (tests/test_sql_home.py holds it to that).
+
+This module: the engine calls of the client, the worker and the result listener. Each calls one engine
+function with named arguments. `_sql.ops` holds the `pgqrs` command's reads, `_sql.install` the installer's
+statements.
 
 Integer parameters carry an explicit cast: psycopg sends a Python int as int2/int4/int8/numeric by its
 size, and an int8 or numeric argument matches no pgqrs function (42883); with the cast, a value out of
@@ -67,6 +71,9 @@ RUN_STEPS = (
     " from pgqrs.run_steps(p_run => %s::bigint)"
 )
 RUNS_CHANNEL = "pgqrs_runs"
+# LISTEN on a channel: the queue's (pgqrs.queue_channel, a lowercase identifier) or RUNS_CHANNEL. Format it
+# with the channel name: LISTEN takes no parameter.
+LISTEN = "listen {channel}"
 RUNS_CHANNEL_KEY = "select pgqrs.runs_channel_key()"
 # result() waiters: the finished ones among many runs, in one query (run_status is all a client may call)
 FINISHED_RUNS = (
