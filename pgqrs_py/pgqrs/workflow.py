@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import inspect
@@ -11,13 +10,14 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
 
 from . import _sql
+from ._acompat import call_body
 from ._json import UnreadableJson, dumps, from_json, storable_text
 from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError, seconds
 from .run import Run
@@ -68,53 +68,6 @@ def error_json(exc: BaseException) -> dict[str, Any]:
 
 class BodyNotStarted(LeaseLost):
     """A step body was about to start in its thread when the lease was found gone (or the execution over)."""
-
-
-async def call_body(fn: Callable[[], Any], guard: Callable[[], AbstractContextManager[None]]) -> Any:
-    """Run a step body: coroutine functions on the loop, anything else in a thread (heartbeats go on);
-    a returned awaitable is awaited.
-
-    Each plain body gets a daemon thread of its own, entered through `guard()` (WorkflowContext._body):
-    - not a pool: a body queued behind busy threads could start long after the lease was checked, when a
-      freeze (SIGSTOP, a paused VM) has let it expire and another worker has run the step; the guard checks
-      the lease again at the moment the body really starts;
-    - a daemon: a worker process that exits after a graceful shutdown gave up on a body does not wait for it
-      (interpreter exit joins a pool's threads), so the run's next worker never overlaps it.
-    """
-    if inspect.iscoroutinefunction(fn):
-        return await fn()
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[Any] = loop.create_future()
-    context = contextvars.copy_context()  # as asyncio.to_thread does
-
-    def settle(result: Any, error: BaseException | None) -> None:  # on the loop
-        if done.cancelled():  # the run's task was cancelled (lease lost, shutdown): nobody waits
-            return
-        if error is None:
-            done.set_result(result)
-        else:
-            done.set_exception(error)
-
-    def in_thread() -> None:
-        result: Any = None
-        error: BaseException | None = None
-        try:
-            with guard():
-                result = context.run(fn)
-        except StopIteration as exc:  # a future refuses it (as a task does, it becomes a RuntimeError)
-            error = RuntimeError(f"step body raised StopIteration: {exc!r}")
-        except BaseException as exc:
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop is closed: the worker is gone
-            pass
-
-    threading.Thread(target=in_thread, name="pgqrs-step-body", daemon=True).start()
-    result = await done
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 _current: contextvars.ContextVar[WorkflowContext] = contextvars.ContextVar("pgqrs_workflow_context")
