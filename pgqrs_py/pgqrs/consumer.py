@@ -89,7 +89,7 @@ class Consumer:
         """Run the handler for every run of the queue until `stop()`, SIGTERM or SIGINT (those two only when
         called from the main thread)."""
         if self.handler is None:
-            raise ValueError("poll_forever needs a handler: pgqrs.consumer(...).handler(fn).create(store)")
+            raise ValueError("poll_forever needs a handler: consumer(...).handler(fn).create(store)")
         if shutdown_timeout is not None:
             shutdown_timeout = checked_seconds("shutdown_timeout", shutdown_timeout, *SHUTDOWN_TIMEOUT_RANGE)
         restore_signals = on_signals(self.stop)
