@@ -72,8 +72,8 @@ bench-peers: deps
 chaos: deps
 	$(PY) tests/chaos/run_chaos.py $(CHAOS_ARGS)
 
-# pgqrs.sync is generated from the async modules: rewrite pgqrs_py/pgqrs/sync/ after changing them
-# (tests/test_sync.py fails while the generated files are stale).
+# pgqrs.sync is generated whole from the async modules (docs/sync.md): rewrite pgqrs_py/pgqrs/sync/ after
+# changing one (make lint and tests/test_sync.py fail while a twin is stale); only sync/_compat.py is by hand.
 sync: deps
 	$(PY) scripts/gen_sync.py
 

@@ -1,28 +1,25 @@
 #!/usr/bin/env python3
-"""Generate the synchronous flavour `pgqrs.sync` from the async modules of `pgqrs` (as psycopg does).
+"""Generate the synchronous flavour `pgqrs.sync` from the async modules of `pgqrs` (as psycopg 3 does).
 
-    python scripts/gen_sync.py            # rewrite pgqrs_py/pgqrs/sync/<generated modules>
-    python scripts/gen_sync.py --check    # exit 1 (with a diff) when a generated file is stale
-    python scripts/gen_sync.py --out DIR  # write into DIR instead (tests diff that against the tree)
+    python scripts/gen_sync.py            # rewrite pgqrs_py/pgqrs/sync/<twins>  (make sync)
+    python scripts/gen_sync.py --check    # exit 1, showing a diff, when a twin is stale  (make lint)
+    python scripts/gen_sync.py --out DIR  # write the twins into DIR instead
 
-How a module is turned into its sync twin:
+The async source is the only source. What differs between the flavours (running things concurrently, waiting,
+cancelling, sleeping) the async modules take from pgqrs/_acompat.py; their twins take the same names from
+pgqrs/sync/_compat.py, its hand-written counterpart on threads. The rest is mechanical:
 
-1. Flavour-neutral top-level definitions are *shared*, not copied: a class, function or assignment with no
-   async construct and no reference to a flavour-specific name (transitively) is imported from the async
-   module (`from ..store import StepStatus`), so `pgqrs.sync.Message is pgqrs.Message`, and a `Step.pause()`
-   or a `TransientError` means the same in both flavours.
-2. Hand-written sync counterparts replace what cannot be translated (the concurrency model differs): a
-   module-level function listed in OVERRIDES is imported from its sync module instead; a class listed there
-   loses the methods its sync mixin defines (`pgqrs/sync/_worker.py: WorkerLoop`) and inherits them instead.
-3. Token rules on what is left: `async def/with/for` -> `def/with/for`, `await x` -> `x`, names in RENAMES
-   (AsyncConnection -> Connection, ...), `asyncio.X` in DOTTED (asyncio.sleep -> time.sleep, ...),
-   `Awaitable[T]` -> `T`; in strings and comments `await ` is dropped.
-4. Imports are fixed: relative imports of non-generated modules gain a dot (`from .errors` ->
-   `from ..errors`), imports that became unused are dropped, stdlib modules that became used are added.
+1. Shared, not copied: a top-level definition with no async construct and no reference to a flavour-specific
+   name (transitively) is imported from the async module, so `pgqrs.sync.Message is pgqrs.Message`.
+2. Tokens (`tokenize`, so that comments and layout stay): `async def/with/for` -> `def/with/for`, `await x` ->
+   `x`, the names of RENAMES, `Awaitable[T]` -> `T`; in comments and strings `await ` goes and RENAMES apply.
+   A continuation line aligned with a bracket that moved left moves with it.
+3. Imports: a relative import of a module without a twin gains a dot, a name a twin shares comes from the
+   async module, `._acompat` becomes `._compat`; ruff (the project's settings, rules F401 and I) then drops
+   the imports the sync text no longer uses and sorts the rest.
 
-The result is checked: no `async`, `await` or `asyncio` may remain (the generator fails and names the line:
-add a rule or an override). Comments and formatting of the source are kept (it is text surgery guided by
-`ast` and `tokenize`, not an unparse).
+No `async`, `await` or `asyncio` may survive (the generator fails and names the line): a new async construct
+gets a primitive in the compat pair, never a hand-written copy.
 """
 
 from __future__ import annotations
@@ -32,64 +29,40 @@ import ast
 import difflib
 import io
 import re
+import shutil
+import subprocess
 import sys
 import tokenize
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "pgqrs_py" / "pgqrs"
 OUT = PKG / "sync"
 
-# The async modules that get a sync twin, in dependency order (a module's shared names are known before the
-# modules that import it are processed).
-MODULES = ["results.py", "store.py", "run.py", "workflow.py", "handler.py", "builders.py", "consumer.py", "__init__.py"]
-GENERATED = {m.removesuffix(".py") for m in MODULES if m != "__init__.py"}
-
+# The async modules that get a twin, each after the modules it imports.
+MODULES = ["results.py", "store.py", "run.py", "workflow.py", "handler.py", "builders.py", "_outcome.py",
+           "_wakeups.py", "_heartbeats.py",
+           "consumer.py", "__init__.py"]
+TWINS = {m.removesuffix(".py") for m in MODULES if m != "__init__.py"}
 RENAMES = {
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncConn": "Conn",
     "AsyncIterator": "Iterator",
     "AsyncGenerator": "Generator",
-    "AsyncExitStack": "ExitStack",
-    "asynccontextmanager": "contextmanager",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
-    "__aiter__": "__iter__",
-    "__anext__": "__next__",
     "aclose": "close",
 }
-# asyncio.<name> -> (replacement, module to import, drop a subscript such as Task[None])
-DOTTED = {
-    "sleep": ("time.sleep", "time", False),
-    "Event": ("threading.Event", "threading", False),
-    "Lock": ("threading.Lock", "threading", False),
-    "Task": ("threading.Thread", "threading", True),
-    # sync runs are never cancelled: the name stays valid and the branch is dead (see sync/_compat.py)
-    "CancelledError": ("CancelledError", "_compat:CancelledError", False),
-}
-# module -> {top-level name: (sync module in pgqrs/sync, replacement name)}
-OVERRIDES = {
-    "workflow.py": {"call_body": ("_compat", "call_body")},
-    "consumer.py": {"Consumer": ("_worker", "WorkerLoop")},
-    "results.py": {"ResultListener": ("_results", "ResultListenerThread")},
-}
-
-HEADER = "# generated by scripts/gen_sync.py from pgqrs/{src} — do not edit (edit pgqrs/{src}, re-run)\n"
+HEADER = "# generated by scripts/gen_sync.py from pgqrs/{src} (make sync): edit that file, not this one\n"
+FORBIDDEN = re.compile(r"\b(async|await|asyncio|Awaitable)\b")
 
 
 class GenError(Exception):
     pass
 
 
-@dataclass
-class ModuleInfo:
-    shared: set[str] = field(default_factory=set)  # names the sync twin imports from the async module
-    specific: set[str] = field(default_factory=set)  # names the sync twin defines itself
-
-
-# ---- analysis ------------------------------------------------------------------------------------------
+# ---- which definitions are shared ----------------------------------------------------------------------
 
 
 def defined_names(node: ast.stmt) -> list[str]:
@@ -102,435 +75,225 @@ def defined_names(node: ast.stmt) -> list[str]:
     return []
 
 
-def is_async_flavoured(node: ast.AST) -> bool:
+def used_names(node: ast.AST) -> set[str]:
+    """Names a definition uses, string annotations (`x: "Store"`) included."""
+    names = set()
     for sub in ast.walk(node):
-        if isinstance(sub, ast.AsyncFunctionDef | ast.Await | ast.AsyncFor | ast.AsyncWith):
-            return True
-        if isinstance(sub, ast.Name) and (sub.id in RENAMES or sub.id == "asyncio"):
-            return True
-        if isinstance(sub, ast.Attribute) and sub.attr in RENAMES:
-            return True
-    return False
-
-
-def referenced_names(node: ast.AST) -> set[str]:
-    names = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name)}
-    # string annotations (`x: "Store"`) count too
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value.isidentifier():
+        if isinstance(sub, ast.Name):
+            names.add(sub.id)
+        elif isinstance(sub, ast.Attribute) and sub.attr in RENAMES:  # psycopg.AsyncConnection
+            names.add(sub.attr)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value.isidentifier():
             names.add(sub.value)
     return names
 
 
-def analyse(src: str, tree: ast.Module, name: str, infos: dict[str, ModuleInfo]) -> ModuleInfo:
-    """Split the module's top-level definitions into shared and flavour-specific ones."""
-    overrides = OVERRIDES.get(name, {})
-    # names imported from generated siblings that are flavour-specific there
-    specific: set[str] = set(overrides)
+def is_async(node: ast.AST) -> bool:
+    return any(isinstance(sub, ast.AsyncFunctionDef | ast.Await | ast.AsyncFor | ast.AsyncWith)
+               for sub in ast.walk(node))
+
+
+def shared_names(tree: ast.Module, specific_elsewhere: dict[str, set[str]]) -> set[str]:
+    """The module's top-level definitions that the twin imports instead of copying. Flavour-specific: what
+    is async, uses a name of RENAMES, of the compat module or a twin's specific one, or (transitively) a
+    specific definition of this module."""
+    specific = set(RENAMES)
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in GENERATED:
-            sibling = infos.get(node.module + ".py")
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            module = node.module or ""
             for alias in node.names:
-                if sibling is None or alias.name in sibling.specific:
+                if module == "_acompat" or alias.name in specific_elsewhere.get(module, set()):
                     specific.add(alias.asname or alias.name)
-    candidates: list[tuple[ast.stmt, list[str]]] = []
-    for node in tree.body:
-        names = defined_names(node)
-        if not names or any(n.startswith("__") and n.endswith("__") for n in names):
-            continue
-        candidates.append((node, names))
-        if is_async_flavoured(node) or any(n in overrides for n in names):
+    defs = [(node, defined_names(node)) for node in tree.body]
+    defs = [(node, names) for node, names in defs if names and not any(n.startswith("__") for n in names)]
+    for node, names in defs:
+        if is_async(node):
             specific.update(names)
     changed = True
-    while changed:  # flavour-specific is contagious: a definition that uses one is one
+    while changed:
         changed = False
-        for node, names in candidates:
-            if not set(names) <= specific and referenced_names(node) & specific:
+        for node, names in defs:
+            if not specific.issuperset(names) and used_names(node) & specific:
                 specific.update(names)
                 changed = True
-    info = ModuleInfo()
-    for _node, names in candidates:
-        for n in names:
-            (info.specific if n in specific else info.shared).add(n)
-    return info
+    return {n for _node, names in defs for n in names if n not in specific}
 
 
 # ---- text surgery --------------------------------------------------------------------------------------
 
 
 def node_span(lines: list[str], node: ast.stmt) -> tuple[int, int]:
-    """0-based [start, end) line span of a statement with its decorators, the comment block right above it
-    and the blank lines before that (so that removing it leaves the layout of its neighbours intact)."""
+    """0-based [start, end) lines of a statement with its decorators, the comments right above it and the
+    blank lines before those."""
     start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
-    end = node.end_lineno
-    assert end is not None
     while start > 0 and lines[start - 1].strip().startswith("#"):
         start -= 1
     while start > 0 and not lines[start - 1].strip():
         start -= 1
-    return start, end
+    assert node.end_lineno is not None
+    return start, node.end_lineno
 
 
-def remove_spans(lines: list[str], spans: list[tuple[int, int]]) -> list[str]:
-    for start, end in sorted(spans, reverse=True):
-        del lines[start:end]
-    return lines
+def rewrite_imports(tree: ast.Module, lines: list[str], shared_in: dict[str, set[str]]) -> dict[int, str]:
+    """New text for the relative imports (line index of each -> replacement for all its lines)."""
+    edits: dict[int, str] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ImportFrom) and node.level == 1):
+            continue
+        module = node.module or ""
+        indent = " " * node.col_offset
+        out = []
+        for alias in node.names:
+            name = alias.name + (f" as {alias.asname}" if alias.asname else "")
+            if module == "_acompat":
+                out.append(f"{indent}from ._compat import {name}\n")
+            elif module in TWINS and alias.name not in shared_in.get(module, set()):
+                out.append(f"{indent}from .{module} import {name}\n")
+            else:
+                out.append(f"{indent}from ..{module} import {name}\n")
+        assert node.end_lineno is not None
+        edits[node.lineno - 1] = "".join(out)
+        for i in range(node.lineno, node.end_lineno):
+            edits[i] = ""
+    return edits
 
 
-def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
-    """edits: (absolute start offset, end offset, replacement); non-overlapping."""
-    out = []
-    pos = 0
-    for start, end, repl in sorted(edits):
-        if start < pos:
-            raise GenError(f"overlapping edits at offset {start}")
-        out.append(text[pos:start])
-        out.append(repl)
-        pos = end
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def offsets(text: str) -> list[int]:
+def token_rules(text: str) -> str:
+    """async / await / RENAMES / Awaitable[T], in code, comments and strings (see the module's docstring)."""
     starts = [0]
     for line in text.splitlines(keepends=True):
         starts.append(starts[-1] + len(line))
-    return starts
-
-
-_ASYNC_KEYWORDS = {"def", "with", "for"}
-_RENAME_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RENAMES), key=len, reverse=True)) + r")\b")
-
-
-def token_rules(text: str) -> tuple[str, set[str]]:
-    """Apply the token rules; return the new text and the stdlib modules the replacements need."""
-    line_start = offsets(text)
 
     def at(pos: tuple[int, int]) -> int:
-        return line_start[pos[0] - 1] + pos[1]
+        return starts[pos[0] - 1] + pos[1]
 
-    toks = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)]
-    sig = [t for t in toks if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-                                             tokenize.COMMENT, tokenize.ENDMARKER)]
+    toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    code = [t for t in toks if t.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING)]
     edits: list[tuple[int, int, str]] = []
-    needs: set[str] = set()
-    skip_until = -1
-    for i, tok in enumerate(sig):
-        if i <= skip_until:
-            continue
-        nxt = sig[i + 1] if i + 1 < len(sig) else None
-        if tok.type == tokenize.NAME and tok.string == "async" and nxt and nxt.string in _ASYNC_KEYWORDS:
+    for i, tok in enumerate(code):
+        nxt = code[i + 1] if i + 1 < len(code) else None
+        if tok.string == "async" and nxt is not None and nxt.string in ("def", "with", "for"):
             edits.append((at(tok.start), at(nxt.start), ""))
-        elif tok.type == tokenize.NAME and tok.string == "await" and nxt is not None:
+        elif tok.string == "await" and nxt is not None:
             edits.append((at(tok.start), at(nxt.start), ""))
-        elif (tok.type == tokenize.NAME and tok.string == "asyncio" and nxt is not None and nxt.string == "."
-              and i + 2 < len(sig) and sig[i + 2].string in DOTTED):
-            repl, module, drop_sub = DOTTED[sig[i + 2].string]
-            end_tok = sig[i + 2]
-            edits.append((at(tok.start), at(end_tok.end), repl))
-            needs.add(module)
-            skip_until = i + 2
-            if drop_sub and i + 3 < len(sig) and sig[i + 3].string == "[":
-                close = matching(sig, i + 3)
-                edits.append((at(sig[i + 3].start), at(sig[close].end), ""))
-                skip_until = close
-        elif tok.type == tokenize.NAME and tok.string == "Awaitable" and nxt and nxt.string == "[":
-            close = matching(sig, i + 1)
+        elif tok.string == "Awaitable" and nxt is not None and nxt.string == "[":
             edits.append((at(tok.start), at(nxt.end), ""))
-            edits.append((at(sig[close].start), at(sig[close].end), ""))
+            close = matching(code, i + 1)
+            edits.append((at(code[close].start), at(code[close].end), ""))
         elif tok.type == tokenize.NAME and tok.string in RENAMES:
             edits.append((at(tok.start), at(tok.end), RENAMES[tok.string]))
-        elif tok.type == tokenize.STRING:
-            new = _RENAME_RE.sub(lambda m: RENAMES[m.group(1)], tok.string.replace("await ", ""))
+    for tok in toks:
+        if tok.type in (tokenize.COMMENT, tokenize.STRING):
+            new = re.sub(r"\b(" + "|".join(RENAMES) + r")\b", lambda m: RENAMES[m.group(1)],
+                         tok.string.replace("await ", ""))
             if new != tok.string:
                 edits.append((at(tok.start), at(tok.end), new))
-    for tok in toks:
-        if tok.type == tokenize.COMMENT:
-            new = _RENAME_RE.sub(lambda m: RENAMES[m.group(1)], tok.string.replace("await ", ""))
-            if new != tok.string:
-                edits.append((at(tok.start), at(tok.end), new))
-    edits.extend(realign(text, toks, edits, line_start))
-    return apply_edits(text, edits), needs
+    edits += realign(text, toks, edits, starts)
+    out, pos = [], 0
+    for start, end, new in sorted(edits):
+        out += [text[pos:start], new]
+        pos = end
+    return "".join(out) + text[pos:]
 
 
-def realign(text: str, toks: list[tokenize.TokenInfo], edits: list[tuple[int, int, str]],
-            line_start: list[int]) -> list[tuple[int, int, str]]:
-    """Continuation lines aligned with a bracket that moved left (`await ` gone before it) move with it."""
-    first_of: dict[int, int] = {}  # physical line -> first physical line of its logical line
-    in_string: set[int] = set()
-    current: int | None = None
-    for tok in toks:
-        if tok.type in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
-            continue
-        if tok.type == tokenize.NEWLINE:
-            current = None
-            continue
-        if current is None:
-            current = tok.start[0]
-        for line in range(tok.start[0], tok.end[0] + 1):
-            first_of.setdefault(line, current)
-        if tok.type == tokenize.STRING:
-            in_string.update(range(tok.start[0] + 1, tok.end[0] + 1))
-    deltas: dict[int, list[tuple[int, int]]] = {}  # line -> [(column, delta)]
-    for start, end, repl in edits:
-        line = next(i for i in range(len(line_start) - 1, -1, -1) if line_start[i] <= start) + 1
-        deltas.setdefault(line, []).append((start - line_start[line - 1], len(repl) - (end - start)))
-    lines = text.splitlines(keepends=True)
-    out: list[tuple[int, int, str]] = []
-    for line, first in first_of.items():
-        if line == first or line in in_string or first not in deltas:
-            continue
-        content = lines[line - 1]
-        indent = len(content) - len(content.lstrip(" "))
-        shift = sum(d for col, d in deltas[first] if col < indent)
-        if shift < 0 and indent + shift > 0:
-            out.append((line_start[line - 1], line_start[line - 1] - shift, ""))
-    return out
-
-
-def matching(sig: list[tokenize.TokenInfo], open_idx: int) -> int:
+def matching(code: list[tokenize.TokenInfo], opening: int) -> int:
     depth = 0
-    for j in range(open_idx, len(sig)):
-        if sig[j].string in "([{" and sig[j].type == tokenize.OP:
-            depth += 1
-        elif sig[j].string in ")]}" and sig[j].type == tokenize.OP:
-            depth -= 1
-            if depth == 0:
-                return j
+    for j in range(opening, len(code)):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(code[j].string, 0)
+        if depth == 0:
+            return j
     raise GenError("unbalanced brackets")
 
 
-def name_uses(text: str, tree: ast.Module) -> dict[str, int]:
-    """How often each name is used outside the module's top-level imports (`__all__` strings count)."""
-    import_lines: set[int] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            assert node.end_lineno is not None
-            import_lines.update(range(node.lineno, node.end_lineno + 1))
-    uses: dict[str, int] = {}
-    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        if tok.start[0] in import_lines:
-            continue
-        if tok.type == tokenize.NAME:
-            uses[tok.string] = uses.get(tok.string, 0) + 1
-        elif tok.type == tokenize.STRING:  # `__all__ = ["Consumer", ...]`
-            try:
-                value = ast.literal_eval(tok.string)
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(value, str) and value.isidentifier():
-                uses[value] = uses.get(value, 0) + 1
-    return uses
-
-
-def format_import(module: str, names: list[str], indent: str = "") -> str:
-    one = f"{indent}from {module} import {', '.join(names)}\n"
-    if len(one) <= 111:
-        return one
-    body = "".join(f"{indent}    {n},\n" for n in names)
-    return f"{indent}from {module} import (\n{body}{indent})\n"
-
-
-def fix_imports(text: str, async_text: str, needs: set[str], shared_from: dict[str, list[str]],
-                extra: dict[str, list[str]], infos: dict[str, ModuleInfo]) -> str:
-    """Relative imports of non-generated modules gain a dot; imports the sync text no longer uses go (only
-    those the async text used: re-exports stay); needed stdlib modules and shared / override names come in.
-    The relative imports are re-emitted as one block sorted as isort does (`..x` before `.x`)."""
-    text = nested_relative_imports(text)
-    tree = ast.parse(text)
-    async_uses = name_uses(async_text, ast.parse(async_text))
-    uses = name_uses(text, tree)
-
-    def wanted(alias: ast.alias) -> bool:
-        bound = alias.asname or alias.name.split(".")[0]
-        return bool(uses.get(bound, 0)) or not async_uses.get(bound, 0)
-
+def realign(text: str, toks: list[tokenize.TokenInfo], edits: list[tuple[int, int, str]],
+            starts: list[int]) -> list[tuple[int, int, str]]:
+    """Continuation lines of a statement whose first line got shorter before their indentation column move
+    left as far (they were aligned with a bracket of that line)."""
+    first_line: dict[int, int] = {}  # physical line -> first line of its logical line (outside strings)
+    current = None
+    for tok in toks:
+        if tok.type == tokenize.NEWLINE:
+            current = None
+        elif tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+            current = current or tok.start[0]
+            first_line.setdefault(tok.start[0], current)
+    shrink: dict[int, list[tuple[int, int]]] = {}  # line -> [(column, change in length)]
+    for start, end, new in edits:
+        line = max(i for i, s in enumerate(starts) if s <= start) + 1
+        shrink.setdefault(line, []).append((start - starts[line - 1], len(new) - (end - start)))
     lines = text.splitlines(keepends=True)
-    replacements: dict[int, tuple[int, str]] = {}  # first line index -> (end line index, new text)
-    plain: list[tuple[str, int]] = []  # top-level `import x`: (module, line index)
-    relative: dict[tuple[int, str], list[str]] = {}  # (-level, module) -> names
-    first_relative: int | None = None
-    last_import_end = 0
-    for node in tree.body:
-        if not isinstance(node, ast.Import | ast.ImportFrom):
+    out = []
+    for line, first in first_line.items():
+        if line == first or first not in shrink:
             continue
-        assert node.end_lineno is not None
-        first, end = node.lineno - 1, node.end_lineno
-        last_import_end = end
-        if isinstance(node, ast.Import):
-            kept = [a for a in node.names if wanted(a)]
-            new = "".join(f"import {a.name}{' as ' + a.asname if a.asname else ''}\n" for a in kept)
-            replacements[first] = (end, new)
-            plain.extend((a.name, first) for a in kept)
-            continue
-        if node.module == "__future__":
-            continue
-        names = [f"{a.name}{' as ' + a.asname if a.asname else ''}" for a in node.names if wanted(a)]
-        if node.level == 0:
-            replacements[first] = (end, format_import(node.module or "", names) if names else "")
-            continue
-        module = node.module or ""
-        level = 2 if node.level == 1 and module not in GENERATED else node.level
-        for alias, name in zip([a for a in node.names if wanted(a)], names, strict=True):
-            # a name a generated sibling shares is imported from where it lives, the async module
-            shared_there = level == 1 and alias.name in infos[module + ".py"].shared
-            relative.setdefault((-2 if shared_there else -level, module), []).append(name)
-        replacements[first] = (end, "")
-        if first_relative is None:
-            first_relative = first
-    for module, names in shared_from.items():
-        relative.setdefault((-2, module), []).extend(n for n in names if uses.get(n, 0))
-    for module, names in extra.items():
-        relative.setdefault((-1, module), []).extend(sorted(names))
-    block = "".join(format_import("." * -key[0] + key[1], sorted(set(names), key=_isort_key))
-                    for key, names in sorted(relative.items()) if names)
-    inserts: dict[int, list[str]] = {}
-    inserts.setdefault(first_relative if first_relative is not None else last_import_end, []).append(block)
-    for module in sorted(needs):
-        if any(m == module for m, _ in plain):
-            continue
-        later = [line for m, line in plain if m > module]
-        earlier = [line for m, line in plain if m < module]
-        if later:
-            inserts.setdefault(min(later), []).insert(0, f"import {module}\n")
-        elif earlier:
-            inserts.setdefault(replacements[max(earlier)][0], []).insert(0, f"import {module}\n")
-        else:
-            raise GenError(f"no place to import {module}")
-    out: list[str] = []
-    i = 0
-    while i <= len(lines):
-        out.extend(inserts.get(i, []))
-        if i == len(lines):
-            break
-        if i in replacements:
-            end, new = replacements[i]
-            out.append(new)
-            i = end
-        else:
-            out.append(lines[i])
-            i += 1
-    return "".join(out)
+        indent = len(lines[line - 1]) - len(lines[line - 1].lstrip(" "))
+        shift = sum(delta for column, delta in shrink[first] if column < indent)
+        if shift < 0 and indent + shift > 0:
+            out.append((starts[line - 1], starts[line - 1] - shift, ""))
+    return out
 
 
-def nested_relative_imports(text: str) -> str:
-    """`from .errors import X` inside a function or an `if` block becomes `from ..errors import X` too."""
-    tree = ast.parse(text)
-    top = set(map(id, tree.body))
-    lines = text.splitlines(keepends=True)
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.ImportFrom) and id(node) not in top and node.level == 1
-                and (node.module or "") not in GENERATED):
-            line = lines[node.lineno - 1]
-            at = line.index("from .", node.col_offset)
-            lines[node.lineno - 1] = line[:at] + "from .." + line[at + len("from ."):]
-    return "".join(lines)
+def ruff_imports(text: str, name: str) -> str:
+    """Drop unused imports and sort the rest as the project's ruff settings say (found via the file name)."""
+    ruff = Path(sys.executable).parent / "ruff"
+    exe = str(ruff) if ruff.exists() else shutil.which("ruff")
+    if exe is None:
+        raise GenError("ruff not found: run `make deps`")
+    done = subprocess.run([exe, "check", "--fix", "--exit-zero", "--quiet", "--select", "F401,I",
+                           "--stdin-filename", str(OUT / name), "-"],
+                          input=text, capture_output=True, text=True, cwd=ROOT, check=True)
+    return done.stdout
 
 
-def _isort_key(name: str) -> tuple[int, str]:
-    """isort's order of imported names: CONSTANTS, Classes, functions (case-sensitive)."""
-    bare = name.split(" as ")[0]
-    kind = 0 if bare.isupper() and len(bare) > 1 else 1 if bare[:1].isupper() else 2
-    return kind, bare
-
-
-def squeeze_blank_lines(text: str) -> str:
-    """At most two blank lines anywhere; after the imports one, or two before a def / class (as isort)."""
-    text = re.sub(r"\n{4,}", "\n\n\n", text)
-    tree = ast.parse(text)
-    imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-    following = [n for n in tree.body if imports and n.lineno > (imports[-1].end_lineno or 0)]
-    if imports and following:
-        lines = text.splitlines(keepends=True)
-        end = imports[-1].end_lineno or 0
-        first = following[0]
-        start = min([first.lineno] + [d.lineno for d in getattr(first, "decorator_list", [])]) - 1
-        while start > end and lines[start - 1].strip().startswith("#"):
-            start -= 1
-        blank = 2 if isinstance(first, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) else 1
-        text = "".join(lines[:end] + ["\n"] * blank + lines[start:])
-    return text.rstrip("\n") + "\n"
-
-
-def check_clean(text: str, src: str) -> None:
-    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        if tok.type == tokenize.NAME and tok.string in ("async", "await", "asyncio", "Awaitable"):
-            raise GenError(
-                f"pgqrs/{src}: `{tok.string}` survives on line {tok.start[0]} of the sync output:"
-                f" {tok.line.strip()!r}\n  add a rule in scripts/gen_sync.py or a hand-written override"
-                " (pgqrs_py/pgqrs/sync/_worker.py, _results.py, _compat.py)"
-            )
+def check_clean(text: str, name: str) -> None:
+    """No `async`, `await`, `asyncio` or `Awaitable` after the module's docstring, comments included."""
+    module_doc = ast.parse(text).body[0]
+    after_doc = module_doc.end_lineno or 0 if isinstance(module_doc, ast.Expr) else 0
+    for number, line in enumerate(text.splitlines()[after_doc:], after_doc + 1):
+        if found := FORBIDDEN.search(line):
+            raise GenError(f"pgqrs/{name}: line {number} of its twin keeps {found[0]!r}: {line.strip()!r}\n"
+                           "  give the construct a primitive in pgqrs/_acompat.py + pgqrs/sync/_compat.py,"
+                           " or a rule in scripts/gen_sync.py")
 
 
 # ---- one module ----------------------------------------------------------------------------------------
 
 
-def mixin_methods(module: str, cls: str) -> set[str]:
-    """Methods a hand-written sync class defines directly in its body (not under `if TYPE_CHECKING:`)."""
-    tree = ast.parse((OUT / f"{module}.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == cls:
-            return {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
-    raise GenError(f"pgqrs/sync/{module}.py has no class {cls}")
-
-
-def generate(name: str, infos: dict[str, ModuleInfo]) -> str:
+def generate(name: str, shared: dict[str, set[str]], specific: dict[str, set[str]]) -> str:
     src = (PKG / name).read_text(encoding="utf-8")
     tree = ast.parse(src)
-    info = analyse(src, tree, name, infos)
-    infos[name] = info
+    mine = shared_names(tree, specific) if name != "__init__.py" else set()
+    module = name.removesuffix(".py")
+    shared[module] = mine
+    specific[module] = {n for node in tree.body for n in defined_names(node)} - mine
     lines = src.splitlines(keepends=True)
-    spans: list[tuple[int, int]] = []
-    extra: dict[str, list[str]] = {}
-    overrides = OVERRIDES.get(name, {})
-    class_bases: dict[int, str] = {}
+    edits = rewrite_imports(tree, lines, shared)
+    removed = set()
     for node in tree.body:
         names = defined_names(node)
-        if names and all(n in info.shared for n in names):
-            spans.append(node_span(lines, node))
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in overrides:
-            module, repl = overrides[node.name]
-            spans.append(node_span(lines, node))
-            extra.setdefault(module, []).append(repl if repl == node.name else f"{repl} as {node.name}")
-        elif isinstance(node, ast.ClassDef) and node.name in overrides:
-            module, mixin = overrides[node.name]
-            replaced = mixin_methods(module, mixin)
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name in replaced:
-                    spans.append(node_span(lines, item))
-            extra.setdefault(module, []).append(mixin)
-            class_bases[node.lineno - 1] = mixin
-    for idx, mixin in class_bases.items():
-        m = re.match(r"^class (\w+)(\((.*)\))?:", lines[idx])
-        if not m:
-            raise GenError(f"pgqrs/{name}: cannot add a base to {lines[idx]!r}")
-        bases = ", ".join([mixin] + ([m.group(3)] if m.group(3) else []))
-        lines[idx] = f"class {m.group(1)}({bases}):" + lines[idx][m.end():]
-    text = "".join(remove_spans(lines, spans))
-    text, needs = token_rules(text)
-    for need in [n for n in needs if ":" in n]:
-        module, imported = need.split(":")
-        extra.setdefault(module, []).append(imported)
-        needs.discard(need)
-    shared_from = {name.removesuffix(".py"): sorted(info.shared)} if info.shared else {}
-    if name == "__init__.py":
-        shared_from = {}
-    text = fix_imports(text, src, needs, shared_from, extra, infos)
-    text = squeeze_blank_lines(text)
+        if names and set(names) <= mine:
+            removed.update(range(*node_span(lines, node)))
+    last_import = max(n.end_lineno or 0 for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom))
+    if mine:
+        edits[last_import - 1] = edits.get(last_import - 1, lines[last_import - 1]) + \
+            f"from ..{module} import {', '.join(sorted(mine))}\n"
+    text = "".join("" if i in removed else edits.get(i, line) for i, line in enumerate(lines))
+    text = re.sub(r"\n{4,}", "\n\n\n", token_rules(text))
+    text = ruff_imports(HEADER.format(src=name) + text, name)
     check_clean(text, name)
-    ast.parse(text)
-    return HEADER.format(src=name) + text
+    return text
 
 
 def generate_all() -> dict[str, str]:
-    infos: dict[str, ModuleInfo] = {}
-    return {name: generate(name, infos) for name in MODULES}
+    shared: dict[str, set[str]] = {}
+    specific: dict[str, set[str]] = {}
+    return {name: generate(name, shared, specific) for name in MODULES}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="fail (and show a diff) when a file is stale")
-    parser.add_argument("--out", type=Path, help="write the generated modules into this directory")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail (and show a diff) when a twin is stale")
+    parser.add_argument("--out", type=Path, help="write the twins into this directory")
     args = parser.parse_args(argv)
     try:
         files = generate_all()
@@ -540,20 +303,20 @@ def main(argv: list[str] | None = None) -> int:
     stale = 0
     for name, text in files.items():
         target = (args.out or OUT) / name
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current == text:
+            continue
         if args.check:
-            current = target.read_text(encoding="utf-8") if target.exists() else ""
-            if current != text:
-                stale += 1
-                sys.stdout.writelines(difflib.unified_diff(
-                    current.splitlines(keepends=True), text.splitlines(keepends=True),
-                    f"{target} (in the tree)", f"{target} (generated now)"))
+            stale += 1
+            sys.stdout.writelines(difflib.unified_diff(
+                current.splitlines(keepends=True), text.splitlines(keepends=True),
+                f"{target} (in the tree)", f"{target} (generated now)"))
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
-            print(f"gen_sync: wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
+        target.write_text(text, encoding="utf-8")
+        print(f"gen_sync: wrote {target}")
     if stale:
-        print(f"gen_sync: {stale} generated file(s) stale: run `python scripts/gen_sync.py`", file=sys.stderr)
+        print(f"gen_sync: {stale} twin(s) stale: run `make sync` and commit the result", file=sys.stderr)
         return 1
     return 0
 

@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
+# Lint the Python: the generated sync twins are fresh (scripts/gen_sync.py), ruff, mypy --strict.
 # Lint the SQL: sqlfluff (sql/ and pgtap/), no `when others` handlers, and plpgsql_check on every PL/pgSQL
 # function of schema pgqrs in a scratch database. Needs scripts/deps.sh; starts the cluster if needed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 status=0
+
+# 0. Python: pgqrs/sync/ holds exactly what the generator makes of the async modules today (regenerated into a
+#    temporary directory and compared; sync/_compat.py is the one hand-written module), then ruff and mypy
+#    (strict; files and settings in pyproject.toml)
+echo "== sync twins fresh"
+twins=$(mktemp -d)
+trap 'rm -rf "$twins"' EXIT
+if ! .venv/bin/python scripts/gen_sync.py --out "$twins" >/dev/null \
+        || ! diff -ru --exclude=_compat.py --exclude=__pycache__ "$twins" pgqrs_py/pgqrs/sync; then
+    echo "lint: pgqrs_py/pgqrs/sync/ is stale: run \`make sync\` and commit the result" >&2
+    status=1
+fi
+echo "== ruff"
+.venv/bin/ruff check pgqrs_py tests scripts/gen_sync.py || status=1
+echo "== mypy --strict"
+.venv/bin/mypy || status=1
 
 # 1. sqlfluff
 mapfile -t files < <(find sql pgtap -name '*.sql' -not -path 'sql/fixtures/*' 2>/dev/null | LC_ALL=C sort)

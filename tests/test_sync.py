@@ -1,7 +1,8 @@
-"""The synchronous flavour `pgqrs.sync`: generated from the async modules (scripts/gen_sync.py), the same
-public surface, and the seed flows run through both flavours with the same results.
+"""The synchronous flavour `pgqrs.sync`: generated whole from the async modules (scripts/gen_sync.py), the
+same public surface, and the seed flows run through both flavours with the same results.
 
-- the generated modules are what the generator makes of today's async sources (else: run the generator);
+- the generated modules are what the generator makes of today's async sources (else: run the generator), and
+  the only hand-written module of pgqrs.sync is the compat module, with the same names as pgqrs/_acompat.py;
 - both flavours export the same names; flavour-neutral objects are the *same* objects; every public method
   and function has the same parameters (names, kinds, defaults, annotations up to the async -> sync
   renames), async in one flavour and plain in the other;
@@ -70,34 +71,57 @@ def test_generated_modules_say_so_and_hold_no_async() -> None:
         assert not re.search(r"\b(async|await|asyncio)\b", text.split('"""', 2)[-1]), name
 
 
+def test_only_the_compat_module_is_hand_written() -> None:
+    """The sync package is the twins plus pgqrs/sync/_compat.py: no other hand-written module."""
+    assert {p.name for p in SYNC_DIR.glob("*.py")} == set(gen_sync.MODULES) | {"_compat.py"}
+
+
+def test_the_compat_pair_has_the_same_names_and_parameters() -> None:
+    """The twins import from pgqrs/sync/_compat.py what their sources import from pgqrs/_acompat.py."""
+    import ast
+
+    def defined(path: Path) -> dict[str, list[str] | None]:
+        out: dict[str, list[str] | None] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                out[node.name] = [a.arg for a in node.args.args + node.args.kwonlyargs]
+            elif isinstance(node, ast.ClassDef):
+                out[node.name] = None
+            elif isinstance(node, ast.Assign):
+                out.update((t.id, None) for t in node.targets if isinstance(t, ast.Name))
+        return {name: params for name, params in out.items() if not name.startswith("_")}
+
+    acompat = defined(REPO / "pgqrs_py" / "pgqrs" / "_acompat.py")
+    assert acompat == defined(SYNC_DIR / "_compat.py")
+    assert {"spawn", "cancel", "wait_tasks", "wait_event", "call_body"} <= set(acompat)
+
+
 def test_token_rules() -> None:
     src = (
         "async def f(conn: AsyncConn) -> Awaitable[int]:\n"
         "    async with pool.connection() as c:\n"
         "        rows = await c.execute(q, (a,\n"
         "                                   b))\n"
-        "    await asyncio.sleep(1)  # await the pool\n"
-        "    e = asyncio.Event()\n"
-        "    t: dict[asyncio.Task[None], int] = {}\n"
-        "    return await g('await me')\n"
+        "    await sleep(1)  # await the pool\n"
+        "    async for note in conn.notifies():\n"
+        "        pass\n"
+        "    return await g('await me', psycopg.AsyncConnection)\n"
     )
-    out, needs = gen_sync.token_rules(src)
-    lines = out.splitlines()
+    lines = gen_sync.token_rules(src).splitlines()
     assert lines[0] == "def f(conn: Conn) -> int:"
     assert lines[1] == "    with pool.connection() as c:"
     assert lines[2] == "        rows = c.execute(q, (a,"
     assert lines[3].index("b") == lines[2].index("(a") + 1  # the continuation line moved with its bracket
-    assert lines[4] == "    time.sleep(1)  # the pool"
-    assert lines[5] == "    e = threading.Event()"
-    assert lines[6] == "    t: dict[threading.Thread, int] = {}"
-    assert lines[7] == "    return g('me')"
-    assert needs == {"time", "threading"}
+    assert lines[4] == "    sleep(1)  # the pool"
+    assert lines[5] == "    for note in conn.notifies():"
+    assert lines[7] == "    return g('me', psycopg.Connection)"
 
 
 def test_flavour_neutral_analysis() -> None:
     import ast
 
     src = (
+        "from ._acompat import Event\n"
         "from .store import Store, as_id\n"
         "class A: pass\n"
         "class B:\n"
@@ -105,18 +129,40 @@ def test_flavour_neutral_analysis() -> None:
         "def g(x: 'B'): ...\n"
         "def h(): return A()\n"
         "def k(s: Store): return as_id(s)\n"
+        "def e(): return Event()\n"
+        "def c(): return psycopg.AsyncConnection\n"
         "X = 1\n"
     )
-    sibling = gen_sync.ModuleInfo(shared={"as_id"}, specific={"Store"})
-    info = gen_sync.analyse(src, ast.parse(src), "x.py", {"store.py": sibling})
-    assert info.shared == {"A", "h", "X"}
-    assert info.specific == {"B", "g", "k"}
+    shared = gen_sync.shared_names(ast.parse(src), {"store": {"Store"}})
+    assert shared == {"A", "h", "X"}
 
 
-def test_nested_relative_imports_gain_a_dot() -> None:
-    src = "def f():\n    from .errors import X\n    from .store import Y\n    return X, Y\n"
-    assert gen_sync.nested_relative_imports(src) == (
-        "def f():\n    from ..errors import X\n    from .store import Y\n    return X, Y\n")
+def test_relative_imports() -> None:
+    import ast
+
+    src = (
+        "from . import _sql\n"
+        "from ._acompat import sleep\n"
+        "from .errors import X\n"
+        "from .store import Store, as_id\n"
+        "def f():\n"
+        "    from .errors import Y\n"
+    )
+    edits = gen_sync.rewrite_imports(ast.parse(src), src.splitlines(keepends=True), {"store": {"as_id"}})
+    assert edits == {
+        0: "from .. import _sql\n",
+        1: "from ._compat import sleep\n",
+        2: "from ..errors import X\n",
+        3: "from .store import Store\nfrom ..store import as_id\n",
+        5: "    from ..errors import Y\n",
+    }
+
+
+def test_a_surviving_async_construct_is_refused() -> None:
+    text = '"""Docstring: async is fine here."""\nx = 1\ny = asyncio.sleep  # or here: no\n'
+    with pytest.raises(gen_sync.GenError, match="line 3 of its twin keeps 'asyncio'"):
+        gen_sync.check_clean(text, "x.py")
+    gen_sync.check_clean(text.replace("asyncio.sleep  # or here: no", "2"), "x.py")
 
 
 # ---- the two public surfaces -------------------------------------------------------------------------------
@@ -142,8 +188,6 @@ def normalise(annotation: Any) -> str:
     text = annotation if isinstance(annotation, str) else repr(annotation)
     for old, new in gen_sync.RENAMES.items():
         text = re.sub(rf"\b{old}\b", new, text)
-    for old, (new, _module, _drop) in gen_sync.DOTTED.items():
-        text = text.replace(f"asyncio.{old}", new)
     while (m := re.search(r"\bAwaitable\[", text)) is not None:  # Awaitable[X] -> X
         depth, i = 1, m.end()
         while depth:

@@ -11,7 +11,6 @@ lost). A lost database stops nothing: the listener reconnects with backoff and c
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 import psycopg
 
 from . import _sql
+from ._acompat import Event, Task, cancel_all, sleep, spawn, wait_event, wait_tasks
 from ._json import ADAPTERS
 from .errors import PgqrsError
 
@@ -41,7 +41,7 @@ class Waiter:
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
-        self.done = asyncio.Event()
+        self.done = Event()
         self.row: tuple[Any, ...] | None = None
         self.error: Exception | None = None
 
@@ -61,7 +61,7 @@ class ResultListener:
         self._key: bytes | None = None
         self._tokens: dict[str, int] = {}  # token -> run id, for the runs waited for (once the key is known)
         self._closed = False
-        self._task: asyncio.Task[None] | None = None
+        self._task: Task | None = None
 
     def add(self, run_id: int) -> Waiter:
         """Register a waiter for `run_id` (before its first status check: nothing finishes unseen)."""
@@ -120,24 +120,21 @@ class ResultListener:
         for waiter in waiters:
             waiter.finish(None, PgqrsError(f"the store was closed while waiting for run {waiter.run_id}"))
 
-    def _start(self) -> asyncio.Task[None]:
-        return asyncio.create_task(self._listen(), name="pgqrs-results")
+    def _start(self) -> Task:
+        return spawn(self._listen, name="pgqrs-results")
 
     async def wait(self, waiter: Waiter, timeout: float | None) -> bool:
         """Wait until the waiter is finished; False after `timeout` seconds."""
-        try:
-            await asyncio.wait_for(waiter.done.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(waiter.done, timeout)
 
     async def close(self) -> None:
-        """Close the listener's connection; waiters still waiting get an error."""
+        """Stop the listener, which closes its connection; waiters still waiting get an error. A task is
+        cancelled; a thread sees the flag within WAIT_SLICE (one asleep between reconnects: when it wakes)."""
         self._close_waiters()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_all([task])
+            await wait_tasks([task], 2 * WAIT_SLICE)
 
     async def _listen(self) -> None:
         backoff = 0.05
@@ -152,7 +149,7 @@ class ResultListener:
                 if self._closed:
                     return
                 log.warning("result listener: %r; reconnecting in %.2f s", exc, backoff)
-                await asyncio.sleep(backoff)
+                await sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:

@@ -1,4 +1,4 @@
-"""Running a workflow's steps: `ctx.step` (WorkflowContext) and how a step body runs (call_body).
+"""Running a workflow's steps: `ctx.step` (WorkflowContext); a step body runs through _acompat.call_body.
 
 The handler side (`@workflow` functions, `@step`, invoke) is in handler.py, `pgqrs.workflow()` in builders.py,
 `Step.pause` in outcomes.py.
@@ -6,19 +6,17 @@ The handler side (`@workflow` functions, `@step`, invoke) is in handler.py, `pgq
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import functools
-import inspect
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
+from ._acompat import call_body
 from ._json import UnreadableJson, dumps
 from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError
 from .outcomes import BodyNotStarted, StepPause, error_json
@@ -34,53 +32,6 @@ class Suspended(BaseException):
     def __init__(self, run_status: str) -> None:
         super().__init__(run_status)
         self.run_status = run_status
-
-
-async def call_body(fn: Callable[[], Any], guard: Callable[[], AbstractContextManager[None]]) -> Any:
-    """Run a step body: coroutine functions on the loop, anything else in a thread (heartbeats go on);
-    a returned awaitable is awaited.
-
-    Each plain body gets a daemon thread of its own, entered through `guard()` (WorkflowContext._body):
-    - not a pool: a body queued behind busy threads could start long after the lease was checked, when a
-      freeze (SIGSTOP, a paused VM) has let it expire and another worker has run the step; the guard checks
-      the lease again at the moment the body really starts;
-    - a daemon: a worker process that exits after a graceful shutdown gave up on a body does not wait for it
-      (interpreter exit joins a pool's threads), so the run's next worker never overlaps it.
-    """
-    if inspect.iscoroutinefunction(fn):
-        return await fn()
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[Any] = loop.create_future()
-    context = contextvars.copy_context()  # as asyncio.to_thread does
-
-    def settle(result: Any, error: BaseException | None) -> None:  # on the loop
-        if done.cancelled():  # the run's task was cancelled (lease lost, shutdown): nobody waits
-            return
-        if error is None:
-            done.set_result(result)
-        else:
-            done.set_exception(error)
-
-    def in_thread() -> None:
-        result: Any = None
-        error: BaseException | None = None
-        try:
-            with guard():
-                result = context.run(fn)
-        except StopIteration as exc:  # a future refuses it (as a task does, it becomes a RuntimeError)
-            error = RuntimeError(f"step body raised StopIteration: {exc!r}")
-        except BaseException as exc:
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop is closed: the worker is gone
-            pass
-
-    threading.Thread(target=in_thread, name="pgqrs-step-body", daemon=True).start()
-    result = await done
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 class WorkflowContext:
