@@ -23,7 +23,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 import pgqrs
-from conftest import REPO, _admin_execute, drop_db, ensure_template
+from conftest import REPO, _admin_execute, drop_db, ensure_template, schema_files
 from pgqrs.install import UnexpectedObjects
 from test_upgrade import apply_fixture
 
@@ -213,8 +213,8 @@ def test_grants_match_the_documented_matrix(conn: Conn) -> None:
         assert actual.setdefault(name, roles) == roles, f"overloads of {name} have different grants"
     undocumented = set(actual) - set(documented)
     assert not undocumented, (
-        f"public functions {sorted(undocumented)} are not placed: add them to sql/90_grants.sql and to the "
-        "'Who can call what' table of docs/security.md (or name them with a leading _ if internal)"
+        f"public functions {sorted(undocumented)} are not placed: add them to sql/security/privileges.sql and"
+        " to the 'Who can call what' table of docs/security.md (or name them with a leading _ if internal)"
     )
     assert set(documented) - set(actual) == set(), "docs/security.md lists functions that do not exist"
     assert actual == documented
@@ -599,13 +599,13 @@ def test_dynamic_sql_checker_catches_the_bad_forms() -> None:
 
 
 def test_no_dynamic_sql_from_input() -> None:
-    files = sorted((REPO / "sql").glob("*.sql")) + sorted((REPO / "sql" / "migrations").glob("*.sql"))
+    files = schema_files() + sorted((REPO / "sql" / "migrations").glob("*.sql"))
     total = 0
     for f in files:
         found, problems = dynamic_sql_problems(f.read_text())
         total += found
         assert not problems, f"{f.relative_to(REPO)}: " + "; ".join(problems)
-    assert total >= 1, "the checker found no EXECUTE at all (90_grants.sql has some): is it still working?"
+    assert total >= 1, "the checker found no EXECUTE at all (security/*.sql have some): is it still working?"
 
 
 # --- the clock --------------------------------------------------------------------------------------------
@@ -680,8 +680,11 @@ def acl_snapshot(conn: Conn) -> list[tuple[Any, ...]]:
 
 def test_grants_are_idempotent(db: str, conn: Conn) -> None:
     before = acl_snapshot(conn)
-    conn.execute((REPO / "sql" / "90_grants.sql").read_text().encode(), prepare=False)
-    conn.execute((REPO / "sql" / "90_grants.sql").read_text().encode(), prepare=False)
+    grants = [p for p in schema_files() if p.parent.name == "security"]
+    assert grants
+    for _ in range(2):
+        for path in grants:
+            conn.execute(path.read_text().encode(), prepare=False)
     assert pgqrs.install(db) == pgqrs.install(db)
     assert acl_snapshot(conn) == before
 

@@ -111,8 +111,8 @@ def assert_same_schema(upgraded: list[str], fresh: list[str]) -> None:
     if upgraded != fresh:
         diff = "\n".join(difflib.unified_diff(fresh, upgraded, "fresh install", "upgraded", lineterm="", n=2))
         pytest.fail(
-            "the upgraded schema differs from a fresh install: a change to sql/*.sql needs a migration "
-            f"(sql/migrations/<from>--<to>.sql, see docs/upgrades.md)\n{diff[:8000]}"
+            "the upgraded schema differs from a fresh install: a change to the schema files needs a "
+            f"migration (sql/migrations/<from>--<to>.sql, see docs/upgrades.md)\n{diff[:8000]}"
         )
 
 
@@ -332,8 +332,8 @@ def test_fresh_install_records_the_package_version(make_db: Any) -> None:
 
 
 def test_the_sql_files_alone_record_the_package_version(conn: Conn) -> None:
-    # `conn` is a database made by applying sql/*.sql directly (conftest, pg.sh schema): whoever adds a
-    # migration must also make sql/*.sql record the new version, so both install paths agree.
+    # `conn` is a database made by applying the schema files directly (conftest): whoever adds a migration
+    # must also make sql/schema/version.sql record the new version, so both install paths agree.
     assert one(conn, "select pgqrs.schema_version()")[0] == target_version()
 
 
@@ -599,6 +599,32 @@ def test_failed_migration_changes_nothing(make_db: Any, tmp_path: Path) -> None:
         assert one(conn, "select to_regprocedure('pgqrs._clock_override(text)')")[0] is None
 
 
-def test_schema_files_apply_in_name_order() -> None:
-    names = [p.name for p in schema_files()]
-    assert names == sorted(names) and names[-1] == "90_grants.sql"
+def test_schema_files_end_with_ownership_and_grants() -> None:
+    """security/ hands every object over and grants the functions by name: it must see all of them."""
+    folders = [p.parent.name for p in schema_files()]
+    first = folders.index("security")
+    assert folders[first:] == ["security"] * (len(folders) - first) and first > 0
+    assert schema_files()[-1].name == "privileges.sql"
+
+
+def test_psql_and_the_installer_apply_the_same_manifest(make_db: Any) -> None:
+    """`psql -f sql/install.sql` (scripts/pg.sh schema: make lint, make pgtap) and pgqrs.install agree."""
+    by_psql, by_installer = make_db("psql"), make_db("installer")
+    subprocess.run(
+        [
+            pg_bin("psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            by_psql,
+            "-f",
+            str(REPO / "sql" / "install.sql"),
+        ],
+        check=True,
+        capture_output=True,
+        cwd="/",  # \ir resolves against the manifest's folder, not the working directory
+    )
+    pgqrs.install(by_installer)
+    assert_same_schema(schema_dump(by_psql), schema_dump(by_installer))
