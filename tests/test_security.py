@@ -118,12 +118,21 @@ def docs_matrix() -> dict[str, set[str]]:
 
 
 def test_every_function_pins_a_safe_search_path(conn: Conn) -> None:
+    """Inlined helpers aside: internal, IMMUTABLE, LANGUAGE sql, not security definer and with no SET clause
+    at all (a SET stops the planner from inlining them into their caller, whose search_path is pinned)."""
     rows = conn.execute(
-        "select p.oid::regprocedure::text, p.proconfig from pg_proc as p"
+        "select p.oid::regprocedure::text, p.proconfig,"
+        " p.proname ~ '^_' and l.lanname = 'sql' and p.provolatile = 'i' and not p.prosecdef"
+        " and p.proconfig is null"
+        " from pg_proc as p join pg_language as l on l.oid = p.prolang"
         " where p.pronamespace = 'pgqrs'::regnamespace"
     ).fetchall()
     assert len(rows) > 20
-    for fn, config in rows:
+    inlined = sorted(fn for fn, _config, is_inlined in rows if is_inlined)
+    assert inlined == ["pgqrs._lease_held(uuid,timestamp with time zone,uuid,timestamp with time zone)"]
+    for fn, config, is_inlined in rows:
+        if is_inlined:
+            continue
         paths = [c.split("=", 1)[1] for c in config or [] if c.startswith("search_path=")]
         assert paths, f"{fn} does not pin search_path"
         parts = [p.strip() for p in paths[0].split(",")]

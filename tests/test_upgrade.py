@@ -497,6 +497,45 @@ def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any
     assert_same_schema(schema_dump(old), schema_dump(fresh))
 
 
+def test_a_version_1_policy_with_a_decimal_max_attempts_still_bounds_deliveries(make_db: Any) -> None:
+    """Version 1 stored a retry policy as given: its check let max_attempts 2.0 through, and it stays 2.0 in
+    the upgraded table. Every reader goes through pgqrs._max_attempts (::numeric, then ::integer);
+    release_run and the settling of a lost lease used to cast with a plain ::integer and raised 22P02 on it,
+    so such a run could neither be handed back nor be delivered again (its queue stuck behind it)."""
+    dsn = make_db("decimal_policy")
+    apply_fixture(dsn, 1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select pgqrs.create_workflow('decimal', %s)", (Jsonb({"max_attempts": 2.0}),))
+        assert one(conn, "select retry_policy ->> 'max_attempts' from pgqrs.workflows")[0] == "2.0"
+    pgqrs.install(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select set_config('pgqrs.now', %s, false)", (T0,))
+        worker = one(conn, "select pgqrs.register_worker('w_decimal', 'host', 1, 'decimal')")[0]
+        dequeue = "select run_id, lease_token from pgqrs.dequeue('decimal', %s, 1, interval '30 seconds')"
+        release = 'select pgqrs.release_run(%s, %s, \'{"message": "boom"}\')'
+
+        def later() -> None:  # past any lease and any backoff
+            conn.execute("select set_config('pgqrs.now', (pgqrs.now() + interval '10 minutes')::text, false)")
+
+        handed_back = one(conn, "select run_id from pgqrs.trigger('decimal', '{}')")[0]
+        for expected in ("QUEUED", "ERROR"):  # the second failed delivery in a row reaches max_attempts 2.0
+            later()
+            run, token = one(conn, dequeue, (worker,))
+            assert run == handed_back
+            assert one(conn, release, (run, token))[0] == expected
+
+        lost = one(conn, "select run_id from pgqrs.trigger('decimal', '{}')")[0]
+        for delivered in (True, True, False):  # the third delivery finds the second lost lease: the bound
+            later()
+            assert [r[0] for r in conn.execute(dequeue, (worker,)).fetchall()] == (
+                [lost] if delivered else []
+            )
+        assert one(conn, "select status, error ->> 'kind' from pgqrs.runs where run_id = %s", (lost,)) == (
+            "ERROR",
+            "lease_expired",
+        )
+
+
 def frozen_versions() -> list[int]:
     return sorted(int(f.stem.split("-v")[1]) for f in FIXTURES.glob("schema-v*.sql"))
 

@@ -4,7 +4,28 @@
 -- SKIP LOCKED, so a worker writing under its lease holds the message row and a concurrent dequeue passes it by
 -- until the write commits; the next holder then sees that write in its journal.
 
--- This file: checking a lease, and handing a leased message back.
+-- This file: the lease predicate, checking a lease, and handing a leased message back.
+
+-- The lease predicate, the one place it is written: a message's lease (p_message_token, held until
+-- p_message_visible_at) is held by a caller presenting p_lease_token at p_now. NULLs (no row, no lease, no token)
+-- give false, never NULL, so `if not pgqrs._lease_held(...)` cannot let a missing lease through.
+-- LANGUAGE sql, IMMUTABLE, no SET: the planner inlines it into its caller's expression, so the hot paths
+-- (complete_step, complete_run) pay no function call for it; a SET clause, a pinned search_path included,
+-- would prevent that. It needs no pinned path: its body names its operators by schema and reads no table,
+-- and inlined it is part of a caller whose search_path is pinned (docs/security.md).
+create or replace function pgqrs._lease_held(
+    p_message_token uuid, p_message_visible_at timestamptz, p_lease_token uuid, p_now timestamptz
+)
+returns boolean
+language sql
+immutable
+as $$
+    select coalesce(
+        p_lease_token operator(pg_catalog.=) p_message_token
+        and p_message_visible_at operator(pg_catalog.>) p_now,
+        false
+    )
+$$;
 
 -- Locks the run's message and checks the lease against pgqrs.now() (never a caller's time).
 create or replace function pgqrs._lease(p_run bigint, p_lease_token uuid)
@@ -34,8 +55,7 @@ begin
             message = format('run %s is %s', p_run, v_status),
             hint = 'A finished run takes no more writes.';
     end if;
-    if p_lease_token is null or v_message.lease_token is distinct from p_lease_token
-        or v_message.visible_at <= pgqrs.now() then
+    if not pgqrs._lease_held(v_message.lease_token, v_message.visible_at, p_lease_token, pgqrs.now()) then
         raise exception using
             errcode = 'QR004',
             message = format('lease on run %s is not held', p_run),

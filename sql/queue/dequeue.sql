@@ -7,6 +7,16 @@
 -- Each row carries the run's step journal so the worker replays finished steps without a round trip each;
 -- values past pgqrs.max_journal_bytes (16 MiB by default, summed in journal order) are left out
 -- ("value_omitted": true) and read with acquire_step when needed, so no run's size can make dequeue fail.
+-- The planner settings: one lease-taking statement serves every batch size, planned once per session
+-- (plan_cache_mode). Left to choose, PL/pgSQL would plan it again on every call, and at a queue's depth planning
+-- it costs more than running it: its generic plan is costed as if `limit p_batch_size` kept 10% of the queue, so
+-- it never looks cheaper than a custom plan for the usual `limit 1`. A plan made without knowing the batch size
+-- may still pick, from estimates, a whole-table read: a sort of the visible messages, or a scan of messages or
+-- runs for the rows it leases (on a young table, before its first ANALYZE, or for 10% of a deep queue). Every
+-- row dequeue touches is reached through an index (messages_dequeue_idx in queue order, then primary keys), so
+-- sequential and bitmap scans are ruled out (enable_seqscan, enable_bitmapscan); the settings also hold for the
+-- functions dequeue calls, whose statements are lookups by key as well. tests/test_dequeue_plan.py checks the
+-- plan on a young and on a deep queue.
 create or replace function pgqrs.dequeue(
     p_queue text,
     p_worker bigint,
@@ -21,6 +31,9 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 #variable_conflict use_column
 declare
@@ -42,73 +55,38 @@ begin
     end if;
     perform pgqrs._check_worker(p_worker);
 
-    -- 1. Take the leases, with each run's journal (pgqrs._journal: read after the lease is taken). Batch 1 (the
-    -- usual case) has its own copy of the statement with a constant `limit 1`: PL/pgSQL then keeps one generic
-    -- plan for it. With `limit p_batch_size` every call is planned again (a generic plan would assume the limit
-    -- keeps 10% of the queue and sort it), and planning this statement costs more than running it. A
+    -- 1. Take the leases, with each run's journal (pgqrs._journal: read after the lease is taken). A
     -- lease_token left on a visible message means its last lease expired (every hand-back clears it): `lost`,
     -- with the time that lease was granted.
-    if p_batch_size = 1 then
-        open v_leased for
-        with picked as (
-            select
-                m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at,
-                m.steps_in_flight as lost_steps
-            from pgqrs.messages as m
-            where m.queue_id = v_queue_id and m.visible_at <= v_now
-            order by m.visible_at, m.message_id
-            limit 1
-            for update skip locked
-        ), leased as (
-            update pgqrs.messages as m
-            set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
-                lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null
-            from picked
-            where m.message_id = picked.message_id
-            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at, picked.lost_steps
-        ), started as (
-            update pgqrs.runs as r
-            set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
-                updated_at = v_now
-            from leased
-            where r.run_id = leased.message_id
-            returning r.run_id, r.input, r.attempt
-        )
-        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at, l.lost_steps,
-               pgqrs._journal(s.run_id, v_journal_bytes) as journal
-        from started as s join leased as l on l.message_id = s.run_id
-        order by s.run_id;
-    else
-        open v_leased for
-        with picked as (
-            select
-                m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at,
-                m.steps_in_flight as lost_steps
-            from pgqrs.messages as m
-            where m.queue_id = v_queue_id and m.visible_at <= v_now
-            order by m.visible_at, m.message_id
-            limit p_batch_size
-            for update skip locked
-        ), leased as (
-            update pgqrs.messages as m
-            set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
-                lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null
-            from picked
-            where m.message_id = picked.message_id
-            returning m.message_id, m.lease_token, m.read_count, picked.lost, picked.lost_leased_at, picked.lost_steps
-        ), started as (
-            update pgqrs.runs as r
-            set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
-                updated_at = v_now
-            from leased
-            where r.run_id = leased.message_id
-            returning r.run_id, r.input, r.attempt
-        )
-        select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, l.lost, l.lost_leased_at, l.lost_steps,
-               pgqrs._journal(s.run_id, v_journal_bytes) as journal
-        from started as s join leased as l on l.message_id = s.run_id
-        order by s.run_id;
-    end if;
+    open v_leased for
+    with picked as (
+        select
+            m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at,
+            m.steps_in_flight as lost_steps
+        from pgqrs.messages as m
+        where m.queue_id = v_queue_id and m.visible_at <= v_now
+        order by m.visible_at, m.message_id
+        limit p_batch_size
+        for update skip locked
+    ), leased as (
+        update pgqrs.messages as m
+        set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
+            lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null
+        -- by key, whatever the estimate of picked's rows
+        where m.message_id = any(array(select p.message_id from picked as p))
+        returning m.message_id, m.lease_token, m.read_count
+    ), started as (
+        update pgqrs.runs as r
+        set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
+            updated_at = v_now
+        from leased
+        where r.run_id = leased.message_id
+        returning r.run_id, r.input, r.attempt
+    )
+    select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, p.lost, p.lost_leased_at, p.lost_steps,
+           pgqrs._journal(s.run_id, v_journal_bytes) as journal
+    from started as s join leased as l on l.message_id = s.run_id join picked as p on p.message_id = s.run_id
+    order by s.run_id;
 
     -- 2. Hand out the rows, settling first a delivery whose last lease was lost (the run may end instead).
     loop

@@ -50,7 +50,7 @@ begin
             set status = 'ERROR', error = excluded.error, attempt = pgqrs._next_attempt(s), retry_at = null,
                 paused_until = null, started_at = excluded.started_at, updated_at = excluded.updated_at
             where s.status <> 'SUCCESS'
-        returning s.step_id, s.attempt, coalesce(s.max_attempts, (v_policy ->> 'max_attempts')::integer) as bound
+        returning s.step_id, s.attempt, pgqrs._max_attempts(v_policy, s.max_attempts) as bound
     )
     select string_agg(b.step_id, ', '), bool_or(b.attempt >= b.bound) into v_steps, v_exhausted from blamed as b;
 
@@ -63,7 +63,7 @@ begin
         set failed_deliveries = pgqrs._count_failed_delivery(p_run, p_lost_leased_at, m.failed_deliveries)
         where m.message_id = p_run
         returning m.failed_deliveries into v_count;
-        v_exhausted := v_count >= (v_policy ->> 'max_attempts')::integer;
+        v_exhausted := v_count >= pgqrs._max_attempts(v_policy);
         v_error := v_error || jsonb_build_object(
             'deliveries', v_count,
             'message', format('the worker''s lease expired in %s deliveries in a row without a step recorded', v_count));

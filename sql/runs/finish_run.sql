@@ -13,10 +13,10 @@ declare
     v_token uuid;
     v_visible_at timestamptz;
 begin
-    -- the lease check of _lease, inlined as in complete_step; _lease raises the precise error
+    -- the lease check of _lease, without its function call, as in complete_step; _lease raises the precise error
     select m.lease_token, m.visible_at into v_token, v_visible_at
     from pgqrs.messages as m where m.message_id = p_run for update;
-    if not found or p_lease_token is null or v_token is distinct from p_lease_token or v_visible_at <= v_now then
+    if not pgqrs._lease_held(v_token, v_visible_at, p_lease_token, v_now) then
         perform pgqrs._lease(p_run, p_lease_token);
     end if;
     update pgqrs.runs as r

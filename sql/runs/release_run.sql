@@ -34,7 +34,7 @@ begin
             'kind', 'engine_call_failed', 'type', 'EngineCallFailed', 'deliveries', v_count, 'cause', p_error,
             'message', format('an engine call failed in %s deliveries in a row: %s', v_count,
                               coalesce(p_error ->> 'message', p_error::text)));
-        if v_count >= (v_policy ->> 'max_attempts')::integer then
+        if v_count >= pgqrs._max_attempts(v_policy) then
             perform pgqrs._end_run_failed(p_run, v_error);
             return 'ERROR';
         end if;

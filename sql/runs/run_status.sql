@@ -13,28 +13,15 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 #variable_conflict use_column
 begin
+    -- the current step as the operators' view pgqrs.run_overview works it out (its one definition); input and
+    -- output are not in that view
     return query
-    select r.run_id, w.name, r.status, r.input, r.output, r.error, r.attempt,
-           r.created_at, r.started_at, r.finished_at, r.updated_at,
-           coalesce(fl.step_id, cur.step_id), m.visible_at, coalesce(fl.status, cur.status),
-           coalesce(fl.since, cur.since)
-    from pgqrs.runs as r
-    join pgqrs.workflows as w using (workflow_id)
-    left join pgqrs.messages as m on m.message_id = r.run_id
-    left join lateral (
-        select s.step_id, s.status, case when s.status = 'RUNNING' then s.started_at else s.updated_at end as since
-        from pgqrs.steps as s where s.run_id = r.run_id order by s.step_order desc limit 1
-    ) as cur on true
-    left join lateral (  -- a step body running now, as the worker's heartbeat reports it
-        select f.key as step_id, 'RUNNING'::text as status, f.value::timestamptz as since
-        from jsonb_each_text(m.steps_in_flight) as f
-        where not exists (  -- recorded since (the report is older than the record)
-            select from pgqrs.steps as s
-            where s.run_id = r.run_id and s.step_id = f.key and s.updated_at >= f.value::timestamptz
-        )
-        order by f.value::timestamptz desc limit 1
-    ) as fl on r.status = 'RUNNING'
-    where r.run_id = p_run;
+    select o.run_id, o.workflow, o.status, r.input, r.output, o.error, o.attempt,
+           o.created_at, o.started_at, o.finished_at, o.updated_at,
+           o.current_step, o.visible_at, o.current_step_status, o.current_step_since
+    from pgqrs.run_overview as o
+    join pgqrs.runs as r on r.run_id = o.run_id
+    where o.run_id = p_run;
     if not found then
         raise exception using errcode = 'QR002', message = format('unknown run: %s', coalesce(p_run::text, 'NULL'));
     end if;

@@ -27,11 +27,9 @@ begin
             return query select 'WAIT'::text, null::jsonb, v_step.attempt, v_step.retry_at;
             return;
         end if;
-        v_max_attempts := v_step.max_attempts;
-        if v_max_attempts is null then  -- no step policy was given: the workflow's current policy applies
-            select (w.retry_policy ->> 'max_attempts')::numeric::integer into v_max_attempts
-            from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) where r.run_id = p_run;
-        end if;
+        -- the step's own limit, else the workflow's current policy's
+        select pgqrs._max_attempts(w.retry_policy, v_step.max_attempts) into v_max_attempts
+        from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id) where r.run_id = p_run;
         if v_step.attempt >= v_max_attempts then
             raise exception using
                 errcode = 'QR007',

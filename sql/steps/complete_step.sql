@@ -20,6 +20,7 @@ declare
 begin
     -- The hot path of every worker: the checks are inlined here and the helpers (which raise the precise
     -- errors) run only when a check fails; each helper call costs a PL/pgSQL function start per transaction.
+    -- The lease predicate is pgqrs._lease_held, which the planner inlines.
     if p_step_id is null or p_step_id = '' or length(p_step_id) > 255 then
         perform pgqrs._check_step_id(p_step_id);
     end if;
@@ -28,7 +29,7 @@ begin
     end if;
     select m.lease_token, m.visible_at into v_token, v_visible_at
     from pgqrs.messages as m where m.message_id = p_run for update;
-    if not found or p_lease_token is null or v_token is distinct from p_lease_token or v_visible_at <= v_now then
+    if not pgqrs._lease_held(v_token, v_visible_at, p_lease_token, v_now) then
         perform pgqrs._lease(p_run, p_lease_token);
     end if;
     insert into pgqrs.steps as s (

@@ -39,7 +39,7 @@ begin
     insert into pgqrs.steps as s (run_id, step_id, status, error, attempt, max_attempts, started_at, updated_at)
     values (
         p_run, p_step_id, 'ERROR', v_error, 1,
-        case when p_retry_policy is not null then (v_policy ->> 'max_attempts')::numeric::integer end,
+        case when p_retry_policy is not null then pgqrs._max_attempts(v_policy) end,
         v_now - coalesce(p_duration, interval '0'), v_now
     )
     on conflict (run_id, step_id) do update
@@ -55,7 +55,7 @@ begin
             message = format('step %s of run %s already succeeded; it cannot fail', p_step_id, p_run);
     end if;
 
-    if coalesce(p_transient, true) and v_step.attempt < (v_policy ->> 'max_attempts')::numeric::integer then
+    if coalesce(p_transient, true) and v_step.attempt < pgqrs._max_attempts(v_policy) then
         v_retry_at := v_now + coalesce(p_retry_after, pgqrs._retry_delay(v_policy, v_step.attempt));
         update pgqrs.steps as s set retry_at = v_retry_at where s.run_id = p_run and s.step_id = p_step_id;
         update pgqrs.runs as r set status = 'QUEUED', error = v_error, updated_at = v_now where r.run_id = p_run;

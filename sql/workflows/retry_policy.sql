@@ -55,6 +55,21 @@ begin
 end
 $$;
 
+-- The attempt limit of a step: its own (steps.max_attempts, from a fail_step p_retry_policy) when it has one,
+-- else that of the retry policy p_policy (the workflow's, or the one a call gives). The one reading of a
+-- policy's max_attempts: ::numeric first, because a policy stored by schema version 1 may hold it as 3.0, which
+-- a plain ::integer refuses.
+create or replace function pgqrs._max_attempts(p_policy jsonb, p_step_limit integer default null)
+returns integer
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return coalesce(p_step_limit, (p_policy ->> 'max_attempts')::numeric::integer);
+end
+$$;
+
 -- Delay before attempt p_attempt + 1: base, or base * 2^(attempt-1), capped, minus up to `jitter` of itself.
 create or replace function pgqrs._retry_delay(p_policy jsonb, p_attempt integer)
 returns interval
