@@ -5,9 +5,11 @@ docs/benchmarks.md). Also the SQL the runner uses to check and time pgqrs runs.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -48,14 +50,14 @@ async def bench_wf(ctx: pgqrs.WorkflowContext, inp: dict[str, int]) -> dict[str,
 
 
 def install(db_dsn: str) -> None:
-    """The engine from the package, or (experiments: PGQRS_BENCH_SQL=DIR) from another directory of *.sql."""
+    """The engine from the package, or (experiments: PGQRS_BENCH_SQL=DIR) from the install.sql of another
+    directory."""
     other = os.environ.get("PGQRS_BENCH_SQL")
     if other:
         with psycopg.connect(db_dsn, autocommit=True) as conn:
             conn.execute("set client_min_messages = warning")
-            for name in sorted(f for f in os.listdir(other) if f.endswith(".sql")):
-                with open(os.path.join(other, name)) as f:
-                    conn.execute(f.read().encode())
+            for path in importlib.import_module("pgqrs.install").schema_files(Path(other)):
+                conn.execute(path.read_bytes())
     else:
         pgqrs.install(db_dsn)
     with psycopg.connect(db_dsn, autocommit=True) as conn:

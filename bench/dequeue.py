@@ -2,7 +2,7 @@
 
     eval "$(scripts/pg.sh env)"; PGDATABASE=mydb .venv/bin/python bench/dequeue.py [--reps 300]
 
-Connects with the PG* environment variables (libpq defaults). Installs the schema from sql/*.sql when the
+Connects with the PG* environment variables (libpq defaults). Installs the schema (sql/install.sql) when the
 database has none. Works in its own workflow `bench_dequeue`, whose runs it deletes before and after.
 
 1. Latency of `pgqrs.dequeue` with batch 1 and batch 50, with 1,000 and with 1,000,000 messages queued. Each
@@ -25,6 +25,7 @@ database has none. Works in its own workflow `bench_dequeue`, whose runs it dele
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import sys
 import time
@@ -42,7 +43,7 @@ DEQUEUE = (
     " p_visibility => %s::interval)"
 )
 
-# dequeue's inner select, as written in sql/20_queue.sql (v_queue_id and v_now are its variables)
+# dequeue's inner select, as written in sql/queue/dequeue.sql (v_queue_id and v_now are its variables)
 INNER_SELECT = """
 select m.message_id
 from pgqrs.messages as m
@@ -85,8 +86,8 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     row = conn.execute("select to_regclass('pgqrs.messages') is not null").fetchone()
     if row and row[0]:
         return
-    print("installing the schema from sql/*.sql", file=sys.stderr)
-    for f in sorted((REPO / "sql").glob("*.sql"), key=lambda p: p.name):
+    print("installing the schema from the files sql/install.sql lists", file=sys.stderr)
+    for f in importlib.import_module("pgqrs.install").schema_files(REPO / "sql"):
         conn.execute(f.read_text())  # no parameters: sent as one simple-protocol query
 
 

@@ -12,11 +12,13 @@ figure is the server's own cost of the call, commit included, and hardly moved b
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--db", default="bench_profile")
-    ap.add_argument("--sql", help="install the engine from this directory of *.sql files (experiments)")
+    ap.add_argument("--sql", help="install the engine from the install.sql of this directory (experiments)")
     args = ap.parse_args()
     n = args.n
     rows: list[tuple[str, float, float]] = []
@@ -70,10 +72,8 @@ def main() -> None:
     if args.sql:
         with lib.connect(db_dsn) as conn:
             conn.execute("set client_min_messages = warning")
-            for path in sorted(os.listdir(args.sql)):
-                if path.endswith(".sql"):
-                    with open(os.path.join(args.sql, path)) as f:
-                        conn.execute(f.read().encode())
+            for path in importlib.import_module("pgqrs.install").schema_files(Path(args.sql)):
+                conn.execute(path.read_bytes())
             conn.execute("select pgqrs.create_workflow(p_name => %s)", (benchwf.WF,))
     else:
         benchwf.install(db_dsn)

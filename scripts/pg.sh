@@ -109,16 +109,13 @@ create database :"db";
 EOF
 }
 
-# createdb NAME, then apply sql/*.sql in name order
+# createdb NAME, then apply the schema files in the order sql/install.sql lists them
 schema() {
-    local name=${1:?usage: pg.sh schema NAME} f root
+    local name=${1:?usage: pg.sh schema NAME} root
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     createdb "$name"
-    for f in "$root"/sql/*.sql; do   # glob order is name order under LC_ALL=C
-        [[ -f $f ]] || continue
-        psql -X -v ON_ERROR_STOP=1 -q -h "$PGDIR" -p "$PGPORT" -U postgres -d "$name" -f "$f" \
-            || die "applying $f failed"
-    done
+    psql -X -v ON_ERROR_STOP=1 -q -h "$PGDIR" -p "$PGPORT" -U postgres -d "$name" -f "$root/sql/install.sql" \
+        || die "applying sql/install.sql failed"
 }
 
 case ${1:-} in

@@ -10,6 +10,7 @@ the ``db`` fixture make ``CREATE DATABASE name TEMPLATE pgqrs_tmpl`` (fast: no S
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import re
@@ -47,8 +48,8 @@ def server_dsn(dbname: str = "postgres") -> str:
 
 
 def schema_files() -> list[Path]:
-    """The engine's SQL, in the order it is applied: sql/*.sql by name."""
-    return sorted(SQL_DIR.glob("*.sql"), key=lambda p: p.name)
+    """The engine's SQL, in the order it is applied: the files sql/install.sql lists."""
+    return importlib.import_module("pgqrs.install").schema_files(SQL_DIR)
 
 
 def install_schema(dsn: str) -> None:

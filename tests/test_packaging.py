@@ -89,8 +89,13 @@ def test_pip_install_builds_a_working_wheel(tmp_path: Path, pg_dsn: str) -> None
     assert facts["sql_dir"].startswith(site) and facts["sql_dir"].endswith("pgqrs/sql"), (
         "SQL not in the wheel"
     )
-    shipped = sorted(p.name for p in Path(facts["sql_dir"]).glob("*.sql"))
-    assert shipped == sorted(p.name for p in (REPO / "sql").glob("*.sql"))
+    def sql_files(root: Path) -> list[str]:
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.sql"))
+
+    # the manifest, every file it lists (in their folders) and the migrations; not the test fixtures
+    shipped = sql_files(Path(facts["sql_dir"]))
+    assert shipped == [f for f in sql_files(REPO / "sql") if not f.startswith("fixtures/")]
+    assert "install.sql" in shipped and "queue/dequeue.sql" in shipped and "migrations/2--3.sql" in shipped
     assert not (Path(facts["sql_dir"]) / "fixtures").exists()
     assert facts["versions"][0] == facts["versions"][1] >= 1
     assert facts["status"] == "QUEUED"

@@ -225,7 +225,7 @@ def test_expired_lease_goes_to_second_worker_with_the_recorded_steps(conn: Conn,
 
 def test_write_in_flight_at_lease_expiry_is_seen_by_the_next_holder(conn: Conn, conn2: Conn) -> None:
     """A worker writing under its lease holds the message row: a dequeue passes the run by until that write
-    commits, and the next holder then finds the write in its journal (30_workflow.sql, lock order)."""
+    commits, and the next holder then finds the write in its journal (sql/leases/lease.sql, lock order)."""
     create_workflow(conn)
     w1, w2 = register(conn, "w1"), register(conn, "w2")
     run_id, _ = trigger(conn, {})

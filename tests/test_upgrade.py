@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 import pgqrs
 from conftest import REPO, drop_db, schema_files
@@ -37,12 +38,14 @@ from pgqrs.install import (
 )
 from upgrade_helpers import (
     FIXTURES,
+    T0,
     Conn,
     apply_fixture,
     assert_same_schema,
     empty_db,
     new_column_values,
     one,
+    pg_bin,
     populate,
     schema_dump,
     snapshot,
@@ -81,8 +84,8 @@ def test_fresh_install_records_the_package_version(make_db: Any) -> None:
 
 
 def test_the_sql_files_alone_record_the_package_version(conn: Conn) -> None:
-    # `conn` is a database made by applying sql/*.sql directly (conftest, pg.sh schema): whoever adds a
-    # migration must also make sql/*.sql record the new version, so both install paths agree.
+    # `conn` is a database made by applying the schema files directly (conftest): whoever adds a migration
+    # must also make sql/schema/version.sql record the new version, so both install paths agree.
     assert one(conn, "select pgqrs.schema_version()")[0] == target_version()
 
 
@@ -246,6 +249,45 @@ def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any
     assert_same_schema(schema_dump(old), schema_dump(fresh))
 
 
+def test_a_version_1_policy_with_a_decimal_max_attempts_still_bounds_deliveries(make_db: Any) -> None:
+    """Version 1 stored a retry policy as given: its check let max_attempts 2.0 through, and it stays 2.0 in
+    the upgraded table. Every reader goes through pgqrs._max_attempts (::numeric, then ::integer);
+    release_run and the settling of a lost lease used to cast with a plain ::integer and raised 22P02 on it,
+    so such a run could neither be handed back nor be delivered again (its queue stuck behind it)."""
+    dsn = make_db("decimal_policy")
+    apply_fixture(dsn, 1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select pgqrs.create_workflow('decimal', %s)", (Jsonb({"max_attempts": 2.0}),))
+        assert one(conn, "select retry_policy ->> 'max_attempts' from pgqrs.workflows")[0] == "2.0"
+    pgqrs.install(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select set_config('pgqrs.now', %s, false)", (T0,))
+        worker = one(conn, "select pgqrs.register_worker('w_decimal', 'host', 1, 'decimal')")[0]
+        dequeue = "select run_id, lease_token from pgqrs.dequeue('decimal', %s, 1, interval '30 seconds')"
+        release = 'select pgqrs.release_run(%s, %s, \'{"message": "boom"}\')'
+
+        def later() -> None:  # past any lease and any backoff
+            conn.execute("select set_config('pgqrs.now', (pgqrs.now() + interval '10 minutes')::text, false)")
+
+        handed_back = one(conn, "select run_id from pgqrs.trigger('decimal', '{}')")[0]
+        for expected in ("QUEUED", "ERROR"):  # the second failed delivery in a row reaches max_attempts 2.0
+            later()
+            run, token = one(conn, dequeue, (worker,))
+            assert run == handed_back
+            assert one(conn, release, (run, token))[0] == expected
+
+        lost = one(conn, "select run_id from pgqrs.trigger('decimal', '{}')")[0]
+        for delivered in (True, True, False):  # the third delivery finds the second lost lease: the bound
+            later()
+            assert [r[0] for r in conn.execute(dequeue, (worker,)).fetchall()] == (
+                [lost] if delivered else []
+            )
+        assert one(conn, "select status, error ->> 'kind' from pgqrs.runs where run_id = %s", (lost,)) == (
+            "ERROR",
+            "lease_expired",
+        )
+
+
 def frozen_versions() -> list[int]:
     return sorted(int(f.stem.split("-v")[1]) for f in FIXTURES.glob("schema-v*.sql"))
 
@@ -348,6 +390,32 @@ def test_failed_migration_changes_nothing(make_db: Any, tmp_path: Path) -> None:
         assert one(conn, "select to_regprocedure('pgqrs._clock_override(text)')")[0] is None
 
 
-def test_schema_files_apply_in_name_order() -> None:
-    names = [p.name for p in schema_files()]
-    assert names == sorted(names) and names[-1] == "90_grants.sql"
+def test_schema_files_end_with_ownership_and_grants() -> None:
+    """security/ hands every object over and grants the functions by name: it must see all of them."""
+    folders = [p.parent.name for p in schema_files()]
+    first = folders.index("security")
+    assert folders[first:] == ["security"] * (len(folders) - first) and first > 0
+    assert schema_files()[-1].name == "privileges.sql"
+
+
+def test_psql_and_the_installer_apply_the_same_manifest(make_db: Any) -> None:
+    """`psql -f sql/install.sql` (scripts/pg.sh schema: make lint, make pgtap) and pgqrs.install agree."""
+    by_psql, by_installer = make_db("psql"), make_db("installer")
+    subprocess.run(
+        [
+            pg_bin("psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            by_psql,
+            "-f",
+            str(REPO / "sql" / "install.sql"),
+        ],
+        check=True,
+        capture_output=True,
+        cwd="/",  # \ir resolves against the manifest's folder, not the working directory
+    )
+    pgqrs.install(by_installer)
+    assert_same_schema(schema_dump(by_psql), schema_dump(by_installer))

@@ -77,8 +77,8 @@ def assert_same_schema(upgraded: list[str], fresh: list[str]) -> None:
     if upgraded != fresh:
         diff = "\n".join(difflib.unified_diff(fresh, upgraded, "fresh install", "upgraded", lineterm="", n=2))
         pytest.fail(
-            "the upgraded schema differs from a fresh install: a change to sql/*.sql needs a migration "
-            f"(sql/migrations/<from>--<to>.sql, see docs/upgrades.md)\n{diff[:8000]}"
+            "the upgraded schema differs from a fresh install: a change to the schema files needs a "
+            f"migration (sql/migrations/<from>--<to>.sql, see docs/upgrades.md)\n{diff[:8000]}"
         )
 
 

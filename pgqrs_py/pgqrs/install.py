@@ -1,15 +1,16 @@
 """Apply the engine's SQL to a database: `pgqrs.install(conn_or_dsn)`. Synchronous and idempotent.
 
 The schema has a recorded version (table ``pgqrs.schema_version``, function ``pgqrs.schema_version()``).
-``sql/*.sql`` is always the *current* schema, every statement safe to run again (``create ... if not exists``,
-``create or replace``); ``sql/migrations/<from>--<to>.sql`` are forward-only steps between versions for what
-re-running those files cannot do (add a column, change a function's signature, move data). One install, in
-one transaction under an advisory lock:
+The files that ``sql/install.sql`` lists (its ``\\ir`` lines, in that order; `schema_files`) are always the
+*current* schema, every statement safe to run again (``create ... if not exists``, ``create or replace``);
+``sql/migrations/<from>--<to>.sql`` are forward-only steps between versions for what re-running those files
+cannot do (add a column, change a function's signature, move data). One install, in one transaction under an
+advisory lock:
 
-- empty database: apply ``sql/*.sql``;
+- empty database: apply the schema files;
 - older version: apply the migrations from the installed version up to this package's, in order, recording
-  each version, then re-apply ``sql/*.sql`` (functions, views and grants to their current text);
-- same version: re-apply ``sql/*.sql`` (a no-op in effect);
+  each version, then re-apply the schema files (functions, views and grants to their current text);
+- same version: re-apply the schema files (a no-op in effect);
 - newer version (a newer package installed it): refuse with `SchemaTooNew`, changing nothing.
 
 Before any of that, and before it reads or runs anything in schema ``pgqrs``, the install checks that the
@@ -36,9 +37,12 @@ from ._install_check import foreign_functions
 from ._sql import install as install_sql
 from .errors import PgqrsError
 
-# The version sql/*.sql make on their own; later versions are reached through migrations.
+# The version the schema files make on their own; later versions are reached through migrations.
 BASE_VERSION = 1
 _MIGRATION_NAME = re.compile(r"^(\d+)--(\d+)\.sql$")
+# The manifest of the schema files: psql runs it as it is (`psql -f sql/install.sql`), the installer reads it.
+MANIFEST = "install.sql"
+_MANIFEST_LINE = re.compile(r"^\\ir (\S+\.sql)$")
 
 
 class SchemaTooNew(PgqrsError):
@@ -96,9 +100,24 @@ def sql_dir() -> Path:
     raise FileNotFoundError("pgqrs SQL files not found (expected pgqrs/sql in the package or <repo>/sql)")
 
 
-def schema_files() -> list[Path]:
-    """The schema files in the order they apply."""
-    return sorted(sql_dir().glob("*.sql"))
+def schema_files(directory: Path | None = None) -> list[Path]:
+    """The schema files in the order they apply: the ``\\ir <file>`` lines of ``install.sql`` in `directory`
+    (default: `sql_dir`). Any other line but a comment or a blank one is refused, so that psql, which runs the
+    manifest itself, and this reading of it cannot disagree."""
+    directory = sql_dir() if directory is None else Path(directory)
+    manifest = directory / MANIFEST
+    files: list[Path] = []
+    for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--"):
+            continue
+        match = _MANIFEST_LINE.match(stripped)
+        if match is None or match[1].startswith("/") or ".." in match[1].split("/"):
+            raise ValueError(
+                f"{manifest}:{number}: expected `\\ir <file>.sql` below sql/, or a comment: {line!r}"
+            )
+        files.append(directory / match[1])
+    return files
 
 
 def migrations(directory: Path | None = None) -> list[Migration]:

@@ -1,6 +1,8 @@
--- Every function in schema pgqrs pins search_path (no hijacking through a caller's path).
+-- Every function in schema pgqrs pins search_path (no hijacking through a caller's path), except the inlined
+-- helpers: internal, IMMUTABLE, LANGUAGE sql, not SECURITY DEFINER and with no SET clause at all, which is what
+-- lets the planner inline them into their caller (whose search_path is pinned); docs/security.md.
 begin;
-select plan(2);
+select plan(3);
 
 create temp table t_settings as
 select
@@ -8,14 +10,22 @@ select
     (
         select c.setting from unnest(p.proconfig) as c (setting)
         where c.setting like 'search_path=%'
-    ) as search_path
+    ) as search_path,
+    p.proname ~ '^_' and l.lanname = 'sql' and p.provolatile = 'i' and not p.prosecdef
+    and p.proconfig is null as inlined
 from pg_proc as p
+join pg_language as l on l.oid = p.prolang
 where p.pronamespace = 'pgqrs'::regnamespace;
 
 select is(
-    array(select function_name from t_settings where search_path is null order by 1),
+    array(select function_name from t_settings where search_path is null and not inlined order by 1),
     '{}'::text[],
-    'no function without a pinned search_path'
+    'no function without a pinned search_path, inlined helpers aside'
+);
+select is(
+    array(select function_name from t_settings where inlined order by 1),
+    array['pgqrs._lease_held(uuid,timestamp with time zone,uuid,timestamp with time zone)'],
+    'the inlined helpers are the ones reviewed'
 );
 select is(
     array(

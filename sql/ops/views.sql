@@ -1,5 +1,6 @@
 -- pgqrs: views for operators. Read-only; each answers one question from psql.
 
+-- The one definition of a run's current step; pgqrs.run_status reads it from here.
 create or replace view pgqrs.run_overview as
 select
     r.run_id, w.name as workflow, r.status, r.attempt,

@@ -1,0 +1,51 @@
+-- pgqrs: retiring messages to the archive.
+
+-- Moves a message to the archive. Called with the message row already locked by the caller.
+create or replace function pgqrs._archive_message(p_message_id bigint, p_outcome text)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+begin
+    with retired as (
+        delete from pgqrs.messages as m where m.message_id = p_message_id returning m.*
+    )
+    insert into pgqrs.messages_archive (message_id, queue_id, outcome, enqueued_at, archived_at, read_count, worker_id)
+    select r.message_id, r.queue_id, p_outcome, r.enqueued_at, pgqrs.now(), r.read_count, r.worker_id
+    from retired as r;
+end
+$$;
+
+-- Finishing a run (complete_run / fail_run) already retires its message, so for the seeds'
+-- `run.complete(...)` then `consumer.archive(msg.id)` this is a no-op. Archiving the message of a run that is
+-- still live would lose the run, so that is refused.
+create or replace function pgqrs.archive(p_message_id bigint, p_worker bigint default null)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+declare
+    v_status text;
+begin
+    if p_worker is not null then
+        perform pgqrs._check_worker(p_worker);
+    end if;
+    select r.status into v_status from pgqrs.runs as r where r.run_id = p_message_id;
+    if v_status is null then
+        raise exception using errcode = 'QR002', message = format('unknown message: %s', p_message_id);
+    end if;
+    if exists (select from pgqrs.messages_archive as a where a.message_id = p_message_id) then
+        return false;
+    end if;
+    raise exception using
+        errcode = 'QR003',
+        message = format('message %s belongs to run %s, which is %s', p_message_id, p_message_id, v_status),
+        hint = 'Finish the run with pgqrs.complete_run or pgqrs.fail_run; that archives its message.';
+end
+$$;
+comment on function pgqrs.archive(bigint, bigint) is
+'Retires a message; idempotent: returns false when it is already archived (finishing a run archives its
+message). Raises QR002 (unknown message), QR003 (the run is still live), QR008 (unknown worker).';

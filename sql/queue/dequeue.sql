@@ -1,0 +1,115 @@
+-- pgqrs: dequeue, the delivery of runs to a worker.
+
+-- Leases up to p_batch_size visible messages, oldest first. SKIP LOCKED lets dequeuers pass each other; a
+-- message whose lease expired is simply visible again, so a crashed worker's run needs no reclaim step. Such a
+-- delivery is settled first (pgqrs._settle_lost_lease): the lost lease counts as a failed attempt, and a run
+-- whose deliveries keep dying ends ERROR instead of being handed out again.
+-- Each row carries the run's step journal so the worker replays finished steps without a round trip each;
+-- values past pgqrs.max_journal_bytes (16 MiB by default, summed in journal order) are left out
+-- ("value_omitted": true) and read with acquire_step when needed, so no run's size can make dequeue fail.
+-- The planner settings: one lease-taking statement serves every batch size, planned once per session
+-- (plan_cache_mode). Left to choose, PL/pgSQL would plan it again on every call, and at a queue's depth planning
+-- it costs more than running it: its generic plan is costed as if `limit p_batch_size` kept 10% of the queue, so
+-- it never looks cheaper than a custom plan for the usual `limit 1`. A plan made without knowing the batch size
+-- may still pick, from estimates, a whole-table read: a sort of the visible messages, or a scan of messages or
+-- runs for the rows it leases (on a young table, before its first ANALYZE, or for 10% of a deep queue). Every
+-- row dequeue touches is reached through an index (messages_dequeue_idx in queue order, then primary keys), so
+-- sequential and bitmap scans are ruled out (enable_seqscan, enable_bitmapscan); the settings also hold for the
+-- functions dequeue calls, whose statements are lookups by key as well. tests/test_dequeue_plan.py checks the
+-- plan on a young and on a deep queue.
+create or replace function pgqrs.dequeue(
+    p_queue text,
+    p_worker bigint,
+    p_batch_size integer default 1,
+    p_visibility interval default '30 seconds'
+)
+returns table (
+    message_id bigint, run_id bigint, input jsonb, attempt integer, lease_token uuid, steps jsonb,
+    fencing_token bigint
+)
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
+set enable_bitmapscan = off
+as $$
+#variable_conflict use_column
+declare
+    v_now timestamptz := pgqrs.now();
+    v_queue_id bigint := pgqrs._queue_id(p_queue);
+    v_journal_bytes bigint := coalesce(nullif(current_setting('pgqrs.max_journal_bytes', true), '')::bigint, 16777216);
+    v_leased refcursor;
+    v_row record;
+begin
+    if p_batch_size is null or p_batch_size not between 1 and 1000 then
+        raise exception using
+            errcode = '22023', message = format('batch size must be 1-1000, got %s', coalesce(p_batch_size::text, 'NULL'));
+    end if;
+    if p_visibility is null or p_visibility <= interval '0' or p_visibility > interval '1 day' then
+        raise exception using
+            errcode = '22023',
+            message = format('visibility must be more than 0 and at most 1 day, got %s',
+                             coalesce(p_visibility::text, 'NULL'));
+    end if;
+    perform pgqrs._check_worker(p_worker);
+
+    -- 1. Take the leases, with each run's journal (pgqrs._journal: read after the lease is taken). A
+    -- lease_token left on a visible message means its last lease expired (every hand-back clears it): `lost`,
+    -- with the time that lease was granted.
+    open v_leased for
+    with picked as (
+        select
+            m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at,
+            m.steps_in_flight as lost_steps
+        from pgqrs.messages as m
+        where m.queue_id = v_queue_id and m.visible_at <= v_now
+        order by m.visible_at, m.message_id
+        limit p_batch_size
+        for update skip locked
+    ), leased as (
+        update pgqrs.messages as m
+        set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
+            lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null
+        -- by key, whatever the estimate of picked's rows
+        where m.message_id = any(array(select p.message_id from picked as p))
+        returning m.message_id, m.lease_token, m.read_count
+    ), started as (
+        update pgqrs.runs as r
+        set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
+            updated_at = v_now
+        from leased
+        where r.run_id = leased.message_id
+        returning r.run_id, r.input, r.attempt
+    )
+    select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, p.lost, p.lost_leased_at, p.lost_steps,
+           pgqrs._journal(s.run_id, v_journal_bytes) as journal
+    from started as s join leased as l on l.message_id = s.run_id join picked as p on p.message_id = s.run_id
+    order by s.run_id;
+
+    -- 2. Hand out the rows, settling first a delivery whose last lease was lost (the run may end instead).
+    loop
+        fetch v_leased into v_row;
+        exit when not found;
+        if not (v_row.lost and pgqrs._settle_lost_lease(v_row.run_id, v_row.lost_leased_at, v_row.lost_steps)) then
+            message_id := v_row.run_id;
+            run_id := v_row.run_id;
+            input := v_row.input;
+            attempt := v_row.attempt;
+            lease_token := v_row.lease_token;
+            steps := v_row.journal;
+            fencing_token := v_row.read_count;
+            return next;
+        end if;
+    end loop;
+    close v_leased;
+end
+$$;
+comment on function pgqrs.dequeue(text, bigint, integer, interval) is
+'Leases up to p_batch_size (1-1000) visible messages of queue p_queue for p_visibility (0 < v <= 1 day), oldest
+first, and marks their runs RUNNING. Returns (message_id, run_id, input, attempt, lease_token, steps,
+fencing_token): attempt counts deliveries; steps maps step id -> {status, value, attempt, retry_at}, a value
+left out past pgqrs.max_journal_bytes marked "value_omitted": true (read it with acquire_step); fencing_token
+strictly increases with each delivery of a run. A run whose last lease expired is settled first
+(pgqrs._settle_lost_lease) and may end ERROR instead. Raises QR001, QR008, 22023.';

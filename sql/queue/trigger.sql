@@ -1,0 +1,70 @@
+-- pgqrs: starting a run.
+
+-- Runs in the caller's transaction: a rollback leaves neither run nor message nor notification. Concurrent
+-- triggers with one idempotency key serialise on the unique index; the loser reads the winner's run.
+create or replace function pgqrs.trigger(
+    p_workflow text,
+    p_input jsonb default '{}',
+    p_idempotency_key text default null,
+    p_delay interval default null,
+    p_run_at timestamptz default null
+)
+returns table (run_id bigint, message_id bigint, created boolean)
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+#variable_conflict use_column
+declare
+    v_now timestamptz := pgqrs.now();
+    v_queue_id bigint := pgqrs._queue_id(p_workflow);
+    v_visible_at timestamptz;
+    v_run_id bigint;
+    v_existing jsonb;
+begin
+    perform pgqrs._check_input(p_input);
+    perform pgqrs._check_interval('delay', p_delay, interval '0', interval '365 days');
+    if p_delay is not null and p_run_at is not null then
+        raise exception using errcode = '22023', message = 'give either a delay or a run-at time, not both';
+    end if;
+    if p_run_at > v_now + interval '365 days' then
+        raise exception using errcode = '22023', message = 'run-at time is more than 365 days ahead';
+    end if;
+    if p_idempotency_key = '' or length(p_idempotency_key) > 255 then
+        raise exception using errcode = '22023', message = 'idempotency key must be 1-255 characters';
+    end if;
+    v_visible_at := greatest(v_now, coalesce(p_run_at, v_now + coalesce(p_delay, interval '0')));
+
+    insert into pgqrs.runs (workflow_id, status, input, idempotency_key, created_at, updated_at)
+    select q.workflow_id, 'QUEUED', p_input, p_idempotency_key, v_now, v_now
+    from pgqrs.queues as q where q.queue_id = v_queue_id
+    on conflict (workflow_id, idempotency_key) do nothing
+    returning runs.run_id into v_run_id;
+
+    if v_run_id is null then
+        select r.run_id, r.input into v_run_id, v_existing
+        from pgqrs.runs as r join pgqrs.queues as q using (workflow_id)
+        where q.queue_id = v_queue_id and r.idempotency_key = p_idempotency_key;
+        if v_existing is distinct from p_input then
+            raise exception using
+                errcode = 'QR006',
+                message = format('idempotency key %s already used by run %s with a different input',
+                                 p_idempotency_key, v_run_id),
+                hint = 'Use a new key for new input.';
+        end if;
+        return query select v_run_id, v_run_id, false;
+        return;
+    end if;
+
+    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at)
+    values (v_run_id, v_queue_id, v_visible_at, v_now);
+    perform pgqrs._notify_queue(v_queue_id, v_visible_at);
+    return query select v_run_id, v_run_id, true;
+end
+$$;
+comment on function pgqrs.trigger(text, jsonb, text, interval, timestamptz) is
+'Starts a run: run QUEUED plus its message (message_id = run_id), visible after p_delay or at p_run_at, and one
+NOTIFY. Returns (run_id, message_id, created). The same idempotency key with the same input returns the existing
+run with created = false. Raises QR001 (unknown workflow), QR006 (key reused with other input), 22023 (bad input:
+not an object, over pgqrs.max_input_bytes, negative delay...).';

@@ -1,0 +1,84 @@
+-- pgqrs: the argument checks every public function shares.
+
+-- Names of workflows, queues and workers are identifiers that travel through URLs, logs and shells:
+-- plain ASCII letters, digits and _ . : - only, at most 128 characters.
+create or replace function pgqrs._check_name(p_what text, p_name text)
+returns void
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if p_name is null or p_name = '' then
+        raise exception using errcode = '22023', message = format('%s must not be empty', p_what);
+    end if;
+    if length(p_name) > 128 or p_name !~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]*$' then
+        raise exception using
+            errcode = '22023',
+            message = format('invalid %s: %s', p_what, left(p_name, 64)),
+            hint = 'Use 1-128 ASCII letters, digits and _ . : - (starting with a letter, digit or _).';
+    end if;
+end
+$$;
+
+create or replace function pgqrs._check_step_id(p_step_id text)
+returns void
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if p_step_id is null or p_step_id = '' then
+        raise exception using errcode = '22023', message = 'step id must not be empty';
+    end if;
+    if length(p_step_id) > 255 then
+        raise exception using
+            errcode = '22023',
+            message = format('step id is %s characters long; the limit is 255', length(p_step_id));
+    end if;
+end
+$$;
+
+-- A duration argument: NULL is allowed (callers decide what it means), otherwise within [min, max].
+create or replace function pgqrs._check_interval(
+    p_what text, p_value interval, p_min interval, p_max interval
+)
+returns void
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if p_value < p_min or p_value > p_max then
+        raise exception using
+            errcode = '22023',
+            message = format('%s must be between %s and %s, got %s', p_what, p_min, p_max, p_value);
+    end if;
+end
+$$;
+
+-- Run input: a JSON object no larger than the setting pgqrs.max_input_bytes (default 1 MiB).
+create or replace function pgqrs._check_input(p_input jsonb)
+returns void
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_limit bigint := coalesce(nullif(current_setting('pgqrs.max_input_bytes', true), '')::bigint, 1048576);
+    v_size bigint;
+begin
+    if p_input is null or jsonb_typeof(p_input) <> 'object' then
+        raise exception using
+            errcode = '22023',
+            message = format('run input must be a JSON object, got %s', coalesce(jsonb_typeof(p_input), 'NULL'));
+    end if;
+    v_size := octet_length(p_input::text);
+    if v_size > v_limit then
+        raise exception using
+            errcode = '22023',
+            message = format('run input is %s bytes; the limit is %s', v_size, v_limit),
+            hint = 'Store large payloads elsewhere and pass a reference, or raise pgqrs.max_input_bytes.';
+    end if;
+end
+$$;

@@ -1,0 +1,46 @@
+-- pgqrs: the queue (live messages, the hot path) and the archive of retired messages.
+
+-- message_id = run_id: a run has exactly one message for its whole life.
+-- visible_at is both "deliverable from" and, while leased, the lease expiry.
+create table if not exists pgqrs.messages (
+    message_id bigint primary key references pgqrs.runs (run_id),
+    queue_id bigint not null references pgqrs.queues (queue_id),
+    visible_at timestamptz not null,
+    enqueued_at timestamptz not null default pgqrs.now(),
+    read_count integer not null default 0,
+    lease_token uuid,
+    lease_duration interval,
+    leased_at timestamptz,
+    worker_id bigint,
+    -- added in schema version 3 (sql/migrations/2--3.sql)
+    failed_deliveries integer not null default 0,
+    steps_in_flight jsonb
+);
+comment on table pgqrs.messages is
+'Live queue entries (the hot path). A lease is (lease_token, visible_at): valid while visible_at > pgqrs.now().';
+comment on column pgqrs.messages.read_count is
+'Deliveries so far; dequeue returns it as the fencing token (strictly increasing per run).';
+comment on column pgqrs.messages.failed_deliveries is
+'Deliveries in a row that ended without progress (no step recorded): the lease expired, or the worker handed
+the run back after an engine call failed. Bounded by the retry policy: see pgqrs._settle_lost_lease.';
+comment on column pgqrs.messages.steps_in_flight is
+'The step bodies running under the current lease, as the worker''s last heartbeat reported them: step id ->
+start time. A lost lease is a failed attempt of these steps (pgqrs._settle_lost_lease).';
+
+-- Matches the dequeue order exactly: equality on queue_id, then visible_at, message_id. No sort needed.
+create index if not exists messages_dequeue_idx on pgqrs.messages (queue_id, visible_at, message_id);
+create unique index if not exists messages_lease_token_idx on pgqrs.messages (lease_token)
+where lease_token is not null;
+
+create table if not exists pgqrs.messages_archive (
+    message_id bigint primary key references pgqrs.runs (run_id),
+    queue_id bigint not null references pgqrs.queues (queue_id),
+    outcome text not null
+    constraint messages_archive_outcome_check check (outcome in ('SUCCESS', 'DEAD_LETTER', 'CANCELLED')),
+    enqueued_at timestamptz not null,
+    archived_at timestamptz not null default pgqrs.now(),
+    read_count integer not null,
+    worker_id bigint
+);
+comment on table pgqrs.messages_archive is
+'Retired messages of finished runs; outcome DEAD_LETTER marks runs that failed for good.';
