@@ -73,7 +73,8 @@ chaos: deps
 	$(PY) tests/chaos/run_chaos.py $(CHAOS_ARGS)
 
 # pgqrs.sync is generated whole from the async modules (docs/sync.md): rewrite pgqrs_py/pgqrs/sync/ after
-# changing one (make lint and tests/test_sync.py fail while a twin is stale); only sync/_compat.py is by hand.
+# changing one (make lint and tests/test_sync_generator.py fail while a twin is stale); only sync/_compat.py
+# is written by hand.
 sync: deps
 	$(PY) scripts/gen_sync.py
 
