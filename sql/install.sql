@@ -49,6 +49,7 @@
 \ir runs/run_status.sql
 \ir runs/release_run.sql
 \ir runs/cancel_run.sql
+\ir runs/fork_run.sql
 
 -- steps/: the step protocol
 \ir steps/attempts.sql

@@ -337,6 +337,7 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_name": wf if fn == "create_workflow" else st.sampled_from(["fz_w", "fz_w2"]),
         "p_hostname": st.just("h"),
         "p_step_id": st.sampled_from(["a", "b", "c", "d"]),
+        "p_from_step": st.sampled_from([None, "a", "b", "c", "d"]),
         "p_idempotency_key": st.sampled_from([None, "key-1", "key-2"]),
         "p_status": st.sampled_from(["RUNNING", "SUCCESS", "ERROR", "PAUSED"]),
         "p_input": json_objects.map(Jsonb),

@@ -138,6 +138,29 @@ def test_run_shows_steps_attempts_and_errors(db: str) -> None:
     assert [s["step_id"] for s in after["steps"]] == ["first"]
 
 
+def test_fork_starts_a_new_run_from_a_step(db: str) -> None:
+    sql_exec(db, "select pgqrs.create_workflow('wf')")
+    run_id = int(pgqrs("trigger", "wf", '{"n": 5}', dsn=db).stdout)
+    _, token = lease(db, "wf")
+    for step in ("first", "second"):
+        sql_exec(db, "select pgqrs.complete_step(%s, %s, %s::uuid, '1')", (run_id, step, token))
+    sql_exec(db, "select pgqrs.fail_run(%s, %s::uuid, '{\"message\": \"bug\"}')", (run_id, token))
+
+    forked = ok_json("fork", str(run_id), "--from-step", "second", dsn=db)
+    assert forked == {"run_id": forked["run_id"], "forked_from": run_id, "from_step": "second"}
+    shown = ok_json("run", str(forked["run_id"]), dsn=db)
+    assert shown["run"]["status"] == "QUEUED" and shown["run"]["input"] == {"n": 5}
+    assert [(s["step_id"], s["status"]) for s in shown["steps"]] == [("first", "SUCCESS")]
+    assert ok_json("run", str(run_id), dsn=db)["run"]["status"] == "ERROR"  # the original as it was
+
+    human = pgqrs("fork", str(run_id), "--from-step", "first", dsn=db)
+    assert human.returncode == 0, human.stderr
+    assert int(human.stdout) > forked["run_id"]
+    assert_one_line_error(pgqrs("fork", str(run_id), "--from-step", "nope", dsn=db), 2,
+                          f"run {run_id} has no step nope")
+    assert_one_line_error(pgqrs("fork", str(run_id), dsn=db), 2, "--from-step")
+
+
 def test_update_step_and_resume_a_paused_run(db: str) -> None:
     sql_exec(db, "select pgqrs.create_workflow('approval')")
     run_id = int(pgqrs("trigger", "approval", '{"approver": "a@example.com"}', dsn=db).stdout)
@@ -301,7 +324,7 @@ def test_malformed_dsn() -> None:
 
 def test_unknown_run_id(db: str) -> None:
     for args in (["run", "999999"], ["resume", "999999"], ["retry", "999999"],
-                 ["update-step", "999999", "s", "SUCCESS"]):
+                 ["fork", "999999", "--from-step", "s"], ["update-step", "999999", "s", "SUCCESS"]):
         assert_one_line_error(pgqrs(*args, dsn=db), 1, "unknown run: 999999")
 
 
@@ -331,7 +354,7 @@ def test_help(args: list[str]) -> None:
 
 def test_cli_as_a_pgqrs_client_login(db: str, pg_dsn: str) -> None:
     """The read commands use only views and read functions, which pgqrs_client may use; writes are function
-    calls. retry_run is an admin operation: refused as a clear one-line error."""
+    calls. retry_run and fork_run are admin operations: refused as a clear one-line error."""
     login = f"cli_client_{os.getpid()}"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(login)))
@@ -348,8 +371,8 @@ def test_cli_as_a_pgqrs_client_login(db: str, pg_dsn: str) -> None:
         for args in (["run", str(run_id)], ["stats"]):  # the human tables too
             res = pgqrs(*args, dsn=client)
             assert res.returncode == 0, (args, res.stderr)
-        refused = pgqrs("retry", str(run_id), dsn=client)
-        assert_one_line_error(refused, 1, "permission denied")
+        for args in (["retry", str(run_id)], ["fork", str(run_id), "--from-step", "s"]):
+            assert_one_line_error(pgqrs(*args, dsn=client), 1, "permission denied")
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(login)))

@@ -1,6 +1,7 @@
 """A real worker process for tests/test_worker.py.
 
     python tests/worker_proc.py DSN NAME [--visibility S] [--concurrency N] [--shutdown-timeout S]
+                                [--fixed STEP]
 
 It serves the workflow `probe`, whose input says what to do:
     {"steps": ["a", "b"],             the step ids, run in order with ctx.step
@@ -8,7 +9,8 @@ It serves the workflow `probe`, whose input says what to do:
      "sleep_attempts": [1],           ... only on these deliveries of the run (default: every delivery)
      "sync": true,                    step bodies are plain functions (run in a thread) instead of coroutines
      "transient": {"b": 1.5},         on the first delivery, step b raises TransientError(retry_after=1.5)
-     "raise": {"b": "boom"},          step b raises RuntimeError("boom") (a permanent failure)
+     "raise": {"b": "boom"},          step b raises RuntimeError("boom") (a permanent failure), unless this
+                                      worker runs with --fixed b (a release that fixed the bug)
      "pause": "b",                    step b raises Step.pause() (until update_step + resume_run)
      "handler_raise": "boom"}         the handler raises ValueError("boom") before any step
 Every step body first records (run_id, step_id, pid, delivery) in the table `executions` on its own autocommit
@@ -38,6 +40,7 @@ create table if not exists executions (
 )"""
 
 DSN = ""
+FIXED: set[str] = set()
 
 
 def record_sync(run_id: int, step_id: str, delivery: int) -> None:
@@ -57,7 +60,7 @@ def make_body(ctx: pgqrs.WorkflowContext, params: dict[str, Any], step_id: str) 
     if sleep_attempts is not None and delivery not in sleep_attempts:
         pause = 0.0
     transient = params.get("transient", {}).get(step_id) if delivery == 1 else None
-    error = params.get("raise", {}).get(step_id)
+    error = None if step_id in FIXED else params.get("raise", {}).get(step_id)
 
     def outcome() -> dict[str, Any]:
         if transient is not None:
@@ -102,8 +105,10 @@ async def main() -> None:
     parser.add_argument("--visibility", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--shutdown-timeout", type=float, default=None)
+    parser.add_argument("--fixed", action="append", default=[])
     args = parser.parse_args()
     DSN = args.dsn
+    FIXED.update(args.fixed)
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

@@ -47,7 +47,7 @@ begin
             -- client: start runs, deliver outside events
             ('trigger', 'pgqrs_client'), ('trigger_batch', 'pgqrs_client'),
             ('update_step', 'pgqrs_client'), ('resume_run', 'pgqrs_client'), ('cancel_run', 'pgqrs_client')
-            -- pgqrs_admin only (granted every function above): retry_run (ops), and every function not named here
+            -- pgqrs_admin only (granted every function above): retry_run and fork_run (ops), and every function not named here
         ) as g (proname, role_name) on g.proname = p.proname
         where p.pronamespace = 'pgqrs'::regnamespace
         order by p.oid, g.role_name

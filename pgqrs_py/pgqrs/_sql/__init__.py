@@ -57,6 +57,7 @@ UPDATE_STEP = (
 )
 RESUME_RUN = "select pgqrs.resume_run(p_run => %s::bigint)"
 RETRY_RUN = "select pgqrs.retry_run(p_run => %s::bigint)"
+FORK_RUN = "select pgqrs.fork_run(p_run => %s::bigint, p_from_step => %s)"
 RELEASE_RUN = "select pgqrs.release_run(p_run => %s::bigint, p_lease_token => %s, p_error => %s::jsonb)"
 CANCEL_RUN = "select pgqrs.cancel_run(p_run => %s::bigint, p_reason => %s)"
 COMPLETE_RUN = "select pgqrs.complete_run(p_run => %s::bigint, p_lease_token => %s, p_output => %s::jsonb)"

@@ -1,4 +1,4 @@
-"""The commands on runs: `pgqrs trigger`, `runs`, `run`, `update-step`, `resume`, `cancel`, `retry`.
+"""The commands on runs: `pgqrs trigger`, `runs`, `run`, `update-step`, `resume`, `cancel`, `retry`, `fork`.
 
 Writes go through the same marshalling as the package's (store.trigger_params, store.update_step_params) and
 call the engine function exactly as from psql; reads come from pgqrs.run_overview, run_status and run_steps.
@@ -66,6 +66,11 @@ def register(add: AddCommand) -> None:
     p = add("retry", "put an ERROR run back in its queue from its last good step (pgqrs.retry_run)",
             cmd_retry)
     p.add_argument("run_id", metavar="RUN", type=run_id)
+
+    p = add("fork", "start a new run of RUN's workflow and input from step S, replaying the steps before it"
+            " (pgqrs.fork_run); prints the new run id", cmd_fork)
+    p.add_argument("run_id", metavar="RUN", type=run_id)
+    p.add_argument("--from-step", metavar="S", required=True, help="the first step to execute again")
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
@@ -194,3 +199,15 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     """`pgqrs retry`: calls ``pgqrs.retry_run``. Raises UnknownRun (QR002), InvalidState (QR003)."""
     return _transition(args, _sql.RETRY_RUN)
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    """`pgqrs fork`: calls ``pgqrs.fork_run``. Raises UnknownRun (QR002), InvalidArgument (22023: RUN
+    recorded no step S)."""
+    with connect(args) as conn:
+        new_run = query(conn, _sql.FORK_RUN, (args.run_id, args.from_step))[0]["fork_run"]
+    if args.json:
+        emit_json({"run_id": new_run, "forked_from": args.run_id, "from_step": args.from_step})
+    else:
+        print(new_run)
+    return EXIT_OK

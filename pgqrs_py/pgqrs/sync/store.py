@@ -125,6 +125,16 @@ class Store:
         replay. Raises UnknownRun (QR002) and InvalidState (QR003: the run is not ERROR)."""
         return str((self.call(_sql.RETRY_RUN, (as_id(run_id),)))[0][0])
 
+    def fork_run(self, run_id: Any, from_step: str | None) -> TriggerHandle:
+        """Run `run_id` again from step `from_step` after a fix (ops): calls ``pgqrs.fork_run``. A new run of
+        the same workflow and input, queued now, replays the original's successful steps recorded before
+        `from_step` and executes `from_step` and the rest; None copies no step (a plain re-run). The original
+        is left as it was. Returns the new run's handle. Raises UnknownRun (QR002), InvalidArgument (22023:
+        the run recorded no step `from_step`, or a malformed step id), and TypeError for something that is
+        not a run id."""
+        rows = self.call(_sql.FORK_RUN, (as_id(run_id), from_step))
+        return TriggerHandle(rows[0][0])
+
     def steps(self, run_id: Any) -> list[StepRecord]:
         """The run's recorded steps, in the order they were first recorded: calls ``pgqrs.run_steps``. Raises
         UnknownRun (QR002)."""

@@ -1,0 +1,68 @@
+-- pgqrs: forking a run (ops): run it again from a chosen step, after a fix.
+
+-- A new run of the same workflow and input, QUEUED and visible now (one NOTIFY, as trigger). The original's
+-- SUCCESS steps recorded before p_from_step are copied into it as SUCCESS, so its worker replays them without
+-- running their bodies and executes p_from_step and everything after it again. The original is only read.
+-- "Recorded before" is the journal order, steps.step_order (the order steps were first recorded, as run_steps
+-- lists them): no two steps of a run share one, so there is no tie. A step before p_from_step that did not
+-- succeed (failed, paused or running when the fork was taken) is not copied: its body runs again in the fork.
+-- Each copy keeps value, value_bytes, attempt, started_at and completed_at (the attempts and times that
+-- produced the value); the copies get new step_order values in the original's order.
+-- p_from_step NULL copies no step: a plain re-run. Any status can be forked; forking a live run (RUNNING,
+-- PAUSED, QUEUED) leaves it running, and the steps from p_from_step on then run in both.
+create or replace function pgqrs.fork_run(p_run bigint, p_from_step text default null)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pgqrs, pg_temp
+as $$
+declare
+    v_now timestamptz := pgqrs.now();
+    v_run pgqrs.runs;
+    v_from_order bigint;
+    v_new_run bigint;
+    v_queue_id bigint;
+begin
+    -- read, not locked: forking never waits for (nor blocks) the original's worker
+    select * into v_run from pgqrs.runs as r where r.run_id = p_run;
+    if v_run.run_id is null then
+        raise exception using errcode = 'QR002', message = format('unknown run: %s', coalesce(p_run::text, 'NULL'));
+    end if;
+    if p_from_step is not null then
+        perform pgqrs._check_step_id(p_from_step);
+        select s.step_order into v_from_order
+        from pgqrs.steps as s where s.run_id = p_run and s.step_id = p_from_step;
+        if v_from_order is null then
+            raise exception using
+                errcode = '22023',
+                message = format('run %s has no step %s', p_run, p_from_step),
+                hint = 'Fork from a step the run recorded (pgqrs.run_steps).';
+        end if;
+    end if;
+
+    insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at)
+    values (v_run.workflow_id, 'QUEUED', v_run.input, v_now, v_now)
+    returning run_id into v_new_run;
+
+    insert into pgqrs.steps (
+        run_id, step_id, status, value, attempt, started_at, completed_at, updated_at, value_bytes
+    )
+    select v_new_run, s.step_id, 'SUCCESS', s.value, s.attempt, s.started_at, s.completed_at, v_now,
+           s.value_bytes
+    from pgqrs.steps as s
+    -- v_from_order NULL (p_from_step NULL) matches no step
+    where s.run_id = p_run and s.status = 'SUCCESS' and s.step_order < v_from_order
+    order by s.step_order;
+
+    select q.queue_id into v_queue_id from pgqrs.queues as q where q.workflow_id = v_run.workflow_id;
+    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at)
+    values (v_new_run, v_queue_id, v_now, v_now);
+    perform pgqrs._notify_queue(v_queue_id, v_now);
+    return v_new_run;
+end
+$$;
+comment on function pgqrs.fork_run(bigint, text) is
+'Ops: starts a new run of p_run''s workflow with its input (QUEUED, visible now, NOTIFY) whose steps are copies of
+p_run''s SUCCESS steps recorded before p_from_step (journal order); NULL copies none. p_run is unchanged. Returns
+the new run id. Raises QR002 (unknown run), 22023 (p_from_step is not a step of the run, or malformed).';
