@@ -263,14 +263,16 @@ class ConsumerBuilder:
 
     async def create(self, store: Store) -> Consumer:
         """Register the worker for the queue (an upsert by name): calls ``pgqrs.register_worker``,
-        ``pgqrs.queue_channel`` and ``pgqrs.schema_version``; grows the store's pool to concurrency + 2.
+        ``pgqrs.queue_channel`` and ``pgqrs.schema_version``; grows the store's pool to 2 * concurrency + 2.
         Raises SchemaMismatch (the database holds another schema version), UnknownWorkflow (QR001) and
         InvalidArgument (22023: a bad name, a hostname over 255 characters, a port not of 0-65535)."""
         rows = await store.call(_sql.REGISTER_WORKER,
                                 (self._name, socket.gethostname(), self._port, self._queue, self._queue))
         worker_id, channel, version = rows[0]
         check_version(version)  # before taking any work: mismatched calls would fail every run
-        needed = self._concurrency + 2  # one per run in flight, one for dequeue, one for heartbeats
+        # two per run in flight (its own, and one for a transaction step: _transaction.py), one for dequeue,
+        # one for heartbeats; the pool opens them only when they are used
+        needed = 2 * self._concurrency + 2
         if store.pool.max_size < needed:
             await store.pool.resize(min_size=store.pool.min_size, max_size=needed)
         return Consumer(store, worker_id, self._name, self._queue, channel, self._handler, self._concurrency,

@@ -94,6 +94,55 @@ class WorkflowContext:
             with self._bodies_lock:
                 self._bodies_running -= 1
 
+    def _replayed(self, step_id: str) -> tuple[bool, Any]:
+        """What a step does before its body: (True, value) when the journal has `step_id` recorded SUCCESS
+        (a value left out of the journal is read with ``pgqrs.acquire_step``), else (False, None) once the
+        lease is known to be held still. Raises DuplicateStepId (the id is used twice in this execution)
+        and LeaseLost (the worker's view of the lease has run out: the body must not start)."""
+        if step_id in self._seen:
+            raise DuplicateStepId(
+                f"step id {step_id!r} is used twice in one execution of run {self.run_id};"
+                " step ids must be unique"
+            )
+        self._seen.add(step_id)
+        recorded = self.journal.get(step_id)
+        if recorded is not None and recorded.get("status") == "SUCCESS":
+            if recorded.get("value_omitted"):  # past the journal's size bound (pgqrs.dequeue): read it now
+                return True, self._recorded(step_id, (self.run.acquire_step(step_id)).value)
+            return True, recorded.get("value")
+        if self.run.lease_expired():
+            # Frozen (a GC pause, SIGSTOP, a slow VM) past the lease: another worker may own the run and may
+            # have recorded this very step. Starting the body could repeat its side effects.
+            raise LeaseLost(f"lease on run {self.run_id} ran out before step {step_id!r} could start")
+        return False, None
+
+    def transaction_step(self, step_id: str, fn: Callable[..., Any], *,
+                         retry_policy: dict[str, Any] | None = None) -> Any:
+        """Run step `step_id` as `fn(conn)` in one database transaction with the step's record: the
+        application's writes on `conn` commit exactly once, together with the result, or not at all.
+
+        `conn` is a psycopg connection of the store's pool, of the store's flavour, inside a transaction. In
+        pgqrs `fn` is a coroutine function (it runs on the event loop); in pgqrs.sync a plain function (it
+        runs in the run's thread). Before the COMMIT the same connection records the step with
+        ``pgqrs.complete_step`` under the run's lease. Replay and the lease check before the body starts
+        are ctx.step's: a recorded transaction step returns its value and `fn` is not called again.
+
+        Outcomes. A value: committed with the step and returned as decoded from its JSON (NotSerializable,
+        rolled back, when JSON cannot hold it). A lease lost meanwhile: complete_step raises LeaseLost
+        (QR004), or RunCancelled (QR009) for a cancelled run; the writes roll back and the exception
+        propagates (let it: the worker drops the run; another runs the step again). An exception from `fn`
+        rolls back and is then classified and recorded with ``pgqrs.fail_step`` on the run's own connection
+        as in ctx.step: TransientError or psycopg.OperationalError retries under `retry_policy` (else the
+        workflow's), anything else fails the run; either unwinds the handler (Suspended). `raise
+        Step.pause()` is not supported here: it fails the step like any other exception. A step recorded
+        from outside meanwhile (``pgqrs.update_step``) wins: the writes roll back and its value is returned.
+
+        For other languages the same in plain SQL: `begin; <writes>; select pgqrs.complete_step(...);
+        commit;` (docs/transactions.md). Raises DuplicateStepId, LeaseLost, RunCancelled, NotSerializable."""
+        from ._transaction import transaction_step
+
+        return transaction_step(self, step_id, fn, retry_policy)
+
     def step(self, step_id: str, fn: Callable[[], Any], *,
              retry_policy: dict[str, Any] | None = None) -> Any:
         """Run step `step_id` of this run once: `fn()` runs, its result is recorded, and every later execution
@@ -139,21 +188,9 @@ class WorkflowContext:
 
         Raises DuplicateStepId when `step_id` is used twice in one execution, and LeaseLost, RunCancelled
         and NotSerializable as above."""
-        if step_id in self._seen:
-            raise DuplicateStepId(
-                f"step id {step_id!r} is used twice in one execution of run {self.run_id};"
-                " step ids must be unique"
-            )
-        self._seen.add(step_id)
-        recorded = self.journal.get(step_id)
-        if recorded is not None and recorded.get("status") == "SUCCESS":
-            if recorded.get("value_omitted"):  # past the journal's size bound (pgqrs.dequeue): read it now
-                return self._recorded(step_id, (self.run.acquire_step(step_id)).value)
-            return recorded.get("value")
-        if self.run.lease_expired():
-            # Frozen (a GC pause, SIGSTOP, a slow VM) past the lease: another worker may own the run and may
-            # have recorded this very step. Starting the body could repeat its side effects.
-            raise LeaseLost(f"lease on run {self.run_id} ran out before step {step_id!r} could start")
+        found, value = self._replayed(step_id)
+        if found:
+            return value
         started = time.monotonic()
         self.run.steps_in_flight[step_id] = started  # reported by the worker's heartbeat while it runs
         try:
