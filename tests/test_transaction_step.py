@@ -1,8 +1,8 @@
-"""Transactional steps (`ctx.transaction_step`), in-process: the application's row and the step's record commit
-together or not at all (both flavours), a replay does not run the body again (both flavours), a transient
-failure rolls back and retries, a lease taken over while the body runs rolls its writes back. The crash of a
-real worker process inside the body is in tests/test_transaction_crash.py; the plain-SQL pattern for other
-languages in tests/test_transaction_sql.py.
+"""Transactional steps (`ctx.transaction_step`), in-process: the application's row and the step's record
+commit together or not at all (both flavours), a replay does not run the body again (both flavours), a
+transient failure rolls back and retries, a lease taken over while the body runs rolls its writes back. The
+crash of a real worker process inside the body is in tests/test_transaction_crash.py; the plain-SQL
+pattern for other languages in tests/test_transaction_sql.py.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def ledger(db: str, run_id: int) -> list[str]:
 
 def step_row(db: str, run_id: int, step_id: str) -> tuple[Any, ...] | None:
     with psycopg.connect(db, autocommit=True) as conn:
-        return conn.execute("select status, value, attempt from pgqrs.steps where run_id = %s and step_id = %s",
-                            (run_id, step_id)).fetchone()
+        return conn.execute("select status, value, attempt from pgqrs.steps"
+                            " where run_id = %s and step_id = %s", (run_id, step_id)).fetchone()
 
 
 def serve_async(db: str, queue: str, handler: Callable[..., Any], params: dict[str, Any],
@@ -65,7 +65,8 @@ def serve_sync(db: str, queue: str, handler: Callable[..., Any], params: dict[st
     with pgqrs_sync.connect(db) as store:
         store.create_workflow(queue, {"base_seconds": 0.05, "jitter": 0})
         handle = store.trigger(queue, params)
-        worker = pgqrs_sync.consumer(f"{queue}-w", None, queue).handler(handler).poll_interval(0.05).create(store)
+        worker = (pgqrs_sync.consumer(f"{queue}-w", None, queue).handler(handler).poll_interval(0.05)
+                  .create(store))
         thread = threading.Thread(target=worker.poll_forever, daemon=True)
         thread.start()
         try:
@@ -78,6 +79,10 @@ def serve_sync(db: str, queue: str, handler: Callable[..., Any], params: dict[st
         finally:
             worker.stop()
             thread.join(60)
+
+
+def fail_once() -> None:
+    raise pgqrs.TransientError("once", retry_after=0)
 
 
 @pytest.fixture
@@ -102,7 +107,7 @@ def test_async_transaction_step_commits_the_row_with_the_step_and_replays_it(db_
 
         value = await ctx.transaction_step("debit", debit)
         if ctx.attempt == 1:  # a later step fails once: the second delivery replays "debit" from the journal
-            await ctx.step("flaky", lambda: (_ for _ in ()).throw(pgqrs.TransientError("once", retry_after=0)))
+            await ctx.step("flaky", fail_once)
         return value
 
     info = serve_async(db_ledger, "txn_async", handler, {})
@@ -110,7 +115,7 @@ def test_async_transaction_step_commits_the_row_with_the_step_and_replays_it(db_
     assert info.attempt == 2
     assert calls == [1]  # not run again on the second delivery
     assert ledger(db_ledger, info.run_id) == ["debit"]
-    assert step_row(db_ledger, info.run_id, "debit") == ("SUCCESS", {"debited": 10, "in_transaction": True}, 1)
+    assert step_row(db_ledger, info.run_id, "debit") == ("SUCCESS", info.output_value, 1)
 
 
 def test_sync_transaction_step_commits_the_row_with_the_step_and_replays_it(db_ledger: str) -> None:
@@ -124,7 +129,7 @@ def test_sync_transaction_step_commits_the_row_with_the_step_and_replays_it(db_l
 
         value = ctx.transaction_step("debit", debit)
         if ctx.attempt == 1:
-            ctx.step("flaky", lambda: (_ for _ in ()).throw(pgqrs.TransientError("once", retry_after=0)))
+            ctx.step("flaky", fail_once)
         return value
 
     info = serve_sync(db_ledger, "txn_sync", handler, {})
@@ -134,7 +139,7 @@ def test_sync_transaction_step_commits_the_row_with_the_step_and_replays_it(db_l
     assert step_row(db_ledger, info.run_id, "debit") is not None
 
 
-# ---- failures roll back ---------------------------------------------------------------------------------------
+# ---- failures roll back ------------------------------------------------------------------------------------
 
 
 def test_a_transient_error_rolls_back_and_the_retry_commits_once(db_ledger: str) -> None:

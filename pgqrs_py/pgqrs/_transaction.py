@@ -62,15 +62,17 @@ async def transaction_step(ctx: WorkflowContext, step_id: str, fn: Callable[...,
     except StepConflict:  # recorded from outside with another value meanwhile: rolled back, the record wins
         return await ctx._recorded(step_id, (await run.acquire_step(step_id)).value)
     except TransientError as exc:
-        failure, transient, retry_after = exc, True, exc.retry_after
+        failure: Exception = exc
+        transient, retry_after = True, exc.retry_after
     except Exception as exc:
         # The body's (or its COMMIT's) database trouble is transient, as in ctx.step; anything else is final.
         failure, transient, retry_after = exc, isinstance(exc, psycopg.OperationalError), None
     else:
         return json.loads(text)
+    policy = retry_policy if transient else None
     try:  # after the rollback, on the run's own connection
-        status = await run.fail_step(step_id, error_json(failure), transient=transient, retry_after=retry_after,
-                                     retry_policy=retry_policy if transient else None,
+        status = await run.fail_step(step_id, error_json(failure), transient=transient,
+                                     retry_after=retry_after, retry_policy=policy,
                                      duration=time.monotonic() - started)
     except StepConflict:  # a COMMIT whose answer was lost went through after all: the step is recorded
         return await ctx._recorded(step_id, (await run.acquire_step(step_id)).value)
@@ -78,7 +80,8 @@ async def transaction_step(ctx: WorkflowContext, step_id: str, fn: Callable[...,
 
 
 async def in_transaction(ctx: WorkflowContext, step_id: str, fn: Callable[..., Any], started: float) -> str:
-    """Run `fn(conn)` and complete_step in one transaction on a pooled connection; the value's JSON text.
+    """Run `fn(conn)` and ``pgqrs.complete_step`` in one transaction on a pooled connection; the value's JSON
+    text.
     Any exception rolls the transaction back (psycopg's transaction block) and propagates."""
     run = ctx.run
     async with run.store.pool.connection() as conn, conn.transaction():
