@@ -81,3 +81,28 @@ def test_sigkill_inside_the_transaction_applies_nothing_and_the_retry_applies_it
     assert rows(conn, marks, run_id) == [(first.pid, 1), (second.pid, 2)]
     output = conn.execute("select output from pgqrs.runs where run_id = %s", (run_id,)).fetchone()
     assert output == ({"pid": second.pid},)
+
+
+def test_a_frozen_worker_whose_run_was_taken_over_commits_nothing(
+    ledger_workers: LedgerWorkers, conn: psycopg.Connection[Any]
+) -> None:
+    """SIGSTOP inside the transaction, past the lease: another worker takes the run over and commits the step;
+    woken up, the first one cannot commit its row (its lease is gone: QR004, or the heartbeat's cancel)."""
+    first = ledger_workers.start("w1", "--visibility", "1")
+    trigger = "select run_id from pgqrs.trigger('ledger', '{\"sleep\": 2}')"
+    (run_id,) = conn.execute(trigger).fetchone() or (0,)
+    marks = "select pid, delivery from marks where run_id = %s"
+    wait_for("the body to write", lambda: rows(conn, marks, run_id) == [(first.pid, 1)])
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = ledger_workers.start("w2", "--visibility", "1")
+        wait_status(conn, run_id, "SUCCESS")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    open_transactions = ("select count(*) from pg_stat_activity where datname = current_database()"
+                         " and state like 'idle in transaction%%' and pid <> pg_backend_pid()")
+    wait_for("the frozen worker's transaction to end",
+             lambda: conn.execute(open_transactions).fetchone() == (0,))
+    assert rows(conn, "select pid from ledger where run_id = %s", run_id) == [(second.pid,)]
+    assert rows(conn, marks, run_id) == [(first.pid, 1), (second.pid, 2)]
+    assert first.poll() is None  # the worker lives on: it dropped the run, nothing else
