@@ -220,3 +220,24 @@ def test_a_lease_taken_over_while_the_body_runs_rolls_its_writes_back(db_ledger:
     assert len(outcome) == 1 and isinstance(outcome[0], pgqrs.LeaseLost)
     assert ledger(db_ledger, run_id) == []  # rolled back with the failed complete_step
     assert step_row(db_ledger, run_id, "debit") is None
+
+
+def test_a_commit_that_fails_leaves_the_step_unrecorded(db_ledger: str) -> None:
+    """The body's write breaks a deferred constraint, checked only at COMMIT, after complete_step: the step's
+    record rolls back with the write (it was made on the same connection, in the same transaction), and the
+    COMMIT's error fails the step like one the body raised."""
+    with psycopg.connect(db_ledger, autocommit=True) as conn:
+        conn.execute("create table accounts (id int primary key deferrable initially deferred)")
+        conn.execute("insert into accounts values (1)")
+
+    async def handler(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> Any:
+        async def open_account(conn: psycopg.AsyncConnection[Any]) -> str:
+            await conn.execute("insert into accounts values (1)")  # a duplicate, not checked until COMMIT
+            return "opened"
+
+        return await ctx.transaction_step("open", open_account)
+
+    info = serve_async(db_ledger, "txn_commit", handler, {})
+    assert info.status == "ERROR" and info.error["type"] == "UniqueViolation", info.error
+    row = step_row(db_ledger, info.run_id, "open")
+    assert row is not None and row[0] == "ERROR"
