@@ -19,6 +19,7 @@
 \ir tables/messages.sql
 \ir tables/steps.sql
 \ir tables/channel_key.sql
+\ir tables/waits.sql
 
 -- workflows/: workflow definitions and retry policies
 \ir workflows/retry_policy.sql
@@ -58,6 +59,11 @@
 \ir steps/fail_step.sql
 \ir steps/pause_step.sql
 \ir steps/update_step.sql
+
+-- waits/: durable waits: sleep, events
+\ir waits/wait.sql
+\ir waits/sleep_step.sql
+\ir waits/events.sql
 
 -- ops/: views for operators
 \ir ops/views.sql

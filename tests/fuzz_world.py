@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -362,6 +362,9 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_lease_tokens": st.lists(st.sampled_from(world.tokens), max_size=3),
         "p_transient": st.booleans(),
         "p_reason": st.sampled_from([None, "ops", "x" * 1000]),
+        "p_until": st.sampled_from([datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)]),
+        "p_key": st.sampled_from(["k1", "k2"]),
+        "p_payload": json_values.map(Jsonb),
         "p_steps": st.one_of(
             st.sampled_from([None, Jsonb([])]),
             st.sampled_from(world.tokens).map(

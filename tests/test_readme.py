@@ -1,4 +1,4 @@
-"""Every SQL and Python snippet of README.md and docs/operations.md runs.
+"""Every SQL and Python snippet of README.md, docs/operations.md and docs/waits.md runs.
 
 - ```sql blocks of a document run in order in one psql session (`-v ON_ERROR_STOP=1`) on a fresh database
   with the schema: they may build on each other (`\\gset` variables, runs made by an earlier block).
@@ -23,6 +23,7 @@ from conftest import REPO
 
 README = REPO / "README.md"
 OPERATIONS = REPO / "docs" / "operations.md"
+WAITS = REPO / "docs" / "waits.md"
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -56,6 +57,10 @@ def test_readme_sql_blocks_run_in_order(db: str) -> None:
 
 def test_operations_sql_blocks_run_in_order(db: str) -> None:
     run_sql_blocks(OPERATIONS, db)
+
+
+def test_waits_sql_blocks_run_in_order(db: str) -> None:
+    run_sql_blocks(WAITS, db)
 
 
 def test_readme_python_blocks_run_as_one_script(db: str, tmp_path: Path) -> None:

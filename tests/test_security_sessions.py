@@ -25,7 +25,7 @@ from security_roles import Conn, as_login, docs_matrix, one, public_functions, s
 pytestmark = pytest.mark.timeout(300)
 
 SECRET = "TOPSECRET-6b1f"
-ENGINE_CODES = {f"QR00{i}" for i in range(1, 9)} | {"22023"}
+ENGINE_CODES = {f"QR{i:03d}" for i in range(1, 11)} | {"22023"}
 
 
 # --- real sessions ----------------------------------------------------------------------------------------
@@ -173,6 +173,9 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_status": lambda c: "RUNNING",
     "p_steps": lambda c: Jsonb([{"lease_token": str(c["token"]), "step_id": "s1", "running_for": 1}]),
     "p_reason": lambda c: "ops",
+    "p_until": lambda c: "2000-01-01 00:00:00+00",  # due: the sleep goes on, the lease kept
+    "p_key": lambda c: "sec_key",
+    "p_payload": lambda c: Jsonb({}),
 }
 
 

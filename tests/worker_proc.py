@@ -12,7 +12,10 @@ It serves the workflow `probe`, whose input says what to do:
      "raise": {"b": "boom"},          step b raises RuntimeError("boom") (a permanent failure), unless this
                                       worker runs with --fixed b (a release that fixed the bug)
      "pause": "b",                    step b raises Step.pause() (until update_step + resume_run)
-     "handler_raise": "boom"}         the handler raises ValueError("boom") before any step
+     "handler_raise": "boom",         the handler raises ValueError("boom") before any step
+     "plan": [["step", "a"], ["sleep", 1], ["event", "k", 5]]}
+                                      instead of "steps": steps, durable sleeps (ctx.sleep) and event waits
+                                      (ctx.wait_for_event, its payload or "timeout" in the output) in order
 Every step body first records (run_id, step_id, pid, delivery) in the table `executions` on its own autocommit
 connection, so a test can count executions even of a body whose worker is then killed. The output is
 {"steps": {step id: step result}, "pid": pid}. Prints "ready <worker id>" once registered.
@@ -94,6 +97,16 @@ async def probe(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str,
     results = {}
     for step_id in params.get("steps", []):
         results[step_id] = await ctx.step(step_id, make_body(ctx, params, step_id))
+    for kind, *args in params.get("plan", []):
+        if kind == "step":
+            results[args[0]] = await ctx.step(args[0], make_body(ctx, params, args[0]))
+        elif kind == "sleep":
+            await ctx.sleep(args[0])
+        else:
+            try:
+                results[f"event:{args[0]}"] = await ctx.wait_for_event(args[0], timeout=args[1])
+            except pgqrs.WaitTimeout:
+                results[f"event:{args[0]}"] = "timeout"
     return {"steps": results, "pid": os.getpid()}
 
 

@@ -12,10 +12,10 @@ from ._acompat import CancelledError, sleep
 from ._json import UnreadableJson, dumps, storable_text
 from .errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError, UnreadableValue
 from .handler import WorkflowFunction, invoke
-from .outcomes import error_json
+from .outcomes import Suspended, error_json
 from .run import Message, Run
 from .store import Store
-from .workflow import Suspended, WorkflowContext
+from .workflow import WorkflowContext
 
 log = logging.getLogger("pgqrs.worker")
 

@@ -31,9 +31,9 @@ import psycopg
 from . import _sql
 from ._json import dumps
 from .errors import LeaseLost, NotSerializable, RunCancelled, StepConflict, TransientError
-from .outcomes import BodyNotStarted, error_json
+from .outcomes import BodyNotStarted, Suspended, error_json
 from .store import call_on
-from .workflow import Suspended, WorkflowContext
+from .workflow import WorkflowContext
 
 
 class AlreadyRecorded(Exception):

@@ -37,9 +37,10 @@ from ._wakeups import Wakeups
 from .errors import InvalidArgument, LeaseLost, PgqrsError, RunCancelled
 from .handler import as_workflow
 from .install import check_version
+from .outcomes import Suspended
 from .run import Message, Run
 from .store import Store, as_id
-from .workflow import Suspended, WorkflowContext
+from .workflow import WorkflowContext
 
 log = logging.getLogger("pgqrs.worker")
 

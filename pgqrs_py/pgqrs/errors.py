@@ -76,8 +76,24 @@ class RunCancelled(WorkflowFailed):
         self.error = error
 
 
+class StepKindConflict(PgqrsError):
+    """A durable wait (`sleep_step`, `wait_event`) on a step id that the run recorded as another kind of step
+    (an ordinary step, another kind of wait, or a wait for another event key): QR010."""
+
+    sqlstate = "QR010"
+
+
 class InvalidArgument(PgqrsError, ValueError):
     sqlstate = "22023"
+
+
+class WaitTimeout(PgqrsError, TimeoutError):
+    """`ctx.wait_for_event(key, timeout=...)`: the timeout passed before the event was emitted. Recorded as
+    the step's outcome, so a replay raises it again; the handler may catch it."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class NotSerializable(PgqrsError, TypeError):
@@ -109,6 +125,7 @@ REGISTRY: dict[str, type[PgqrsError]] = {
         AttemptsExhausted,
         UnknownWorker,
         RunCancelled,
+        StepKindConflict,
         InvalidArgument,
     )
     if cls.sqlstate is not None

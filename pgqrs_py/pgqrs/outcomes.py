@@ -1,5 +1,5 @@
-"""How a step body ends other than by returning a value (Step.pause, a body that could not start), and how an
-exception is stored (error_json).
+"""How a step body ends other than by returning a value (Step.pause, a body that could not start), how a
+handler unwinds when its run leaves the worker (Suspended), and how an exception is stored (error_json).
 
 Flavour-neutral: `pgqrs.sync` raises and catches the same classes.
 """
@@ -48,3 +48,14 @@ def error_json(exc: BaseException) -> dict[str, Any]:
 
 class BodyNotStarted(LeaseLost):
     """A step body was about to start in its thread when the lease was found gone (or the execution over)."""
+
+
+class Suspended(BaseException):
+    """Unwinds a handler whose run left this worker (retry scheduled, paused, waiting, or failed for good).
+
+    A BaseException so that a user's `except Exception` around `ctx.step` cannot swallow it.
+    """
+
+    def __init__(self, run_status: str) -> None:
+        super().__init__(run_status)
+        self.run_status = run_status

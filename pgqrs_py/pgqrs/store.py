@@ -153,6 +153,15 @@ class Store:
         over 1000 characters)."""
         return str((await self.call(_sql.CANCEL_RUN, (as_id(run_id), reason)))[0][0])
 
+    async def emit_event(self, key: str, payload: Any = None, conn: AsyncConn | None = None) -> bool:
+        """Emit event `key` with `payload` (as JSON): calls ``pgqrs.emit_event``. The first emit of a key
+        wins and returns True: every run waiting for it (`ctx.wait_for_event`) gets the payload and is
+        delivered again at once. A later emit changes nothing and returns False. `conn` joins its
+        transaction. Raises InvalidArgument (22023: a key not of 1-255 characters, a payload over
+        pgqrs.max_input_bytes) and NotSerializable."""
+        text = dumps(payload, f"the payload of event {key!r}")
+        return bool((await self.call(_sql.EMIT_EVENT, (key, text), conn))[0][0])
+
     async def retry_run(self, run_id: Any) -> str:
         """ERROR → QUEUED from the last successful step (ops): calls ``pgqrs.retry_run``, returns "QUEUED".
         The steps that did not succeed are forgotten (their attempts start again); the successful ones

@@ -12,23 +12,26 @@ import enum
 
 
 class RunStatus(enum.StrEnum):
-    """A run's status (`runs.status`). `WAITING` comes with durable waits (DESIGN §8)."""
+    """A run's status (`runs.status`). `WAITING`: in a durable wait (pgqrs.waiting_runs)."""
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
+    WAITING = "WAITING"
     SUCCESS = "SUCCESS"
     ERROR = "ERROR"
     CANCELLED = "CANCELLED"
 
 
 class StepStatus(enum.StrEnum):
-    """A step's status (`steps.status`); the plain strings ("SUCCESS") work wherever these do."""
+    """A step's status (`steps.status`); the plain strings ("SUCCESS") work wherever these do. `WAITING`: a
+    durable wait's step (sleep, event) that has not ended; only the engine records it (not `update_step`)."""
 
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
     ERROR = "ERROR"
     PAUSED = "PAUSED"
+    WAITING = "WAITING"
 
 
 class StepAnswer(enum.StrEnum):

@@ -8,30 +8,29 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from ._acompat import call_body
 from ._json import UnreadableJson, dumps
-from .errors import DuplicateStepId, LeaseLost, StepConflict, TransientError
-from .outcomes import BodyNotStarted, StepPause, error_json
+from .errors import (
+    DuplicateStepId,
+    InvalidArgument,
+    LeaseLost,
+    StepConflict,
+    TransientError,
+    WaitTimeout,
+    seconds,
+)
+from .outcomes import BodyNotStarted, StepPause, Suspended, error_json
 from .run import Run
-
-
-class Suspended(BaseException):
-    """Unwinds a handler whose run left this worker (retry scheduled, paused, or failed for good).
-
-    A BaseException so that a user's `except Exception` around `ctx.step` cannot swallow it.
-    """
-
-    def __init__(self, run_status: str) -> None:
-        super().__init__(run_status)
-        self.run_status = run_status
 
 
 class WorkflowContext:
@@ -234,6 +233,60 @@ class WorkflowContext:
             # update_step recorded this step from outside while the body ran: the recorded result wins.
             return await self._recorded(step_id, (await self.run.acquire_step(step_id)).value)
         return json.loads(text)
+
+    def _claim(self, step_id: str | None, base: str) -> str:
+        """The id of a wait: `step_id`, or `base` auto-numbered (base, base#2, ...); each id once per
+        execution (DuplicateStepId)."""
+        if step_id is None:
+            step_id = self.auto_id(base)
+        if step_id in self._seen:
+            raise DuplicateStepId(f"step id {step_id!r} is used twice in one execution of run {self.run_id}")
+        self._seen.add(step_id)
+        return step_id
+
+    async def sleep(self, duration: float | timedelta, step_id: str | None = None) -> None:
+        """Durable sleep: ``pgqrs.sleep_step`` records the wake-up time (now + `duration` seconds or
+        timedelta, on the engine clock) as step `step_id` (default "sleep", "sleep#2", ...), releases the
+        lease and unwinds the handler (Suspended, like a pause): the run is WAITING, holds no worker slot,
+        and is delivered again at the wake-up, when the replay of this call returns at once (it keeps the
+        first wake-up time). A duration of 0 returns at once. Raises InvalidArgument (a negative, infinite
+        or NaN duration, or more than 365 days), StepKindConflict (QR010: the id is another kind of step),
+        DuplicateStepId and the lease errors."""
+        value = seconds(duration)
+        if not math.isfinite(value) or value < 0:
+            raise InvalidArgument(f"sleep duration must be a finite number of seconds >= 0, got {duration!r}")
+        await self._sleep(self._claim(step_id, "sleep"), seconds=value)
+
+    async def sleep_until(self, when: datetime, step_id: str | None = None) -> None:
+        """Durable sleep until `when` (an aware datetime; a time that has come returns at once): as
+        `sleep`, through ``pgqrs.sleep_step``. Raises InvalidArgument (a naive datetime, or more than 365
+        days ahead), StepKindConflict (QR010), DuplicateStepId and the lease errors."""
+        if when.tzinfo is None:
+            raise InvalidArgument("sleep_until needs an aware datetime (with a time zone)")
+        await self._sleep(self._claim(step_id, "sleep"), until=when)
+
+    async def _sleep(self, step_id: str, **when: Any) -> None:
+        status, _until = await self.run.sleep_step(step_id, **when)
+        if status != "SUCCESS":
+            raise Suspended("WAITING")
+
+    async def wait_for_event(self, key: str, timeout: float | timedelta | None = None,
+                             step_id: str | None = None) -> Any:
+        """Wait for event `key` (``pgqrs.wait_event``), at most `timeout` (seconds or timedelta; None: no
+        timeout), as step `step_id` (default "wait_for_event", "wait_for_event#2", ...). Returns its payload
+        at once when it was emitted (``pgqrs.emit_event``, `store.emit_event`); otherwise the run is WAITING,
+        its lease released, and the handler unwinds (Suspended) until the emit wakes it or the timeout
+        passes; the replay then returns the payload or raises WaitTimeout (a replay gives the same outcome;
+        the handler may catch it). Raises InvalidArgument (22023: a key not of 1-255 characters, a timeout
+        not within 0-365 days), StepKindConflict (QR010), DuplicateStepId and the lease errors."""
+        step_id = self._claim(step_id, "wait_for_event")
+        wait = None if timeout is None else seconds(timeout)
+        status, payload = await self.run.wait_event(step_id, key, wait)
+        if status == "EVENT":
+            return await self._recorded(step_id, payload)
+        if status == "TIMEOUT":
+            raise WaitTimeout(f"event {key!r} was not emitted within {timeout} (step {step_id!r})", key=key)
+        raise Suspended("WAITING")
 
     async def _recorded(self, step_id: str, value: Any) -> Any:
         """A value recorded from outside (update_step); one Python cannot read fails the run for good."""

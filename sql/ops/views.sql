@@ -6,7 +6,10 @@ select
     r.run_id, w.name as workflow, r.status, r.attempt,
     coalesce(fl.step_id, cur.step_id) as current_step, coalesce(fl.status, cur.status) as current_step_status,
     r.created_at, r.started_at, r.finished_at, r.updated_at,
-    m.visible_at, wk.name as worker, r.error, coalesce(fl.since, cur.since) as current_step_since
+    -- a message never visible by itself (a pause or an event wait without timeout) has visible_at 'infinity',
+    -- which clients cannot read as a time (Python's datetime has no infinity): shown as NULL
+    nullif(m.visible_at, 'infinity') as visible_at, wk.name as worker, r.error,
+    coalesce(fl.since, cur.since) as current_step_since
 from pgqrs.runs as r
 join pgqrs.workflows as w using (workflow_id)
 left join pgqrs.messages as m on m.message_id = r.run_id
@@ -79,12 +82,25 @@ select
     count(m.message_id) filter (where m.lease_token is not null and m.visible_at > pgqrs.now()) as leased,
     count(m.message_id) filter (where m.visible_at > pgqrs.now() and m.lease_token is null) as delayed,
     count(m.message_id) as depth,
-    pgqrs.now() - min(m.enqueued_at) as oldest_age
+    pgqrs.now() - min(m.enqueued_at) as oldest_age,
+    count(m.message_id) filter (where r.status = 'WAITING') as waiting
 from pgqrs.queues as q
 left join pgqrs.messages as m using (queue_id)
+left join pgqrs.runs as r on r.run_id = m.message_id
 group by q.name;
 comment on view pgqrs.queue_stats is
-'Per queue: ready now, leased, delayed (retries, delayed starts, pauses), total depth and oldest message age.';
+'Per queue: ready now, leased, delayed (retries, delayed starts, pauses, waits), total depth, oldest message age,
+and waiting: runs in a durable wait (sleep, event), part of delayed until their time comes.';
+
+create or replace view pgqrs.waiting_runs as
+select r.run_id, wf.name as workflow, w.kind, w.key, w.until, w.since, w.step_id
+from pgqrs.runs as r
+join pgqrs.workflows as wf using (workflow_id)
+join pgqrs.waits as w on w.run_id = r.run_id
+where r.status = 'WAITING';
+comment on view pgqrs.waiting_runs is
+'Runs in a durable wait: kind sleep (until the wake-up) or event (the key, until the timeout or NULL), since when,
+at which step.';
 
 create or replace view pgqrs.worker_status as
 select

@@ -29,13 +29,14 @@ begin
         error = jsonb_build_object('kind', 'cancelled', 'type', 'RunCancelled', 'reason', p_reason,
                                    'message', 'cancelled' || coalesce(': ' || p_reason, ''))
     where r.run_id = p_run;
+    delete from pgqrs.waits as w where w.run_id = p_run;
     perform pgqrs._archive_message(p_run, 'CANCELLED');
     perform pgqrs._notify_run_finished(p_run);
     return 'CANCELLED';
 end
 $$;
 comment on function pgqrs.cancel_run(bigint, text) is
-'Cancels a run that has not finished (QUEUED, RUNNING or PAUSED): CANCELLED with error {kind: cancelled,
+'Cancels a run that has not finished (QUEUED, RUNNING, PAUSED or WAITING): CANCELLED with error {kind: cancelled,
 reason}, its message archived as CANCELLED, result waiters notified. A worker''s later write on it raises QR009.
 Returns the new status. Raises QR002 (unknown run), QR003 (already finished), 22023 (reason over 1000
 characters).';

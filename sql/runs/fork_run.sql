@@ -6,8 +6,9 @@
 -- "Recorded before" is the journal order, steps.step_order (the order steps were first recorded, as run_steps
 -- lists them): no two steps of a run share one, so there is no tie. A step before p_from_step that did not
 -- succeed (failed, paused or running when the fork was taken) is not copied: its body runs again in the fork.
--- Each copy keeps value, value_bytes, attempt, started_at and completed_at (the attempts and times that
--- produced the value); the copies get new step_order values in the original's order.
+-- Each copy keeps value, value_bytes, attempt, started_at, completed_at (the attempts and times that produced
+-- the value) and kind (a finished sleep or event wait replays as one); the copies get new step_order values in
+-- the original's order.
 -- p_from_step NULL copies no step: a plain re-run. Any status can be forked; forking a live run (RUNNING,
 -- PAUSED, QUEUED) leaves it running, and the steps from p_from_step on then run in both.
 create or replace function pgqrs.fork_run(p_run bigint, p_from_step text default null)
@@ -46,10 +47,10 @@ begin
     returning run_id into v_new_run;
 
     insert into pgqrs.steps (
-        run_id, step_id, status, value, attempt, started_at, completed_at, updated_at, value_bytes
+        run_id, step_id, status, value, attempt, started_at, completed_at, updated_at, value_bytes, kind
     )
     select v_new_run, s.step_id, 'SUCCESS', s.value, s.attempt, s.started_at, s.completed_at, v_now,
-           s.value_bytes
+           s.value_bytes, s.kind
     from pgqrs.steps as s
     -- v_from_order NULL (p_from_step NULL) matches no step
     where s.run_id = p_run and s.status = 'SUCCESS' and s.step_order < v_from_order

@@ -30,7 +30,8 @@ $$;
 comment on function pgqrs.run_status(bigint) is
 'A run (or its message: the ids are equal) with status, input, output, error, attempt (deliveries), timestamps,
 current_step (the step running now, once the worker''s heartbeat has reported it; else the step recorded last),
-visible_at (next delivery, or lease expiry while RUNNING; NULL once finished), current_step_status and
+visible_at (next delivery, or lease expiry while RUNNING; NULL once finished, and while PAUSED or WAITING
+without a timeout), current_step_status and
 current_step_since (when the step started RUNNING, or its last change). Raises QR002 for an unknown id.';
 
 create or replace function pgqrs.run_steps(p_run bigint)

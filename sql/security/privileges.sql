@@ -46,7 +46,10 @@ begin
             ('complete_run', 'pgqrs_worker'), ('fail_run', 'pgqrs_worker'), ('release_run', 'pgqrs_worker'),
             -- client: start runs, deliver outside events
             ('trigger', 'pgqrs_client'), ('trigger_batch', 'pgqrs_client'),
-            ('update_step', 'pgqrs_client'), ('resume_run', 'pgqrs_client'), ('cancel_run', 'pgqrs_client')
+            ('update_step', 'pgqrs_client'), ('resume_run', 'pgqrs_client'), ('cancel_run', 'pgqrs_client'),
+            -- durable waits: a worker sleeps and waits, clients and workers emit events
+            ('sleep_step', 'pgqrs_worker'), ('wait_event', 'pgqrs_worker'),
+            ('emit_event', 'pgqrs_client'), ('emit_event', 'pgqrs_worker')
             -- pgqrs_admin only (granted every function above): retry_run and fork_run (ops), and every function not named here
         ) as g (proname, role_name) on g.proname = p.proname
         where p.pronamespace = 'pgqrs'::regnamespace

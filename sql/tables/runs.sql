@@ -5,7 +5,7 @@ create table if not exists pgqrs.runs (
     workflow_id bigint not null references pgqrs.workflows (workflow_id),
     status text not null
     constraint runs_status_check
-    check (status in ('QUEUED', 'RUNNING', 'PAUSED', 'SUCCESS', 'ERROR', 'CANCELLED')),
+    check (status in ('QUEUED', 'RUNNING', 'PAUSED', 'WAITING', 'SUCCESS', 'ERROR', 'CANCELLED')),
     input jsonb not null,
     output jsonb,
     error jsonb,

@@ -5,7 +5,7 @@ create table if not exists pgqrs.steps (
     step_id text not null,
     step_order bigint generated always as identity,
     status text not null
-    constraint steps_status_check check (status in ('RUNNING', 'SUCCESS', 'ERROR', 'PAUSED')),
+    constraint steps_status_check check (status in ('RUNNING', 'SUCCESS', 'ERROR', 'PAUSED', 'WAITING')),
     value jsonb,
     error jsonb,
     attempt integer not null default 0,
@@ -18,6 +18,8 @@ create table if not exists pgqrs.steps (
     max_attempts integer,
     -- added in schema version 3: the size of value as stored by complete_step / update_step
     value_bytes integer,
+    -- added in schema version 4: what kind of step a durable wait recorded (NULL: an ordinary step)
+    kind text constraint steps_kind_check check (kind in ('sleep', 'event')),
     primary key (run_id, step_id)
 );
 comment on table pgqrs.steps is
@@ -28,3 +30,6 @@ workflow''s policy applies. acquire_step refuses another attempt once attempt re
 comment on column pgqrs.steps.step_order is 'Increases with the first time a step is recorded (journal order).';
 comment on column pgqrs.steps.value_bytes is
 'Size in bytes of value (uncompressed), recorded with it: dequeue bounds the journal it hands out by the sum.';
+comment on column pgqrs.steps.kind is
+'NULL for an ordinary step; sleep (pgqrs.sleep_step) or event (pgqrs.wait_event) for a durable wait. A step id
+keeps its kind: a wait call on a step id of another kind raises QR010.';

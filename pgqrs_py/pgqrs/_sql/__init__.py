@@ -51,6 +51,16 @@ PAUSE_STEP = (
     "select status, value from pgqrs.pause_step(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s,"
     " p_timeout => %s * interval '1 second')"
 )
+# a sleep's wake-up on the engine clock: an absolute time, or now + seconds (the worker's clock plays no part)
+SLEEP_STEP = (
+    "select status, until from pgqrs.sleep_step(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s,"
+    " p_until => coalesce(%s::timestamptz, pgqrs.now() + %s * interval '1 second'))"
+)
+WAIT_EVENT = (
+    "select status, payload from pgqrs.wait_event(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s,"
+    " p_key => %s, p_timeout => %s * interval '1 second')"
+)
+EMIT_EVENT = "select pgqrs.emit_event(p_key => %s, p_payload => %s::jsonb)"
 UPDATE_STEP = (
     "select run_id, step_id, status, value, error, attempt"
     " from pgqrs.update_step(p_run => %s::bigint, p_step_id => %s, p_status => %s, p_value => %s::jsonb)"

@@ -7,6 +7,7 @@
     pgqrs run ID
     pgqrs update-step RUN STEP STATUS [JSON]
     pgqrs resume RUN | retry RUN
+    pgqrs emit KEY [JSON]
     pgqrs workers | stats
 
 The database is `--dsn`, else $PGQRS_DSN, else libpq's own PG* variables (PGHOST, PGDATABASE, ...).
@@ -18,8 +19,9 @@ Every failure is one line on stderr.
 
 Reads come from the ops views (pgqrs.run_overview, worker_status, queue_stats) and pgqrs.run_status /
 run_steps; every write is a call of an engine function, exactly as from psql. A module per command group:
-`admin` (install, upgrade), `worker`, `runs` (trigger, runs, run, update-step, resume, cancel, retry), `ops`
-(workers, stats); `common` and `output` are what they share. Their SQL is in `pgqrs._sql`.
+`admin` (install, upgrade), `worker`, `runs` (trigger, runs, run, update-step, resume, cancel, retry),
+`events` (emit), `ops` (workers, stats); `common` and `output` are what they share. Their SQL is in
+`pgqrs._sql`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import NoReturn
 import psycopg
 
 from ..errors import InvalidArgument, PgqrsError
-from . import admin, ops, runs, worker
+from . import admin, events, ops, runs, worker
 from .common import EXIT_ENGINE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Command, one_line
 
 
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (admin, worker, runs, ops):  # the order of `pgqrs --help`
+    for group in (admin, worker, runs, events, ops):  # the order of `pgqrs --help`
         group.register(add)
     return parser
 

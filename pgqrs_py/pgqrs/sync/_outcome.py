@@ -11,9 +11,8 @@ from .. import _sql
 from .._json import UnreadableJson, dumps
 from .._outcome import HANDLER_STEP, engine_error, log
 from ..errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError, UnreadableValue
-from ..outcomes import error_json
+from ..outcomes import Suspended, error_json
 from ..run import Message
-from ..workflow import Suspended
 from ._compat import CancelledError, sleep
 from .handler import WorkflowFunction, invoke
 from .run import Run

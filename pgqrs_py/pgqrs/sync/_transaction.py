@@ -33,8 +33,7 @@ from .. import _sql
 from .._json import dumps
 from .._transaction import AlreadyRecorded
 from ..errors import LeaseLost, NotSerializable, RunCancelled, StepConflict, TransientError
-from ..outcomes import BodyNotStarted, error_json
-from ..workflow import Suspended
+from ..outcomes import BodyNotStarted, Suspended, error_json
 from .store import call_on
 from .workflow import WorkflowContext
 

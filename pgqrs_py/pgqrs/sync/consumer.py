@@ -31,9 +31,9 @@ from ..consumer import (
 )
 from ..errors import InvalidArgument, LeaseLost, PgqrsError, RunCancelled
 from ..install import check_version
+from ..outcomes import Suspended
 from ..run import Message
 from ..store import as_id
-from ..workflow import Suspended
 from ._compat import CancelledError, Event, Task, cancel_all, on_signals, spawn, wait_tasks
 from ._heartbeats import Heartbeats
 from ._outcome import hand_back, hand_back_interrupted, run_handler

@@ -161,6 +161,28 @@ class Run:
         rows = self._call(_sql.PAUSE_STEP, (self.run_id, step_id, self.lease_token, timeout))
         return str(rows[0][0]), rows[0][1]
 
+    def sleep_step(self, step_id: str, *, seconds: float | None = None,
+                   until: datetime | None = None) -> tuple[str, datetime]:
+        """Sleep at step `step_id` for `seconds` (counted on the engine clock) or until `until` (one of
+        them): calls ``pgqrs.sleep_step``. Returns ("SUCCESS", wake-up time) when the time has come (or the
+        step was recorded as done: a replay keeps the first wake-up time), else ("WAITING", wake-up time):
+        the run is WAITING, its lease released, and it is delivered again at the wake-up. Raises the lease
+        errors, StepKindConflict (QR010: the step id is another kind of step) and InvalidArgument (22023:
+        a time more than 365 days ahead, a bad step id)."""
+        params = (self.run_id, step_id, self.lease_token, until, seconds)
+        rows = self._call(_sql.SLEEP_STEP, params)
+        return str(rows[0][0]), rows[0][1]
+
+    def wait_event(self, step_id: str, key: str, timeout: float | None = None) -> tuple[str, Any]:
+        """Wait at step `step_id` for event `key`, at most `timeout` seconds (None: no timeout): calls
+        ``pgqrs.wait_event``. Returns ("EVENT", payload) when it was emitted, ("TIMEOUT", None) when the
+        timeout passed first (both recorded: a replay returns the same), or ("WAITING", None): the run is
+        WAITING, its lease released, until the emit or the timeout. Raises the lease errors,
+        StepKindConflict (QR010: the step id is another kind of step, or waited for another key) and
+        InvalidArgument (22023: a key not of 1-255 characters, a timeout not within 0-365 days)."""
+        rows = self._call(_sql.WAIT_EVENT, (self.run_id, step_id, self.lease_token, key, timeout))
+        return str(rows[0][0]), rows[0][1]
+
     def complete(self, output: Any = None) -> str:
         """Finish the run SUCCESS with `output` (as JSON): calls ``pgqrs.complete_run``, which archives its
         message and wakes `result()` waiters; returns "SUCCESS". Raises the lease errors (InvalidState also
