@@ -12,7 +12,11 @@ Workloads (each repeated --reps times; the table shows the median and min-max of
   rss          one worker process at concurrency 1 and 8 drains --rss-runs runs; its RSS over time
   depth        dequeue latency with 1k / 100k / 1M queued and with 1M finished runs in history
   costs        round trips and write transactions per run (pg_stat_statements, xid deltas), top statements
-The raw-SQL bound (rawbound.py) runs the trigger, e2e and latency workloads in the same run.
+  wakeup       event wake-up latency: --wake-samples runs wait on their own keys under one idle worker
+               (--wake-concurrency); the keys are emitted one by one after random gaps: emit -> the step
+               after the wait starts (wakeup.py); p50 / p99
+The raw-SQL bound (rawbound.py, wakeup.py) runs the trigger, e2e, latency and wakeup workloads in the same
+run.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import depth  # noqa: E402
 import lib  # noqa: E402
+import wakeup  # noqa: E402
 import workloads  # noqa: E402
 
-PHASES = ["trigger", "e2e", "latency", "rss", "depth", "costs"]
+PHASES = ["trigger", "e2e", "latency", "wakeup", "rss", "depth", "costs"]
 
 
 def log(msg: str) -> None:
@@ -74,6 +79,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--lat-samples", type=int, default=100)
     ap.add_argument("--lat-warmup", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=10.0)
+    ap.add_argument("--wake-samples", type=int, default=100)
+    ap.add_argument("--wake-concurrency", type=int, default=1,
+                    help="the wake-up worker's concurrency (a WAITING run holds no slot)")
     ap.add_argument("--rss-runs", type=int, default=10000)
     ap.add_argument("--rss-concurrency", default="1,8")
     ap.add_argument("--depths", default="1000,100000,1000000")
@@ -85,6 +93,7 @@ def parse() -> argparse.Namespace:
     args = ap.parse_args()
     if args.quick:
         args.trigger_n, args.batch_n, args.n, args.lat_samples, args.idle_s = 300, 3000, 300, 20, 3.0
+        args.wake_samples = 20
         args.rss_runs, args.depths, args.history, args.depth_calls = 1000, "1000,10000", 10000, 100
     return args
 
@@ -129,6 +138,11 @@ def main() -> None:
                 record("latency", eng.name,
                        workloads.latency_idle(eng, args.lat_samples, args.lat_warmup, args.idle_s,
                                               (0.02, 0.2), seed=rep, tag=f"{eng.name}-lat-r{rep}"))
+            if "wakeup" in phases:
+                record("wakeup", eng.name,
+                       wakeup.measure(eng.name, eng.db, args.wake_samples, args.lat_warmup,
+                                      args.wake_concurrency, (0.02, 0.2), seed=rep,
+                                      tag=f"{eng.name}-wake-r{rep}"))
     if "rss" in phases:
         for c in [int(c) for c in args.rss_concurrency.split(",") if c]:
             for rep in range(args.reps):
@@ -230,6 +244,9 @@ def render(res: dict[str, Any]) -> str:
     lat("trigger → first step p99 (ms)", "latency", "first_step_p99_ms")
     lat("trigger → result p50 (ms)", "latency", "result_p50_ms")
     lat("trigger → result p99 (ms)", "latency", "result_p99_ms")
+    lat("event wake-up: emit → next step p50 (ms)", "wakeup", "wakeup_p50_ms")
+    lat("event wake-up: emit → next step p99 (ms)", "wakeup", "wakeup_p99_ms")
+    lat("event wake-up: the emit call p50 (ms)", "wakeup", "emit_call_p50_ms")
     idle = vals(res, "latency", "pgqrs", "idle_statements_per_s")
     if idle:
         rows.append(["idle worker: statements/s", lib.fmt_summary(idle), "–", "–"])
