@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Any
 
+import benchwf
 import lib
 import psycopg
 
@@ -74,7 +75,7 @@ select count(distinct (r.input->>'n')::int) from pgqrs.runs r
 
 
 def pgqrs_install(db_dsn: str, n: int) -> None:
-    pgqrs.install(db_dsn)
+    benchwf.install(db_dsn)  # the engine (PGQRS_BENCH_SQL=DIR: another SQL tree), as for the other phases
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("select pgqrs.create_workflow(p_name => %s)", (WF,))
         conn.execute("select count(*) from pgqrs.trigger_batch(p_workflow => %s, p_inputs => %s::jsonb)",
