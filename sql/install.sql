@@ -60,10 +60,11 @@
 \ir steps/pause_step.sql
 \ir steps/update_step.sql
 
--- waits/: durable waits: sleep, events
+-- waits/: durable waits: sleep, events, messages to a run
 \ir waits/wait.sql
 \ir waits/sleep_step.sql
 \ir waits/events.sql
+\ir waits/messages.sql
 
 -- ops/: views for operators
 \ir ops/views.sql

@@ -365,6 +365,8 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_until": st.sampled_from([datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)]),
         "p_key": st.sampled_from(["k1", "k2"]),
         "p_payload": json_values.map(Jsonb),
+        "p_topic": st.sampled_from(["t1", "t2"]),
+        "p_message": json_values.map(Jsonb),
         "p_steps": st.one_of(
             st.sampled_from([None, Jsonb([])]),
             st.sampled_from(world.tokens).map(

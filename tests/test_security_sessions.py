@@ -176,6 +176,8 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_until": lambda c: "2000-01-01 00:00:00+00",  # due: the sleep goes on, the lease kept
     "p_key": lambda c: "sec_key",
     "p_payload": lambda c: Jsonb({}),
+    "p_topic": lambda c: "sec_topic",
+    "p_message": lambda c: Jsonb({}),
 }
 
 

@@ -13,9 +13,11 @@ It serves the workflow `probe`, whose input says what to do:
                                       worker runs with --fixed b (a release that fixed the bug)
      "pause": "b",                    step b raises Step.pause() (until update_step + resume_run)
      "handler_raise": "boom",         the handler raises ValueError("boom") before any step
-     "plan": [["step", "a"], ["sleep", 1], ["event", "k", 5]]}
-                                      instead of "steps": steps, durable sleeps (ctx.sleep) and event waits
-                                      (ctx.wait_for_event, its payload or "timeout" in the output) in order
+     "plan": [["step", "a"], ["sleep", 1], ["event", "k", 5], ["recv", "t", 5], ["send", RUN, "t", MSG]]}
+                                      instead of "steps": steps, durable sleeps (ctx.sleep), event waits
+                                      (ctx.wait_for_event, its payload or "timeout" in the output), receives
+                                      (ctx.recv, the messages or "timeout" listed under "recv:t" in the
+                                      output) and sends to a run (ctx.send) in order
 Every step body first records (run_id, step_id, pid, delivery) in the table `executions` on its own autocommit
 connection, so a test can count executions even of a body whose worker is then killed. The output is
 {"steps": {step id: step result}, "pid": pid}. Prints "ready <worker id>" once registered.
@@ -102,6 +104,14 @@ async def probe(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str,
             results[args[0]] = await ctx.step(args[0], make_body(ctx, params, args[0]))
         elif kind == "sleep":
             await ctx.sleep(args[0])
+        elif kind == "recv":
+            try:
+                got = await ctx.recv(args[0], timeout=args[1])
+            except pgqrs.WaitTimeout:
+                got = "timeout"
+            results.setdefault(f"recv:{args[0]}", []).append(got)
+        elif kind == "send":
+            await ctx.send(*args)
         else:
             try:
                 results[f"event:{args[0]}"] = await ctx.wait_for_event(args[0], timeout=args[1])

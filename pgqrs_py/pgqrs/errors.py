@@ -88,8 +88,9 @@ class InvalidArgument(PgqrsError, ValueError):
 
 
 class WaitTimeout(PgqrsError, TimeoutError):
-    """`ctx.wait_for_event(key, timeout=...)`: the timeout passed before the event was emitted. Recorded as
-    the step's outcome, so a replay raises it again; the handler may catch it."""
+    """`ctx.wait_for_event(key, timeout=...)` or `ctx.recv(topic, timeout=...)`: the timeout passed before the
+    event was emitted (the message came). `key` is the event key (the topic). Recorded as the step's outcome,
+    so a replay raises it again; the handler may catch it."""
 
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message)

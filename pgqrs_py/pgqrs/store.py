@@ -162,6 +162,18 @@ class Store:
         text = dumps(payload, f"the payload of event {key!r}")
         return bool((await self.call(_sql.EMIT_EVENT, (key, text), conn))[0][0])
 
+    async def send(self, run_id: Any, topic: str, message: Any = None, idempotency_key: str | None = None,
+                   conn: AsyncConn | None = None) -> int:
+        """Send `message` (as JSON) to run `run_id` on `topic`: calls ``pgqrs.send``; returns the message id.
+        The run's `ctx.recv(topic)` steps take the messages of a topic in the order sent, each exactly once;
+        a run waiting on the topic is delivered again at once. The same `idempotency_key` again returns the
+        first message's id and sends nothing. `conn` joins its transaction. Raises UnknownRun (QR002),
+        InvalidState (QR003: the run has finished), IdempotencyConflict (QR006: the key was used for another
+        message), InvalidArgument (22023: a topic not of 1-255 characters, a message over
+        pgqrs.max_input_bytes, an empty key), NotSerializable, and TypeError for something not a run id."""
+        text = dumps(message, f"the message to run {run_id} on {topic!r}")
+        return int((await self.call(_sql.SEND, (as_id(run_id), topic, text, idempotency_key), conn))[0][0])
+
     async def retry_run(self, run_id: Any) -> str:
         """ERROR → QUEUED from the last successful step (ops): calls ``pgqrs.retry_run``, returns "QUEUED".
         The steps that did not succeed are forgotten (their attempts start again); the successful ones

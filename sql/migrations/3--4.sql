@@ -11,3 +11,8 @@ alter table pgqrs.steps add constraint steps_status_check
 check (status in ('RUNNING', 'SUCCESS', 'ERROR', 'PAUSED', 'WAITING'));
 alter table pgqrs.steps add column if not exists kind text
 constraint steps_kind_check check (kind in ('sleep', 'event'));
+
+-- ==== messages to a run (pgqrs.send, pgqrs.recv): a step of kind message. The table pgqrs.run_messages and
+-- pgqrs.waits (whose kind CHECK allows message) are created by the schema files.
+alter table pgqrs.steps drop constraint if exists steps_kind_check;
+alter table pgqrs.steps add constraint steps_kind_check check (kind in ('sleep', 'event', 'message'));

@@ -99,8 +99,8 @@ join pgqrs.workflows as wf using (workflow_id)
 join pgqrs.waits as w on w.run_id = r.run_id
 where r.status = 'WAITING';
 comment on view pgqrs.waiting_runs is
-'Runs in a durable wait: kind sleep (until the wake-up) or event (the key, until the timeout or NULL), since when,
-at which step.';
+'Runs in a durable wait: kind sleep (until the wake-up), event (the key, until the timeout or NULL) or message
+(key = the topic of pgqrs.recv, until the timeout or NULL), since when, at which step.';
 
 create or replace view pgqrs.worker_status as
 select

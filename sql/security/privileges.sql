@@ -49,7 +49,9 @@ begin
             ('update_step', 'pgqrs_client'), ('resume_run', 'pgqrs_client'), ('cancel_run', 'pgqrs_client'),
             -- durable waits: a worker sleeps and waits, clients and workers emit events
             ('sleep_step', 'pgqrs_worker'), ('wait_event', 'pgqrs_worker'),
-            ('emit_event', 'pgqrs_client'), ('emit_event', 'pgqrs_worker')
+            ('emit_event', 'pgqrs_client'), ('emit_event', 'pgqrs_worker'),
+            -- messages to a run: clients and workers send, a worker receives under its lease
+            ('send', 'pgqrs_client'), ('send', 'pgqrs_worker'), ('recv', 'pgqrs_worker')
             -- pgqrs_admin only (granted every function above): retry_run and fork_run (ops), and every function not named here
         ) as g (proname, role_name) on g.proname = p.proname
         where p.pronamespace = 'pgqrs'::regnamespace

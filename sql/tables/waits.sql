@@ -6,7 +6,7 @@
 create table if not exists pgqrs.waits (
     run_id bigint primary key references pgqrs.runs (run_id),
     step_id text not null,
-    kind text not null constraint waits_kind_check check (kind in ('sleep', 'event')),
+    kind text not null constraint waits_kind_check check (kind in ('sleep', 'event', 'message')),
     key text,
     until timestamptz,
     since timestamptz not null
@@ -22,3 +22,22 @@ create table if not exists pgqrs.events (
     emitted_at timestamptz not null default pgqrs.now()
 );
 comment on table pgqrs.events is 'Emitted events, one per key: the first emit wins (pgqrs.emit_event).';
+
+-- Messages sent to a run (pgqrs.send), taken in FIFO order per topic by its recv steps (pgqrs.recv): each
+-- is consumed by exactly one recv step (consumed_by), in the transaction that records that step.
+create table if not exists pgqrs.run_messages (
+    message_id bigint generated always as identity primary key,
+    run_id bigint not null references pgqrs.runs (run_id),
+    topic text not null,
+    payload jsonb not null,
+    idempotency_key text,
+    sent_at timestamptz not null default pgqrs.now(),
+    consumed_by text,
+    consumed_at timestamptz
+);
+comment on table pgqrs.run_messages is
+'Messages to runs (pgqrs.send): FIFO per run and topic (message_id); consumed_by the recv step that took it.';
+create index if not exists run_messages_unconsumed_idx on pgqrs.run_messages (run_id, topic, message_id)
+where consumed_at is null;
+create unique index if not exists run_messages_idempotency_key_idx on pgqrs.run_messages (run_id, idempotency_key)
+where idempotency_key is not null;

@@ -30,7 +30,10 @@ language sql
 immutable
 set search_path = pg_catalog, pg_temp
 as $$
-    select case p_kind when 'sleep' then 'a sleep' when 'event' then 'an event wait' else 'an ordinary step' end
+    select case p_kind
+        when 'sleep' then 'a sleep' when 'event' then 'an event wait' when 'message' then 'a recv'
+        else 'an ordinary step'
+    end
 $$;
 
 -- The wait step p_step_id of the run, locked (NULL fields when not recorded yet). A step id recorded as

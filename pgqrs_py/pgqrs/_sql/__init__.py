@@ -61,6 +61,13 @@ WAIT_EVENT = (
     " p_key => %s, p_timeout => %s * interval '1 second')"
 )
 EMIT_EVENT = "select pgqrs.emit_event(p_key => %s, p_payload => %s::jsonb)"
+RECV = (
+    "select status, message from pgqrs.recv(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s,"
+    " p_topic => %s, p_timeout => %s * interval '1 second')"
+)
+SEND = (
+    "select pgqrs.send(p_run => %s::bigint, p_topic => %s, p_message => %s::jsonb, p_idempotency_key => %s)"
+)
 UPDATE_STEP = (
     "select run_id, step_id, status, value, error, attempt"
     " from pgqrs.update_step(p_run => %s::bigint, p_step_id => %s, p_status => %s, p_value => %s::jsonb)"

@@ -183,6 +183,17 @@ class Run:
         rows = self._call(_sql.WAIT_EVENT, (self.run_id, step_id, self.lease_token, key, timeout))
         return str(rows[0][0]), rows[0][1]
 
+    def recv(self, step_id: str, topic: str, timeout: float | None = None) -> tuple[str, Any]:
+        """Receive at step `step_id` the oldest message of `topic` sent to this run, waiting at most
+        `timeout` seconds (None: no timeout): calls ``pgqrs.recv``. Returns ("MESSAGE", message), the
+        message consumed by this step; ("TIMEOUT", None) when the timeout passed first (both recorded: a
+        replay returns the same, never another message); or ("WAITING", None): the run is WAITING, its
+        lease released, until a send or the timeout. Raises the lease errors, StepKindConflict (QR010: the
+        step id is another kind of step, or a recv of another topic) and InvalidArgument (22023: a topic not
+        of 1-255 characters, a timeout not within 0-365 days)."""
+        rows = self._call(_sql.RECV, (self.run_id, step_id, self.lease_token, topic, timeout))
+        return str(rows[0][0]), rows[0][1]
+
     def complete(self, output: Any = None) -> str:
         """Finish the run SUCCESS with `output` (as JSON): calls ``pgqrs.complete_run``, which archives its
         message and wakes `result()` waiters; returns "SUCCESS". Raises the lease errors (InvalidState also

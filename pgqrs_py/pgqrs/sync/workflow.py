@@ -8,34 +8,27 @@ The handler side (`@workflow` functions, `@step`, invoke) is in handler.py, `pgq
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
-from .._json import UnreadableJson, dumps
-from ..errors import (
-    DuplicateStepId,
-    InvalidArgument,
-    LeaseLost,
-    StepConflict,
-    TransientError,
-    WaitTimeout,
-    seconds,
-)
+from .._json import dumps
+from ..errors import DuplicateStepId, LeaseLost, StepConflict, TransientError
 from ..outcomes import BodyNotStarted, StepPause, Suspended, error_json
 from ._compat import call_body
+from ._waits import DurableWaits
 from .run import Run
 
 
-class WorkflowContext:
-    """`ctx` of a handler: `ctx.step(id, fn)` runs fn once per run, then replays its stored result."""
+class WorkflowContext(DurableWaits):
+    """`ctx` of a handler: `ctx.step(id, fn)` runs fn once per run, then replays its stored result; the
+    durable waits (sleep, wait_for_event, recv) come from DurableWaits (_waits.py)."""
 
     def __init__(self, run: Run, journal: dict[str, Any]) -> None:
         self.run = run
@@ -68,16 +61,6 @@ class WorkflowContext:
         """A number that strictly increases with each delivery of this run: pass it to an external system
         that must reject writes from a stale holder (one whose lease another worker has taken over)."""
         return self.run.message.fencing_token
-
-    def auto_id(self, base: str) -> str:
-        """The id of a `@step` call: its name, then name#2, name#3 for repeated calls in this execution."""
-        n = self._auto_counts.get(base, 0) + 1
-        candidate = base if n == 1 else f"{base}#{n}"
-        while candidate in self._seen:
-            n += 1
-            candidate = f"{base}#{n}"
-        self._auto_counts[base] = n
-        return candidate
 
     def abandon(self) -> bool:
         """The worker gives this execution up (its lease was lost, or a shutdown stopped waiting for it): no
@@ -235,63 +218,16 @@ class WorkflowContext:
             return self._recorded(step_id, (self.run.acquire_step(step_id)).value)
         return json.loads(text)
 
-    def _claim(self, step_id: str | None, base: str) -> str:
-        """The id of a wait: `step_id`, or `base` auto-numbered (base, base#2, ...); each id once per
-        execution (DuplicateStepId)."""
-        if step_id is None:
-            step_id = self.auto_id(base)
-        if step_id in self._seen:
-            raise DuplicateStepId(f"step id {step_id!r} is used twice in one execution of run {self.run_id}")
-        self._seen.add(step_id)
-        return step_id
+    def send(self, run_id: Any, topic: str, message: Any, step_id: str | None = None) -> int:
+        """Send `message` to run `run_id` on `topic` as step `step_id` of this run (default "send", "send#2",
+        ...): `store.send` (``pgqrs.send``) inside ctx.step, with an idempotency key made of this run and
+        the step id, so a replay (even after a crash between the send and the step's record) never sends it
+        twice. Returns the message id. Raises as ctx.step; a refused send (UnknownRun QR002, InvalidState
+        QR003: the run has finished, InvalidArgument 22023) fails this run like any step error."""
+        step_id = self.auto_id("send") if step_id is None else step_id
+        key = f"pgqrs-step:{self.run_id}:{hashlib.sha256(step_id.encode()).hexdigest()}"
 
-    def sleep(self, duration: float | timedelta, step_id: str | None = None) -> None:
-        """Durable sleep: ``pgqrs.sleep_step`` records the wake-up time (now + `duration` seconds or
-        timedelta, on the engine clock) as step `step_id` (default "sleep", "sleep#2", ...), releases the
-        lease and unwinds the handler (Suspended, like a pause): the run is WAITING, holds no worker slot,
-        and is delivered again at the wake-up, when the replay of this call returns at once (it keeps the
-        first wake-up time). A duration of 0 returns at once. Raises InvalidArgument (a negative, infinite
-        or NaN duration, or more than 365 days), StepKindConflict (QR010: the id is another kind of step),
-        DuplicateStepId and the lease errors."""
-        value = seconds(duration)
-        if not math.isfinite(value) or value < 0:
-            raise InvalidArgument(f"sleep duration must be a finite number of seconds >= 0, got {duration!r}")
-        self._sleep(self._claim(step_id, "sleep"), seconds=value)
+        def send_once() -> int:
+            return self.run.store.send(run_id, topic, message, idempotency_key=key)
 
-    def sleep_until(self, when: datetime, step_id: str | None = None) -> None:
-        """Durable sleep until `when` (an aware datetime; a time that has come returns at once): as
-        `sleep`, through ``pgqrs.sleep_step``. Raises InvalidArgument (a naive datetime, or more than 365
-        days ahead), StepKindConflict (QR010), DuplicateStepId and the lease errors."""
-        if when.tzinfo is None:
-            raise InvalidArgument("sleep_until needs an aware datetime (with a time zone)")
-        self._sleep(self._claim(step_id, "sleep"), until=when)
-
-    def _sleep(self, step_id: str, **when: Any) -> None:
-        status, _until = self.run.sleep_step(step_id, **when)
-        if status != "SUCCESS":
-            raise Suspended("WAITING")
-
-    def wait_for_event(self, key: str, timeout: float | timedelta | None = None,
-                       step_id: str | None = None) -> Any:
-        """Wait for event `key` (``pgqrs.wait_event``), at most `timeout` (seconds or timedelta; None: no
-        timeout), as step `step_id` (default "wait_for_event", "wait_for_event#2", ...). Returns its payload
-        at once when it was emitted (``pgqrs.emit_event``, `store.emit_event`); otherwise the run is WAITING,
-        its lease released, and the handler unwinds (Suspended) until the emit wakes it or the timeout
-        passes; the replay then returns the payload or raises WaitTimeout (a replay gives the same outcome;
-        the handler may catch it). Raises InvalidArgument (22023: a key not of 1-255 characters, a timeout
-        not within 0-365 days), StepKindConflict (QR010), DuplicateStepId and the lease errors."""
-        step_id = self._claim(step_id, "wait_for_event")
-        wait = None if timeout is None else seconds(timeout)
-        status, payload = self.run.wait_event(step_id, key, wait)
-        if status == "EVENT":
-            return self._recorded(step_id, payload)
-        if status == "TIMEOUT":
-            raise WaitTimeout(f"event {key!r} was not emitted within {timeout} (step {step_id!r})", key=key)
-        raise Suspended("WAITING")
-
-    def _recorded(self, step_id: str, value: Any) -> Any:
-        """A value recorded from outside (update_step); one Python cannot read fails the run for good."""
-        if isinstance(value, UnreadableJson):
-            self.run.fail(error_json(value.error(f"the stored value of step {step_id!r}")))
-            raise Suspended("ERROR")
-        return value
+        return int(self.step(step_id, send_once))
