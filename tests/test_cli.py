@@ -302,6 +302,8 @@ def test_bad_arguments(db: str) -> None:
     assert_one_line_error(pgqrs("resume", "0", dsn=db), 2, "positive")
     assert_one_line_error(pgqrs("runs", "--status", "DONE", dsn=db), 2, "QUEUED")
     assert_one_line_error(pgqrs("update-step", "1", "s", "FINISHED", dsn=db), 2, "SUCCESS")
+    # only the durable waits record WAITING: the command refuses it itself, and its help does not offer it
+    assert_one_line_error(pgqrs("update-step", "1", "s", "WAITING", dsn=db), 2, "is not one of", "PAUSED")
     assert_one_line_error(pgqrs("trigger", "wf", "{}", "--delay", "-5", dsn=db), 2, "0 or more")
     assert_one_line_error(pgqrs("worker", "no_such_module_xyz:handler", dsn=db), 2, "cannot import")
     assert_one_line_error(pgqrs("worker", "examples.pipeline", dsn=db), 2, "MODULE:FUNCTION")

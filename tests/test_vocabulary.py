@@ -17,6 +17,7 @@ from pgqrs.vocabulary import (
     FINISHED_RUN_STATUSES,
     RUN_STATUSES,
     STEP_STATUSES,
+    UPDATABLE_STEP_STATUSES,
     RunStatus,
     StepAnswer,
     StepStatus,
@@ -54,7 +55,8 @@ def test_step_statuses_are_the_steps_check_constraint_and_update_steps_list(conn
     listed = re.search(r"p_status not in \(([^)]*)\)", function_source(conn, "update_step"))
     assert listed is not None
     # WAITING is recorded by the durable waits only (sleep_step, wait_event): update_step does not take it
-    assert set(re.findall(r"'([A-Z_]+)'", listed[1])) == set(STEP_STATUSES) - {"WAITING"}
+    assert set(re.findall(r"'([A-Z_]+)'", listed[1])) == set(UPDATABLE_STEP_STATUSES)
+    assert set(UPDATABLE_STEP_STATUSES) == set(STEP_STATUSES) - {"WAITING"}
 
 
 def test_acquire_step_answers_are_the_ones_acquire_step_returns(conn: Conn) -> None:
@@ -70,7 +72,8 @@ def test_both_flavours_export_the_same_classes(module: object) -> None:
 
 def test_no_module_spells_a_status_list_of_its_own() -> None:
     """The tuples of statuses live in pgqrs.vocabulary only (the CLI's choices come from there too)."""
-    assert cli_runs.RUN_STATUSES is RUN_STATUSES and cli_runs.STEP_STATUSES is STEP_STATUSES
+    assert cli_runs.RUN_STATUSES is RUN_STATUSES
+    assert cli_runs.UPDATABLE_STEP_STATUSES is UPDATABLE_STEP_STATUSES
     assert cli_ops.RUN_STATUSES is RUN_STATUSES
     spelled = re.compile(r"\(\s*\"(QUEUED|RUNNING|SUCCESS)\",\s*\"[A-Z]+\"")
     for path in sorted(PACKAGE.rglob("*.py")):

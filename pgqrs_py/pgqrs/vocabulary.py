@@ -44,4 +44,6 @@ class StepAnswer(enum.StrEnum):
 
 RUN_STATUSES = tuple(s.value for s in RunStatus)
 STEP_STATUSES = tuple(s.value for s in StepStatus)
+# What pgqrs.update_step records from outside: WAITING is recorded by the durable waits only.
+UPDATABLE_STEP_STATUSES = tuple(s for s in STEP_STATUSES if s != StepStatus.WAITING.value)
 FINISHED_RUN_STATUSES = (RunStatus.SUCCESS.value, RunStatus.ERROR.value, RunStatus.CANCELLED.value)

@@ -13,7 +13,7 @@ from typing import Any
 from .. import _sql
 from .._sql import ops as ops_sql
 from ..store import trigger_params, update_step_params
-from ..vocabulary import RUN_STATUSES, STEP_STATUSES
+from ..vocabulary import RUN_STATUSES, UPDATABLE_STEP_STATUSES
 from .common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -52,7 +52,8 @@ def register(add: AddCommand) -> None:
     p = add("update-step", "record a step result from outside a worker (pgqrs.update_step)", cmd_update_step)
     p.add_argument("run_id", metavar="RUN", type=run_id)
     p.add_argument("step_id", metavar="STEP")
-    p.add_argument("status", metavar="STATUS", type=status(STEP_STATUSES), help=", ".join(STEP_STATUSES))
+    p.add_argument("status", metavar="STATUS", type=status(UPDATABLE_STEP_STATUSES),
+                   help=", ".join(UPDATABLE_STEP_STATUSES))
     p.add_argument("value", metavar="JSON", nargs="?", default="null", help="the step's value (default null)")
 
     p = add("resume", "resume a PAUSED run (pgqrs.resume_run)", cmd_resume)
