@@ -233,6 +233,8 @@ def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any
             "messages.steps_in_flight": {"null"},  # version 3
             "steps.value_bytes": {"null"},  # version 3: dequeue measures such values when it reads them
             "steps.kind": {"null"},  # version 4: every step of an earlier version is an ordinary step
+            "runs.parent_run_id": {"null"},  # version 5: no run of an earlier version is a child
+            "runs.forked_from": {"null"},  # version 5
         }
         api_after = statuses(conn)
         assert without_new_columns(api_after, api_before) == api_before, "run_status / run_steps changed"

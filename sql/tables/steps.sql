@@ -19,7 +19,7 @@ create table if not exists pgqrs.steps (
     -- added in schema version 3: the size of value as stored by complete_step / update_step
     value_bytes integer,
     -- added in schema version 4: what kind of step a durable wait recorded (NULL: an ordinary step)
-    kind text constraint steps_kind_check check (kind in ('sleep', 'event', 'message')),
+    kind text constraint steps_kind_check check (kind in ('sleep', 'event', 'message', 'child', 'children')),
     primary key (run_id, step_id)
 );
 comment on table pgqrs.steps is
@@ -31,5 +31,6 @@ comment on column pgqrs.steps.step_order is 'Increases with the first time a ste
 comment on column pgqrs.steps.value_bytes is
 'Size in bytes of value (uncompressed), recorded with it: dequeue bounds the journal it hands out by the sum.';
 comment on column pgqrs.steps.kind is
-'NULL for an ordinary step; sleep (pgqrs.sleep_step), event (pgqrs.wait_event) or message (pgqrs.recv) for a
-durable wait. A step id keeps its kind: a wait call on a step id of another kind raises QR010.';
+'NULL for an ordinary step; sleep (pgqrs.sleep_step), event (pgqrs.wait_event), message (pgqrs.recv) or
+children (pgqrs.wait_children) for a durable wait; child for the start of a child run (pgqrs.start_child). A
+step id keeps its kind: a call of another kind on it raises QR010.';

@@ -6,13 +6,16 @@
 create table if not exists pgqrs.waits (
     run_id bigint primary key references pgqrs.runs (run_id),
     step_id text not null,
-    kind text not null constraint waits_kind_check check (kind in ('sleep', 'event', 'message')),
+    kind text not null constraint waits_kind_check check (kind in ('sleep', 'event', 'message', 'children')),
     key text,
     until timestamptz,
-    since timestamptz not null
+    since timestamptz not null,
+    -- added in schema version 5: the child runs a wait of kind children waits for
+    children bigint[]
 );
 comment on table pgqrs.waits is
-'What a WAITING run waits for: kind sleep (until) or event (key, until = the timeout or NULL), and since when.';
+'What a WAITING run waits for: kind sleep (until), event or message (key, until = the timeout or NULL) or
+children (the child runs), and since when.';
 create index if not exists waits_event_key_idx on pgqrs.waits (key) where kind = 'event';
 
 -- Events: the first emit of a key wins and stays (pgqrs.emit_event).

@@ -1,0 +1,17 @@
+-- pgqrs schema 4 -> 5 (issue 15: child workflows, the origin of a fork). Functions, views and grants are
+-- re-applied from the schema files after this file: only what re-running those files cannot do is here.
+
+-- ==== child workflows: a run's parent, the step kinds child (pgqrs.start_child) and children
+-- (pgqrs.wait_children), the wait kind children with the child runs it waits for
+alter table pgqrs.runs add column if not exists parent_run_id bigint references pgqrs.runs (run_id);
+alter table pgqrs.steps drop constraint if exists steps_kind_check;
+alter table pgqrs.steps add constraint steps_kind_check
+check (kind in ('sleep', 'event', 'message', 'child', 'children'));
+-- (pgqrs.waits is new in version 4: an upgrade from an earlier version gets it whole from the schema files)
+alter table if exists pgqrs.waits drop constraint if exists waits_kind_check;
+alter table if exists pgqrs.waits add constraint waits_kind_check
+check (kind in ('sleep', 'event', 'message', 'children'));
+alter table if exists pgqrs.waits add column if not exists children bigint[];
+
+-- ==== the run a fork was made from (pgqrs.fork_run)
+alter table pgqrs.runs add column if not exists forked_from bigint references pgqrs.runs (run_id);
