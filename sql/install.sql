@@ -65,6 +65,7 @@
 \ir waits/sleep_step.sql
 \ir waits/events.sql
 \ir waits/messages.sql
+\ir waits/children.sql
 
 -- ops/: views for operators
 \ir ops/views.sql

@@ -367,6 +367,7 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_payload": json_values.map(Jsonb),
         "p_topic": st.sampled_from(["t1", "t2"]),
         "p_message": json_values.map(Jsonb),
+        "p_children": st.lists(st.sampled_from(world.runs), min_size=1, max_size=3),
         "p_steps": st.one_of(
             st.sampled_from([None, Jsonb([])]),
             st.sampled_from(world.tokens).map(

@@ -25,7 +25,7 @@ from security_roles import Conn, as_login, docs_matrix, one, public_functions, s
 pytestmark = pytest.mark.timeout(300)
 
 SECRET = "TOPSECRET-6b1f"
-ENGINE_CODES = {f"QR{i:03d}" for i in range(1, 11)} | {"22023"}
+ENGINE_CODES = set(pgqrs.errors.REGISTRY)
 
 
 # --- real sessions ----------------------------------------------------------------------------------------
@@ -178,6 +178,7 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_payload": lambda c: Jsonb({}),
     "p_topic": lambda c: "sec_topic",
     "p_message": lambda c: Jsonb({}),
+    "p_children": lambda c: [c["run"]],
 }
 
 

@@ -13,11 +13,14 @@ It serves the workflow `probe`, whose input says what to do:
                                       worker runs with --fixed b (a release that fixed the bug)
      "pause": "b",                    step b raises Step.pause() (until update_step + resume_run)
      "handler_raise": "boom",         the handler raises ValueError("boom") before any step
-     "plan": [["step", "a"], ["sleep", 1], ["event", "k", 5], ["recv", "t", 5], ["send", RUN, "t", MSG]]}
+     "plan": [["step", "a"], ["sleep", 1], ["event", "k", 5], ["recv", "t", 5], ["send", RUN, "t", MSG],
+              ["children", 3, PARAMS]]}
                                       instead of "steps": steps, durable sleeps (ctx.sleep), event waits
                                       (ctx.wait_for_event, its payload or "timeout" in the output), receives
                                       (ctx.recv, the messages or "timeout" listed under "recv:t" in the
-                                      output) and sends to a run (ctx.send) in order
+                                      output), sends to a run (ctx.send) and child runs of probe with input
+                                      PARAMS plus "i" (ctx.start_child, then ctx.gather: the outputs, or
+                                      {"failed": status, "run_id": id}, listed under "children") in order
 Every step body first records (run_id, step_id, pid, delivery) in the table `executions` on its own autocommit
 connection, so a test can count executions even of a body whose worker is then killed. The output is
 {"steps": {step id: step result}, "pid": pid}. Prints "ready <worker id>" once registered.
@@ -112,6 +115,13 @@ async def probe(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str,
             results.setdefault(f"recv:{args[0]}", []).append(got)
         elif kind == "send":
             await ctx.send(*args)
+        elif kind == "children":
+            handles = [await ctx.start_child("probe", {**args[1], "i": i}) for i in range(args[0])]
+            outcomes = await ctx.gather(*handles, return_exceptions=True)
+            results["children"] = [
+                {"failed": o.status, "run_id": o.run_id} if isinstance(o, pgqrs.ChildFailed) else o
+                for o in outcomes
+            ]
         else:
             try:
                 results[f"event:{args[0]}"] = await ctx.wait_for_event(args[0], timeout=args[1])

@@ -1,8 +1,10 @@
 """The builders of the seeds' API: `pgqrs.workflow()` creates a workflow (pgqrs.create_workflow) and triggers
-its runs (pgqrs.trigger); `pgqrs.run()` runs a leased message by hand or looks a run up (pgqrs.run_status)."""
+its runs (pgqrs.trigger); `pgqrs.run()` runs a leased message by hand or looks a run up (pgqrs.run_status);
+`result()` waits for a run's outcome."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -10,11 +12,12 @@ from typing import Any, TypeVar
 import psycopg
 
 from . import _sql
-from .errors import seconds
+from .errors import ResultTimeout, mapped_errors, seconds
 from .handler import WorkflowFunction
-from .records import RunInfo, TriggerHandle, WorkflowDef
-from .run import Message, Run, run_status, wait_result
-from .store import AsyncConn, Store, call_on, trigger_params
+from .records import RunInfo, TriggerHandle, WorkflowDef, run_outcome
+from .run import Message, Run
+from .store import AsyncConn, Store, as_id, call_on, trigger_params
+from .vocabulary import FINISHED_RUN_STATUSES
 
 T = TypeVar("T")
 
@@ -166,3 +169,45 @@ class RunBuilder:
 def run() -> RunBuilder:
     """`pgqrs.run()`: a RunBuilder."""
     return RunBuilder()
+
+
+async def run_status(store: Store, run: Any, conn: AsyncConn | None = None) -> RunInfo:
+    """The run's status row: calls ``pgqrs.run_status`` (on `conn`, else a pooled connection). Raises
+    UnknownRun (QR002), and TypeError for something that is not a run id."""
+    rows = await store.call(_sql.RUN_STATUS, (as_id(run),), conn)
+    return RunInfo(*rows[0])
+
+
+async def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
+    """Wait until the run finishes; its output, or WorkflowFailed.
+
+    The wait holds no pooled connection: the store's listener (pgqrs/results.py) wakes the waiter, which is
+    registered before its first status check, so a run that finishes in between is not missed. A lost
+    database does not end the wait: it goes on once the database answers (`timeout` still holds). Reads
+    ``pgqrs.run_status``. Raises WorkflowFailed (the run ended ERROR), RunCancelled, ResultTimeout,
+    UnknownRun (QR002), UnreadableValue (an output Python's json cannot decode), and TypeError for
+    something that is not a run id."""
+    run_id = as_id(run)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    waiter = store.results.add(run_id)
+    try:
+        status = "unknown: no answer from the database"
+        try:  # the first check, on a pooled connection for a moment
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            async with store.pool.connection(timeout=wait) as conn:
+                info = await run_status(store, run_id, conn)
+            status = info.status
+            if info.status in FINISHED_RUN_STATUSES:
+                return run_outcome(info)
+        except psycopg.OperationalError:  # includes the pool's timeout: the listener checks once it connects
+            pass
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not await store.results.wait(waiter, remaining):
+            raise ResultTimeout(f"run {run_id} did not finish within {timeout} s (status {status})")
+        if waiter.error is not None:
+            with mapped_errors():
+                raise waiter.error
+        assert waiter.row is not None
+        return run_outcome(RunInfo(*waiter.row))
+    finally:
+        store.results.discard(waiter)

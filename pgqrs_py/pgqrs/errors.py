@@ -76,11 +76,31 @@ class RunCancelled(WorkflowFailed):
         self.error = error
 
 
+class ChildFailed(WorkflowFailed):
+    """`ctx.wait_child(h)` or `ctx.gather(...)`: a child run ended ERROR or CANCELLED. `.run_id` is the
+    child's run id, `.status` its status, `.error` its stored error. Recorded with the wait's outcome: a
+    replay raises it again; the handler may catch it."""
+
+    def __init__(self, run_id: int, status: str, error: Any) -> None:
+        reason = error.get("message") if isinstance(error, dict) else None
+        PgqrsError.__init__(self, f"child run {run_id} ended {status}: {reason or error}")
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+
+
 class StepKindConflict(PgqrsError):
     """A durable wait (`sleep_step`, `wait_event`) on a step id that the run recorded as another kind of step
     (an ordinary step, another kind of wait, or a wait for another event key): QR010."""
 
     sqlstate = "QR010"
+
+
+class NotAChild(PgqrsError):
+    """`wait_children` (`ctx.wait_child`, `ctx.gather`) with a run that this run did not start with
+    `start_child`: QR011."""
+
+    sqlstate = "QR011"
 
 
 class InvalidArgument(PgqrsError, ValueError):
@@ -127,6 +147,7 @@ REGISTRY: dict[str, type[PgqrsError]] = {
         UnknownWorker,
         RunCancelled,
         StepKindConflict,
+        NotAChild,
         InvalidArgument,
     )
     if cls.sqlstate is not None

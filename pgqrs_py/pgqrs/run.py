@@ -1,8 +1,9 @@
-"""Runs: the manual step API of the seeds (`pgqrs.run().message(msg)...`) and status / result look-ups."""
+"""Runs: the manual step API of the seeds (`pgqrs.run().message(msg)...`), every engine call of a run."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,10 +13,7 @@ import psycopg
 
 from . import _sql
 from ._json import dumps
-from .errors import ResultTimeout, mapped_errors
-from .records import RunInfo, run_outcome
-from .store import AsyncConn, Store, as_id
-from .vocabulary import FINISHED_RUN_STATUSES
+from .store import AsyncConn, Store
 
 
 @dataclass(frozen=True)
@@ -215,6 +213,26 @@ class Run:
         rows = await self._call(_sql.RECV, (self.run_id, step_id, self.lease_token, topic, timeout))
         return str(rows[0][0]), rows[0][1]
 
+    async def start_child(self, step_id: str, workflow: str, input: Any = None) -> int:
+        """Start a run of `workflow` with `input` (a dict or dataclass; None for {}) as a child of this run,
+        recorded as step `step_id`: calls ``pgqrs.start_child``. Returns the child's run id; a replay or a
+        retry after a crash returns the same child, never a second one. Raises the lease errors,
+        StepKindConflict (QR010: the step id is another kind of step), UnknownWorkflow (QR001),
+        InvalidArgument (22023) and NotSerializable."""
+        payload = dumps({} if input is None else input, f"the input of child workflow {workflow!r}")
+        rows = await self._call(_sql.START_CHILD, (self.run_id, step_id, self.lease_token, workflow, payload))
+        return int(rows[0][0])
+
+    async def wait_children(self, step_id: str, children: Sequence[int]) -> tuple[str, Any]:
+        """Wait at step `step_id` until every run in `children` (run ids this run started with start_child)
+        has finished: calls ``pgqrs.wait_children``. Returns ("DONE", outcomes), a list of {run_id, status,
+        output, error} in the order given (recorded: a replay returns the same), or ("WAITING", None): the
+        run is WAITING, its lease released, until the last of them finishes. Raises the lease errors,
+        StepKindConflict (QR010: the step id is another kind of step, or a replay with other children),
+        NotAChild (QR011) and InvalidArgument (22023: an empty list or over 100,000 ids)."""
+        rows = await self._call(_sql.WAIT_CHILDREN, (self.run_id, step_id, self.lease_token, list(children)))
+        return str(rows[0][0]), rows[0][1]
+
     async def complete(self, output: Any = None) -> str:
         """Finish the run SUCCESS with `output` (as JSON): calls ``pgqrs.complete_run``, which archives its
         message and wakes `result()` waiters; returns "SUCCESS". Raises the lease errors (InvalidState also
@@ -241,44 +259,3 @@ class Run:
         payload = dumps(error, f"the error of run {self.run_id}") if error is not None else None
         return str((await self._call(_sql.RELEASE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
 
-
-async def run_status(store: Store, run: Any, conn: AsyncConn | None = None) -> RunInfo:
-    """The run's status row: calls ``pgqrs.run_status`` (on `conn`, else a pooled connection). Raises
-    UnknownRun (QR002), and TypeError for something that is not a run id."""
-    rows = await store.call(_sql.RUN_STATUS, (as_id(run),), conn)
-    return RunInfo(*rows[0])
-
-
-async def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
-    """Wait until the run finishes; its output, or WorkflowFailed.
-
-    The wait holds no pooled connection: the store's listener (pgqrs/results.py) wakes the waiter, which is
-    registered before its first status check, so a run that finishes in between is not missed. A lost
-    database does not end the wait: it goes on once the database answers (`timeout` still holds). Reads
-    ``pgqrs.run_status``. Raises WorkflowFailed (the run ended ERROR), RunCancelled, ResultTimeout,
-    UnknownRun (QR002), UnreadableValue (an output Python's json cannot decode), and TypeError for
-    something that is not a run id."""
-    run_id = as_id(run)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    waiter = store.results.add(run_id)
-    try:
-        status = "unknown: no answer from the database"
-        try:  # the first check, on a pooled connection for a moment
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            async with store.pool.connection(timeout=wait) as conn:
-                info = await run_status(store, run_id, conn)
-            status = info.status
-            if info.status in FINISHED_RUN_STATUSES:
-                return run_outcome(info)
-        except psycopg.OperationalError:  # includes the pool's timeout: the listener checks once it connects
-            pass
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not await store.results.wait(waiter, remaining):
-            raise ResultTimeout(f"run {run_id} did not finish within {timeout} s (status {status})")
-        if waiter.error is not None:
-            with mapped_errors():
-                raise waiter.error
-        assert waiter.row is not None
-        return run_outcome(RunInfo(*waiter.row))
-    finally:
-        store.results.discard(waiter)

@@ -127,7 +127,12 @@ as $$
         (4, 'pause_step', $q$select * from pgqrs.pause_step(%s, 'b', %s::uuid, '1 hour')$q$),
         (5, 'complete_run', $q$select pgqrs.complete_run(%s, %s::uuid, '"late"')$q$),
         (6, 'fail_run', $q$select pgqrs.fail_run(%s, %s::uuid, '{"msg": "late"}')$q$),
-        (7, 'release_run', $q$select pgqrs.release_run(%s, %s::uuid)$q$)
+        (7, 'release_run', $q$select pgqrs.release_run(%s, %s::uuid)$q$),
+        (8, 'sleep_step', $q$select * from pgqrs.sleep_step(%s, 'b', %s::uuid, '2100-01-01')$q$),
+        (9, 'wait_event', $q$select * from pgqrs.wait_event(%s, 'b', %s::uuid, 'k')$q$),
+        (10, 'recv', $q$select * from pgqrs.recv(%s, 'b', %s::uuid, 't')$q$),
+        (11, 'start_child', $q$select pgqrs.start_child(%s, 'b', %s::uuid, 'wf')$q$),
+        (12, 'wait_children', format($q$select * from pgqrs.wait_children(%%s, 'b', %%s::uuid, array[%s])$q$, p_run))
     ) as w (n, call, template)
 $$;
 

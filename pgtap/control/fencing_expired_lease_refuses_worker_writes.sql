@@ -1,6 +1,6 @@
 -- Fencing: once its lease expired, every write of the worker raises QR004 and changes nothing.
 begin;
-select plan(8);
+select plan(13);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
 select pgqrs_tests.setup_workflow();

@@ -1,6 +1,6 @@
 -- Fencing: a forged (random) or NULL token is refused with QR004 while the real lease is valid; nothing changes.
 begin;
-select plan(8);
+select plan(13);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
 select pgqrs_tests.setup_workflow();

@@ -1,7 +1,7 @@
 -- Fencing: after another worker took the run over, the first worker's writes raise QR004 and change nothing;
 -- the new holder continues after the last recorded step.
 begin;
-select plan(8);
+select plan(13);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
 select pgqrs_tests.setup_workflow();

@@ -12,6 +12,10 @@ alter table if exists pgqrs.waits drop constraint if exists waits_kind_check;
 alter table if exists pgqrs.waits add constraint waits_kind_check
 check (kind in ('sleep', 'event', 'message', 'children'));
 alter table if exists pgqrs.waits add column if not exists children bigint[];
+alter table if exists pgqrs.waits add column if not exists pending integer;
 
 -- ==== the run a fork was made from (pgqrs.fork_run)
 alter table pgqrs.runs add column if not exists forked_from bigint references pgqrs.runs (run_id);
+
+-- ==== pgqrs.run_status returns parent_run_id and forked_from: a changed return type
+drop function if exists pgqrs.run_status(bigint);

@@ -9,7 +9,7 @@ select
     -- a message never visible by itself (a pause or an event wait without timeout) has visible_at 'infinity',
     -- which clients cannot read as a time (Python's datetime has no infinity): shown as NULL
     nullif(m.visible_at, 'infinity') as visible_at, wk.name as worker, r.error,
-    coalesce(fl.since, cur.since) as current_step_since
+    coalesce(fl.since, cur.since) as current_step_since, r.parent_run_id
 from pgqrs.runs as r
 join pgqrs.workflows as w using (workflow_id)
 left join pgqrs.messages as m on m.message_id = r.run_id
@@ -31,7 +31,7 @@ left join lateral (  -- a step body running now, as the worker's heartbeat repor
 ) as fl on r.status = 'RUNNING';
 comment on view pgqrs.run_overview is
 'Every run with its current step (the step body running now, once the worker''s heartbeat has reported it;
-else the step recorded last), since when, and, while live, its lease.';
+else the step recorded last), since when, while live its lease, and the run that started it (parent_run_id).';
 
 create or replace view pgqrs.retrying_runs as
 select
@@ -93,14 +93,15 @@ comment on view pgqrs.queue_stats is
 and waiting: runs in a durable wait (sleep, event), part of delayed until their time comes.';
 
 create or replace view pgqrs.waiting_runs as
-select r.run_id, wf.name as workflow, w.kind, w.key, w.until, w.since, w.step_id
+select r.run_id, wf.name as workflow, w.kind, w.key, w.until, w.since, w.step_id, w.pending
 from pgqrs.runs as r
 join pgqrs.workflows as wf using (workflow_id)
 join pgqrs.waits as w on w.run_id = r.run_id
 where r.status = 'WAITING';
 comment on view pgqrs.waiting_runs is
 'Runs in a durable wait: kind sleep (until the wake-up), event (the key, until the timeout or NULL) or message
-(key = the topic of pgqrs.recv, until the timeout or NULL), since when, at which step.';
+(key = the topic of pgqrs.recv, until the timeout or NULL) or children (pending: how many of the child runs
+it waits for have not finished), since when, at which step.';
 
 create or replace view pgqrs.worker_status as
 select

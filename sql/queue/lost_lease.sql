@@ -93,7 +93,9 @@ begin
 end
 $$;
 
--- Ends a run ERROR with p_error, its message archived as a dead letter, when the engine gives up on it.
+-- Ends a run ERROR with p_error, its message archived as a dead letter, when the engine gives up on it. A
+-- child run counts down in its parent's wait. The caller took the parent's children lock first
+-- (release_run), or holds the run's message already (dequeue: see the lock order in sql/waits/children.sql).
 create or replace function pgqrs._end_run_failed(p_run bigint, p_error jsonb)
 returns void
 language plpgsql
@@ -102,13 +104,19 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_queue_id bigint;
+    v_parent bigint;
 begin
     update pgqrs.runs as r
     set status = 'ERROR', error = p_error, finished_at = pgqrs.now(), updated_at = pgqrs.now()
-    where r.run_id = p_run;
+    where r.run_id = p_run
+    returning r.parent_run_id into v_parent;
     select m.queue_id into v_queue_id from pgqrs.messages as m where m.message_id = p_run;
     perform pgqrs._archive_message(p_run, 'DEAD_LETTER');
     perform pgqrs._notify_run_finished(p_run);
     perform pgqrs._notify_queue(v_queue_id, pgqrs.now());  -- a worker may be waiting for the slot this took
+    if v_parent is not null then
+        perform pgqrs._lock_children_of(v_parent);
+        perform pgqrs._child_finished(p_run, v_parent);
+    end if;
 end
 $$;

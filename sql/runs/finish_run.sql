@@ -12,7 +12,14 @@ declare
     v_now timestamptz := pgqrs.now();
     v_token uuid;
     v_visible_at timestamptz;
+    v_parent bigint;
 begin
+    -- a child run takes its parent's children lock first (the family's lock order, sql/waits/children.sql);
+    -- pgqrs._lock_parent_of, inlined: this is the hot path
+    select r.parent_run_id into v_parent from pgqrs.runs as r where r.run_id = p_run;
+    if v_parent is not null then
+        perform pgqrs._lock_children_of(v_parent);
+    end if;
     -- the lease check of _lease, without its function call, as in complete_step; _lease raises the precise error
     select m.lease_token, m.visible_at into v_token, v_visible_at
     from pgqrs.messages as m where m.message_id = p_run for update;
@@ -27,6 +34,9 @@ begin
     end if;
     perform pgqrs._archive_message(p_run, case when p_status = 'SUCCESS' then 'SUCCESS' else 'DEAD_LETTER' end);
     perform pgqrs._notify_run_finished(p_run);
+    if v_parent is not null then
+        perform pgqrs._child_finished(p_run, v_parent);
+    end if;
     return p_status;
 end
 $$;

@@ -9,6 +9,8 @@
 -- Each copy keeps value, value_bytes, attempt, started_at, completed_at (the attempts and times that produced
 -- the value) and kind (a finished sleep or event wait replays as one); the copies get new step_order values in
 -- the original's order.
+-- A copied start_child step names the original's child, which the fork then waits for as its own: it must have
+-- finished (its finish wakes only the run that started it), else fork_run refuses.
 -- p_from_step NULL copies no step: a plain re-run. Any status can be forked; forking a live run (RUNNING,
 -- PAUSED, QUEUED) leaves it running, and the steps from p_from_step on then run in both.
 create or replace function pgqrs.fork_run(p_run bigint, p_from_step text default null)
@@ -24,6 +26,7 @@ declare
     v_from_order bigint;
     v_new_run bigint;
     v_queue_id bigint;
+    v_child pgqrs.steps;
 begin
     -- read, not locked: forking never waits for (nor blocks) the original's worker
     select * into v_run from pgqrs.runs as r where r.run_id = p_run;
@@ -40,10 +43,24 @@ begin
                 message = format('run %s has no step %s', p_run, p_from_step),
                 hint = 'Fork from a step the run recorded (pgqrs.run_steps).';
         end if;
+        select s.* into v_child
+        from pgqrs.steps as s join pgqrs.runs as c on c.run_id = (s.value ->> 'run_id')::bigint
+        where
+            s.run_id = p_run and s.kind = 'child' and s.status = 'SUCCESS' and s.step_order < v_from_order
+            and c.status not in ('SUCCESS', 'ERROR', 'CANCELLED')
+        order by s.step_order limit 1;
+        if found then
+            raise exception using
+                errcode = 'QR003',
+                message = format('child run %s (step %s of run %s) has not finished', v_child.value ->> 'run_id',
+                                 v_child.step_id, p_run),
+                hint = format('Fork from step %s (a new child is started) or once the child has finished.',
+                              v_child.step_id);
+        end if;
     end if;
 
-    insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at)
-    values (v_run.workflow_id, 'QUEUED', v_run.input, v_now, v_now)
+    insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at, forked_from)
+    values (v_run.workflow_id, 'QUEUED', v_run.input, v_now, v_now, p_run)
     returning run_id into v_new_run;
 
     insert into pgqrs.steps (
@@ -66,4 +83,5 @@ $$;
 comment on function pgqrs.fork_run(bigint, text) is
 'Ops: starts a new run of p_run''s workflow with its input (QUEUED, visible now, NOTIFY) whose steps are copies of
 p_run''s SUCCESS steps recorded before p_from_step (journal order); NULL copies none. p_run is unchanged. Returns
-the new run id. Raises QR002 (unknown run), 22023 (p_from_step is not a step of the run, or malformed).';
+the new run id, whose runs.forked_from is p_run. Raises QR002 (unknown run), QR003 (a start_child step before
+p_from_step names a child that has not finished), 22023 (p_from_step is not a step of the run, or malformed).';

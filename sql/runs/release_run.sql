@@ -24,6 +24,9 @@ begin
     if jsonb_typeof(p_error) <> 'object' then
         raise exception using errcode = '22023', message = 'the error of a release must be a JSON object';
     end if;
+    if p_error is not null then  -- may end the run: its parent's children lock first (sql/waits/children.sql)
+        perform pgqrs._lock_parent_of(p_run);
+    end if;
     v_message := pgqrs._lease(p_run, p_lease_token);
     if p_error is not null then
         select w.retry_policy into strict v_policy

@@ -4,7 +4,8 @@ create or replace function pgqrs.run_status(p_run bigint)
 returns table (
     run_id bigint, workflow text, status text, input jsonb, output jsonb, error jsonb, attempt integer,
     created_at timestamptz, started_at timestamptz, finished_at timestamptz, updated_at timestamptz,
-    current_step text, visible_at timestamptz, current_step_status text, current_step_since timestamptz
+    current_step text, visible_at timestamptz, current_step_status text, current_step_since timestamptz,
+    parent_run_id bigint, forked_from bigint
 )
 language plpgsql
 stable
@@ -18,7 +19,8 @@ begin
     return query
     select o.run_id, o.workflow, o.status, r.input, r.output, o.error, o.attempt,
            o.created_at, o.started_at, o.finished_at, o.updated_at,
-           o.current_step, o.visible_at, o.current_step_status, o.current_step_since
+           o.current_step, o.visible_at, o.current_step_status, o.current_step_since,
+           r.parent_run_id, r.forked_from
     from pgqrs.run_overview as o
     join pgqrs.runs as r on r.run_id = o.run_id
     where o.run_id = p_run;
@@ -32,7 +34,8 @@ comment on function pgqrs.run_status(bigint) is
 current_step (the step running now, once the worker''s heartbeat has reported it; else the step recorded last),
 visible_at (next delivery, or lease expiry while RUNNING; NULL once finished, and while PAUSED or WAITING
 without a timeout), current_step_status and
-current_step_since (when the step started RUNNING, or its last change). Raises QR002 for an unknown id.';
+current_step_since (when the step started RUNNING, or its last change), parent_run_id (the run that started it
+with pgqrs.start_child) and forked_from (pgqrs.fork_run). Raises QR002 for an unknown id.';
 
 create or replace function pgqrs.run_steps(p_run bigint)
 returns setof pgqrs.steps

@@ -51,7 +51,10 @@ begin
             ('sleep_step', 'pgqrs_worker'), ('wait_event', 'pgqrs_worker'),
             ('emit_event', 'pgqrs_client'), ('emit_event', 'pgqrs_worker'),
             -- messages to a run: clients and workers send, a worker receives under its lease
-            ('send', 'pgqrs_client'), ('send', 'pgqrs_worker'), ('recv', 'pgqrs_worker')
+            ('send', 'pgqrs_client'), ('send', 'pgqrs_worker'), ('recv', 'pgqrs_worker'),
+            -- child workflows: a worker starts and waits for children under its lease; both read them
+            ('start_child', 'pgqrs_worker'), ('wait_children', 'pgqrs_worker'),
+            ('run_children', 'pgqrs_worker'), ('run_children', 'pgqrs_client')
             -- pgqrs_admin only (granted every function above): retry_run and fork_run (ops), and every function not named here
         ) as g (proname, role_name) on g.proname = p.proname
         where p.pronamespace = 'pgqrs'::regnamespace

@@ -24,10 +24,13 @@ declare
     v_now timestamptz := pgqrs.now();
     v_retry_at timestamptz;
     v_error jsonb := coalesce(p_error, '{}'::jsonb);
+    v_parent bigint;
 begin
     perform pgqrs._check_step_id(p_step_id);
     perform pgqrs._check_interval('retry_after', p_retry_after, interval '0', interval '30 days');
     perform pgqrs._check_interval('duration', p_duration, interval '0', interval '365 days');
+    -- the failure may end the run: a child run takes its parent's children lock first (sql/waits/children.sql)
+    v_parent := pgqrs._lock_parent_of(p_run);
     v_message := pgqrs._lease(p_run, p_lease_token);
     -- _retry_policy(NULL) returns the defaults, not NULL: the workflow's policy applies unless the call gives one.
     select case when p_retry_policy is null then w.retry_policy else pgqrs._retry_policy(p_retry_policy) end
@@ -69,6 +72,9 @@ begin
     where r.run_id = p_run;
     perform pgqrs._archive_message(p_run, 'DEAD_LETTER');
     perform pgqrs._notify_run_finished(p_run);
+    if v_parent is not null then
+        perform pgqrs._child_finished(p_run, v_parent);
+    end if;
     return query select 'ERROR'::text, v_step.attempt, null::timestamptz;
 end
 $$;

@@ -10,8 +10,10 @@ create table if not exists pgqrs.waits (
     key text,
     until timestamptz,
     since timestamptz not null,
-    -- added in schema version 5: the child runs a wait of kind children waits for
-    children bigint[]
+    -- added in schema version 5: the child runs a wait of kind children waits for, and how many of them had
+    -- not finished (each one's finish counts it down; the last wakes the run)
+    children bigint[],
+    pending integer
 );
 comment on table pgqrs.waits is
 'What a WAITING run waits for: kind sleep (until), event or message (key, until = the timeout or NULL) or

@@ -65,6 +65,14 @@ RECV = (
     "select status, message from pgqrs.recv(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s,"
     " p_topic => %s, p_timeout => %s * interval '1 second')"
 )
+START_CHILD = (
+    "select pgqrs.start_child(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s, p_workflow => %s,"
+    " p_input => %s::jsonb)"
+)
+WAIT_CHILDREN = (
+    "select status, children from pgqrs.wait_children(p_run => %s::bigint, p_step_id => %s,"
+    " p_lease_token => %s, p_children => %s::bigint[])"
+)
 SEND = (
     "select pgqrs.send(p_run => %s::bigint, p_topic => %s, p_message => %s::jsonb, p_idempotency_key => %s)"
 )

@@ -11,6 +11,7 @@ limit %(limit)s
 """
 RUN = "select * from pgqrs.run_status(p_run => %s::bigint)"
 RUN_STEPS = "select * from pgqrs.run_steps(p_run => %s::bigint)"
+RUN_CHILDREN = "select * from pgqrs.run_children(p_run => %s::bigint)"
 WORKERS = "select * from pgqrs.worker_status order by worker_id"
 QUEUE_STATS = "select * from pgqrs.queue_stats order by queue"
 RUN_COUNTS = """

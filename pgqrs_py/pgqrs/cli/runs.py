@@ -121,12 +121,14 @@ def _step_rows(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`pgqrs run ID`: calls ``pgqrs.run_status`` and ``pgqrs.run_steps``. Raises UnknownRun (QR002)."""
+    """`pgqrs run ID`: calls ``pgqrs.run_status``, ``pgqrs.run_steps`` and ``pgqrs.run_children``. Raises
+    UnknownRun (QR002)."""
     with connect(args) as conn:
         run = query(conn, ops_sql.RUN, (args.run_id,))[0]
         steps = query(conn, ops_sql.RUN_STEPS, (args.run_id,))
+        children = query(conn, ops_sql.RUN_CHILDREN, (args.run_id,))
     if args.json:
-        emit_json({"run": run, "steps": steps})
+        emit_json({"run": run, "steps": steps, "children": children})
         return EXIT_OK
     print(f"run {run['run_id']}  {run['workflow']}  {run['status']}")
     fields = [
@@ -140,6 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("finished", run.get("finished_at")),
         ("updated", run.get("updated_at")),
         ("visible at", run.get("visible_at")),
+        ("parent run", run.get("parent_run_id")),
+        ("forked from", run.get("forked_from")),
     ]
     for label, value in fields:
         if value is not None:
@@ -149,6 +153,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                     ("started_at", "started"), ("duration", "took"),
                                     ("when", "retry/pause until"), ("result", "value / error")],
                 "(no steps recorded)"))
+    if children:
+        print()
+        print(table(children, [("run_id", "child run"), ("workflow", "workflow"), ("status", "status"),
+                               ("step_id", "started by step"), ("created_at", "created"),
+                               ("finished_at", "finished")], ""))
     return EXIT_OK
 
 

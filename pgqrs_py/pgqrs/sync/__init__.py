@@ -5,14 +5,17 @@ The engine is SQL (schema `pgqrs`); this package wraps its functions and adds `c
 the `pgqrs` command. See README.md for the tour.
 """
 
+from .._children import ChildHandle
 from .._json import UnreadableJson
 from ..errors import (
     AttemptsExhausted,
+    ChildFailed,
     DuplicateStepId,
     IdempotencyConflict,
     InvalidArgument,
     InvalidState,
     LeaseLost,
+    NotAChild,
     NotSerializable,
     PgqrsError,
     ResultTimeout,
@@ -63,6 +66,9 @@ __all__ = [
     "Step",
     "StepConflict",
     "StepKindConflict",
+    "NotAChild",
+    "ChildFailed",
+    "ChildHandle",
     "StepPause",
     "StepAnswer",
     "StepRecord",

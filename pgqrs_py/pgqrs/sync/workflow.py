@@ -21,14 +21,15 @@ import psycopg
 from .._json import dumps
 from ..errors import DuplicateStepId, LeaseLost, StepConflict, TransientError
 from ..outcomes import BodyNotStarted, StepPause, Suspended, error_json
+from ._children import ChildWorkflows
 from ._compat import call_body
-from ._waits import DurableWaits
 from .run import Run
 
 
-class WorkflowContext(DurableWaits):
+class WorkflowContext(ChildWorkflows):
     """`ctx` of a handler: `ctx.step(id, fn)` runs fn once per run, then replays its stored result; the
-    durable waits (sleep, wait_for_event, recv) come from DurableWaits (_waits.py)."""
+    durable waits (sleep, wait_for_event, recv) come from DurableWaits (_waits.py), child workflows
+    (start_child, wait_child, gather) from ChildWorkflows (_children.py)."""
 
     def __init__(self, run: Run, journal: dict[str, Any]) -> None:
         self.run = run

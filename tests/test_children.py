@@ -1,0 +1,204 @@
+"""Child workflows (issue 15): start_child, wait_child, gather, with real worker processes
+(tests/worker_proc.py, its "children" plan) where a crash or the wake-up is the point, in-process for the
+handler's view, and the bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import psycopg
+import pytest
+
+import pgqrs
+from test_cli import ok_json
+from test_cli import pgqrs as cli
+from test_worker import Workers, executions, run_row, status, trigger, wait_for, wait_status
+from test_worker import workers as workers  # the fixture: real worker processes
+from test_worker_in_process import InProcess
+
+
+def children_of(conn: psycopg.Connection[Any], run_id: int) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "select run_id, status, input ->> 'i' from pgqrs.runs where parent_run_id = %s order by run_id",
+        (run_id,),
+    ).fetchall()
+
+
+def test_a_parent_gathers_its_children_and_waits_without_a_lease(
+    workers: Workers, conn: psycopg.Connection[Any]
+) -> None:
+    parent = trigger(
+        conn, {"plan": [["step", "a"], ["children", 4, {"steps": ["c"], "sleep": {"c": 0.5}}], ["step", "b"]]}
+    )
+    workers.start("w1", "--visibility", "5", "--concurrency", "2")
+    wait_status(conn, parent, "WAITING")
+    kind, pending = conn.execute(
+        "select kind, pending from pgqrs.waiting_runs where run_id = %s", (parent,)
+    ).fetchone()  # type: ignore[misc]
+    assert kind == "children" and 1 <= pending <= 4
+    assert conn.execute(
+        "select lease_token from pgqrs.messages where message_id = %s", (parent,)
+    ).fetchone() == (None,), "a parent waiting for its children holds no lease"
+    wait_status(conn, parent, "SUCCESS")
+    kids = children_of(conn, parent)
+    assert [(s, i) for _r, s, i in kids] == [("SUCCESS", str(i)) for i in range(4)], "4 children, each once"
+    output = run_row(conn, parent)[2]["steps"]
+    assert [o["steps"]["c"]["step"] for o in output["children"]] == ["c"] * 4
+    assert [o["pid"] for o in output["children"]] == [run_row(conn, r)[2]["pid"] for r, _s, _i in kids]
+    assert [s for s, _p, _d in executions(conn, parent)] == ["a", "b"], "the parent's steps ran once each"
+    kinds = conn.execute(
+        "select kind, count(*) from pgqrs.steps where run_id = %s group by kind order by kind", (parent,)
+    ).fetchall()
+    assert kinds == [("child", 4), ("children", 1), (None, 2)]
+
+    dsn = conn.info.dsn
+    shown = ok_json("run", str(parent), dsn=dsn)
+    assert [(c["run_id"], c["step_id"]) for c in shown["children"]] == [
+        (r, "start_child" if i == "0" else f"start_child#{int(i) + 1}") for r, _s, i in kids
+    ]
+    assert shown["run"]["parent_run_id"] is None
+    child = ok_json("run", str(kids[0][0]), dsn=dsn)
+    assert child["run"]["parent_run_id"] == parent and child["children"] == []
+    text = cli("run", str(parent), dsn=dsn)
+    assert text.returncode == 0 and "child run" in text.stdout and "start_child#4" in text.stdout
+
+
+def test_a_failed_child_raises_child_failed_in_the_parent(
+    workers: Workers, conn: psycopg.Connection[Any]
+) -> None:
+    parent = trigger(conn, {"plan": [["children", 2, {"steps": ["c"], "raise": {"c": "bad file"}}]]})
+    conn.execute("select pgqrs.create_workflow('probe', '{\"max_attempts\": 1}')")
+    workers.start("w1", "--visibility", "5", "--concurrency", "3")
+    wait_status(conn, parent, "SUCCESS")
+    kids = children_of(conn, parent)
+    assert [s for _r, s, _i in kids] == ["ERROR", "ERROR"]
+    assert run_row(conn, parent)[2]["steps"]["children"] == [
+        {"failed": "ERROR", "run_id": r} for r, _s, _i in kids
+    ]
+
+
+def test_sigkill_during_a_fan_in_starts_no_child_twice(
+    workers: Workers, conn: psycopg.Connection[Any]
+) -> None:
+    parent = trigger(conn, {"plan": [["step", "a"], ["children", 6, {"steps": ["c"], "sleep": {"c": 1}}]]})
+    first, _ = workers.start("w1", "--visibility", "3", "--concurrency", "2")
+    wait_status(conn, parent, "WAITING")
+    wait_for("a child running", lambda: any(s == "RUNNING" for _r, s, _i in children_of(conn, parent)))
+    first.send_signal(signal.SIGKILL)
+    assert first.wait(10) == -signal.SIGKILL
+    second, _ = workers.start("w2", "--visibility", "3", "--concurrency", "3")
+    wait_status(conn, parent, "SUCCESS", timeout=60)
+    kids = children_of(conn, parent)
+    assert [i for _r, _s, i in kids] == [str(i) for i in range(6)], "six children, none started twice"
+    assert {s for _r, s, _i in kids} == {"SUCCESS"}
+    assert len(run_row(conn, parent)[2]["steps"]["children"]) == 6
+    assert [s for s, _p, _d in executions(conn, parent)] == ["a"]
+    assert second.poll() is None
+
+
+def test_cancelling_a_parent_cancels_its_unfinished_children(
+    workers: Workers, conn: psycopg.Connection[Any]
+) -> None:
+    parent = trigger(conn, {"plan": [["children", 3, {"plan": [["event", "never", None]]}]]})
+    workers.start("w1", "--visibility", "5", "--concurrency", "4")
+    wait_for("3 children waiting", lambda: [s for _r, s, _i in children_of(conn, parent)] == ["WAITING"] * 3)
+    wait_status(conn, parent, "WAITING")
+    assert conn.execute("select pgqrs.cancel_run(%s, 'order withdrawn')", (parent,)).fetchone() == (
+        "CANCELLED",
+    )
+    assert status(conn, parent) == "CANCELLED"
+    for child, child_status, _i in children_of(conn, parent):
+        assert child_status == "CANCELLED"
+        assert run_row(conn, child)[3]["reason"] == f"parent run {parent} was cancelled"
+    assert conn.execute("select count(*) from pgqrs.waiting_runs").fetchone() == (0,)
+
+
+def test_a_cancelled_child_wakes_its_parent_with_child_failed(
+    workers: Workers, conn: psycopg.Connection[Any]
+) -> None:
+    parent = trigger(conn, {"plan": [["children", 2, {"plan": [["event", "child-ok", None]]}]]})
+    workers.start("w1", "--visibility", "5", "--concurrency", "3")
+    wait_for("2 children waiting", lambda: [s for _r, s, _i in children_of(conn, parent)] == ["WAITING"] * 2)
+    first, second = (r for r, _s, _i in children_of(conn, parent))
+    conn.execute("select pgqrs.cancel_run(%s)", (first,))
+    assert status(conn, parent) == "WAITING", "one child is still running"
+    conn.execute("select pgqrs.emit_event('child-ok', '1')")
+    wait_status(conn, parent, "SUCCESS")
+    assert run_row(conn, parent)[2]["steps"]["children"] == [
+        {"failed": "CANCELLED", "run_id": first},
+        {"steps": {"event:child-ok": 1}, "pid": run_row(conn, second)[2]["pid"]},
+    ]
+
+
+# ---- in-process: the handler's view, the sync twin, bad input ----------------------------------------------
+
+
+def test_wait_child_returns_the_output_and_a_replay_does_not_start_another(db: str) -> None:
+    calls: list[str] = []
+
+    async def family(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> Any:
+        if params.get("child"):
+            return {"doubled": params["n"] * 2}
+        h = await ctx.start_child("family", {"child": True, "n": 21})
+        calls.append("started")
+        assert isinstance(h, pgqrs.ChildHandle) and h.workflow == "family"
+        return await ctx.wait_child(h)
+
+    async def main() -> Any:
+        async with InProcess(db) as env:
+            await env.store.create_workflow("family")
+            handle = await pgqrs.workflow("family").trigger({}).execute(env.store)
+            (info,) = await env.drain("family", family, [handle.run_id])
+            return info, handle.run_id
+
+    info, run_id = asyncio.run(main())
+    assert info.status == "SUCCESS" and info.output() == {"doubled": 42}
+    assert calls == ["started", "started"], "the replay after the wake-up went past start_child again"
+    with psycopg.connect(db) as conn:
+        assert conn.execute(
+            "select count(*) from pgqrs.runs where parent_run_id = %s", (run_id,)
+        ).fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        ("select pgqrs.start_child(%(run)s, 's', %(token)s, 'nope')", "QR001"),
+        ("select pgqrs.start_child(%(run)s, '', %(token)s, 'kid')", "22023"),
+        ("select pgqrs.start_child(%(run)s, 's', %(token)s, 'kid', '[1]')", "22023"),
+        ("select pgqrs.start_child(%(run)s, 's', gen_random_uuid(), 'kid')", "QR004"),
+        ("select pgqrs.start_child(%(run)s, 'done', %(token)s, 'kid')", "QR010"),
+        ("select * from pgqrs.wait_children(%(run)s, 'w', %(token)s, array[%(run)s])", "QR011"),
+        ("select * from pgqrs.wait_children(%(run)s, 'w', %(token)s, array[]::bigint[])", "22023"),
+        ("select * from pgqrs.wait_children(%(run)s, 'w', %(token)s, array[null]::bigint[])", "22023"),
+        ("select * from pgqrs.wait_children(%(run)s, 'w', %(token)s, array[[1], [2]])", "22023"),
+        ("select * from pgqrs.wait_children(%(run)s, 'done', %(token)s, array[%(run)s])", "QR010"),
+        ("select * from pgqrs.wait_children(%(run)s, 'w', gen_random_uuid(), array[%(run)s])", "QR004"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(
+    conn: psycopg.Connection[Any], call: str, code: str
+) -> None:
+    conn.execute("select pgqrs.create_workflow('kid')")
+    worker = conn.execute("select pgqrs.register_worker('kw', 'h', 1, 'kid')").fetchone()[0]  # type: ignore[index]
+    conn.execute("select pgqrs.trigger('kid')")
+    run, token = conn.execute(
+        "select run_id, lease_token from pgqrs.dequeue('kid', %s)", (worker,)
+    ).fetchone()  # type: ignore[misc]
+    conn.execute("select pgqrs.complete_step(%s, 'done', %s, '1')", (run, token))
+    before = conn.execute(
+        "select (select count(*) from pgqrs.runs), (select count(*) from pgqrs.steps)"
+    ).fetchone()
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(call, {"run": run, "token": token})
+    assert info.value.sqlstate == code
+    assert (
+        conn.execute(
+            "select (select count(*) from pgqrs.runs), (select count(*) from pgqrs.steps)"
+        ).fetchone()
+        == before
+    )
+    assert conn.execute("select status from pgqrs.runs where run_id = %s", (run,)).fetchone() == ("RUNNING",)
