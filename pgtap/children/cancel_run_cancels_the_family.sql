@@ -31,9 +31,11 @@ select results_eq(
     'the grandchild too'
 );
 select throws_ok(
-    format($$select pgqrs.complete_step(%s, 'x', %L, '1')$$,
-           (select l.run_id from t_kl as l join t_kids as k using (run_id) where k.n = 2),
-           (select l.lease_token from t_kl as l join t_kids as k using (run_id) where k.n = 2)),
+    format(
+        $$select pgqrs.complete_step(%s, 'x', %L, '1')$$,
+        (select l.run_id from t_kl as l join t_kids as k using (run_id) where k.n = 2),
+        (select l.lease_token from t_kl as l join t_kids as k using (run_id) where k.n = 2)
+    ),
     'QR009', null, 'the child''s worker is fenced off'
 );
 

@@ -8,13 +8,17 @@ select pgqrs_tests.setup_workflow();
 select pgqrs.create_workflow('kid');
 create temp table t_kw as select pgqrs.register_worker('kw', 'h', null, 'kid') as worker_id;
 create temp table t_lease as select * from pgqrs_tests.leased_run();
-create temp table t_kid as select pgqrs.start_child(l.run_id, 'spawn', l.lease_token, 'kid') as run_id from t_lease as l;
+create temp table t_kid as
+select pgqrs.start_child(l.run_id, 'spawn', l.lease_token, 'kid') as run_id
+from t_lease as l;
 select pgqrs.complete_step(l.run_id, 'after', l.lease_token, '1') from t_lease as l;
 
 select throws_ok(
     format($$select pgqrs.fork_run(%s, 'after')$$, (select run_id from t_lease)),
-    'QR003', format('child run %s (step spawn of run %s) has not finished', (select run_id from t_kid),
-                    (select run_id from t_lease)),
+    'QR003', format(
+        'child run %s (step spawn of run %s) has not finished', (select run_id from t_kid),
+        (select run_id from t_lease)
+    ),
     'a copied start_child step whose child runs: refused'
 );
 create temp table t_kl as select * from pgqrs.dequeue('kid', (select worker_id from t_kw));

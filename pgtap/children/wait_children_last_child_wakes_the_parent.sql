@@ -34,8 +34,11 @@ select pgqrs.complete_run(l.run_id, l.lease_token, '{"ok": 1}')
 from t_kl as l join t_kids as k using (run_id) where k.n = 1;
 select is((select pending from pgqrs.waits), 2, 'complete_run counts down');
 select is(
-    (select f.run_status from t_kl as l join t_kids as k using (run_id),
-     lateral pgqrs.fail_step(l.run_id, 'c', l.lease_token, '{"message": "bad"}', false) as f where k.n = 2),
+    (
+        select f.run_status from t_kl as l join t_kids as k using (run_id),
+            lateral pgqrs.fail_step(l.run_id, 'c', l.lease_token, '{"message": "bad"}', false) as f
+        where k.n = 2
+    ),
     'ERROR', 'child 2 fails for good'
 );
 select is((select pending from pgqrs.waits), 1, 'a fail_step that ends the run counts down');
@@ -52,7 +55,8 @@ select results_eq(
 create temp table t_again as select * from pgqrs.dequeue('wf', pgqrs_tests.worker_id());
 create temp table t_done as
 select p.* from t_again as a,
-lateral pgqrs.wait_children(a.run_id, 'join', a.lease_token, (select array_agg(run_id order by n) from t_kids)) as p;
+    lateral pgqrs.wait_children(a.run_id, 'join', a.lease_token, (select array_agg(run_id order by n) from t_kids))
+        as p;
 select results_eq(
     $$select status, jsonb_path_query_array(children, '$[*].status'), children -> 0 -> 'output',
              children -> 1 -> 'error' ->> 'message' from t_done$$,
@@ -71,8 +75,10 @@ select results_eq(
     'a second replay returns the recorded outcomes'
 );
 select throws_ok(
-    format($$select * from pgqrs.wait_children(%s, 'join', %L, array[%s])$$,
-           (select run_id from t_again), (select lease_token from t_again), (select run_id from t_kids where n = 1)),
+    format(
+        $$select * from pgqrs.wait_children(%s, 'join', %L, array[%s])$$,
+        (select run_id from t_again), (select lease_token from t_again), (select run_id from t_kids where n = 1)
+    ),
     'QR010', null, 'a replay asking for other children raises QR010'
 );
 
