@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from typing import Any
 
 import psycopg
 import pytest
 
 import pgqrs
+import pgqrs.sync as pgqrs_sync
 from test_cli import ok_json
 from test_cli import pgqrs as cli
 from test_worker import Workers, executions, run_row, status, trigger, wait_for, wait_status
@@ -156,11 +158,18 @@ def test_wait_child_returns_the_output_and_a_replay_does_not_start_another(db: s
 
     info, run_id = asyncio.run(main())
     assert info.status == "SUCCESS" and info.output() == {"doubled": 42}
+    assert info.parent_run_id is None
     assert calls == ["started", "started"], "the replay after the wake-up went past start_child again"
     with psycopg.connect(db) as conn:
-        assert conn.execute(
-            "select count(*) from pgqrs.runs where parent_run_id = %s", (run_id,)
-        ).fetchone() == (1,)
+        (child,) = conn.execute(
+            "select run_id from pgqrs.runs where parent_run_id = %s", (run_id,)
+        ).fetchall()
+
+    async def child_info() -> pgqrs.RunInfo:
+        async with await pgqrs.connect(db) as store:
+            return await pgqrs.run().status(child[0]).store(store).get()
+
+    assert asyncio.run(child_info()).parent_run_id == run_id
 
 
 @pytest.mark.parametrize(
@@ -202,3 +211,28 @@ def test_bad_input_is_refused_and_changes_nothing(
         == before
     )
     assert conn.execute("select status from pgqrs.runs where run_id = %s", (run,)).fetchone() == ("RUNNING",)
+
+
+def test_the_sync_flavour_fans_out_and_in(db: str) -> None:
+    """pgqrs.sync: a plain handler starts children and gathers them; a failed one is a ChildFailed."""
+
+    def family(ctx: Any, params: dict[str, Any]) -> Any:
+        if "n" in params:
+            if params["n"] == 3:
+                raise ValueError("three is bad")
+            return ctx.step("square", lambda: params["n"] ** 2)
+        handles = [ctx.start_child("sfam", {"n": n}) for n in range(1, 5)]
+        outcomes = ctx.gather(*handles, return_exceptions=True)
+        return [o.status if isinstance(o, pgqrs_sync.ChildFailed) else o for o in outcomes]
+
+    with pgqrs_sync.connect(db) as store:
+        store.create_workflow("sfam", {"max_attempts": 1})
+        worker = pgqrs_sync.consumer("sfam", None, "sfam").handler(family).concurrency(3).create(store)
+        thread = threading.Thread(target=worker.poll_forever, daemon=True)
+        thread.start()
+        try:
+            handle = pgqrs_sync.workflow("sfam").trigger({}).execute(store)
+            assert pgqrs_sync.run().status(handle).store(store).result(timeout=60) == [1, 4, "ERROR", 16]
+        finally:
+            worker.stop()
+            thread.join(timeout=60)

@@ -79,6 +79,8 @@ class RunInfo:
     visible_at: datetime | None
     current_step_status: str | None = None
     current_step_since: datetime | None = None
+    parent_run_id: int | None = None  # the run that started this one with start_child
+    forked_from: int | None = None  # the run fork_run made this one from
 
     def output(self, as_type: Any = None) -> Any:
         """The run's output as stored (JSON), or built into `as_type` when that is a dataclass. Raises

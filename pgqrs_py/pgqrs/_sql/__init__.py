@@ -89,8 +89,8 @@ COMPLETE_RUN = "select pgqrs.complete_run(p_run => %s::bigint, p_lease_token => 
 FAIL_RUN = "select pgqrs.fail_run(p_run => %s::bigint, p_lease_token => %s, p_error => %s::jsonb)"
 RUN_STATUS = (
     "select run_id, workflow, status, input, output, error, attempt, created_at, started_at, finished_at,"
-    " updated_at, current_step, visible_at, current_step_status, current_step_since"
-    " from pgqrs.run_status(p_run => %s::bigint)"
+    " updated_at, current_step, visible_at, current_step_status, current_step_since, parent_run_id,"
+    " forked_from from pgqrs.run_status(p_run => %s::bigint)"
 )
 RUN_STEPS = (
     "select step_id, status, value, error, attempt, retry_at, started_at, completed_at"
