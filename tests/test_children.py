@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -236,3 +237,92 @@ def test_the_sync_flavour_fans_out_and_in(db: str) -> None:
         finally:
             worker.stop()
             thread.join(timeout=60)
+
+
+# ---- races: no wake-up lost ------------------------------------------------------------------------------
+
+
+def family_leases(
+    conn: psycopg.Connection[Any], n: int, kids: int
+) -> list[tuple[int, Any, list[tuple[int, Any]]]]:
+    """n parents of workflow 'pa', leased, each with `kids` children of 'ki' started and leased."""
+    conn.execute("select pgqrs.create_workflow('pa')")
+    conn.execute("select pgqrs.create_workflow('ki')")
+    pw = conn.execute("select pgqrs.register_worker('pw', 'h', 1, 'pa')").fetchone()[0]  # type: ignore[index]
+    kw = conn.execute("select pgqrs.register_worker('kw', 'h', 1, 'ki')").fetchone()[0]  # type: ignore[index]
+    conn.execute("select pgqrs.trigger_batch('pa', %s)", (psycopg.types.json.Jsonb([{}] * n),))
+    parents = conn.execute(
+        "select run_id, lease_token from pgqrs.dequeue('pa', %s, %s, '1 hour') order by run_id", (pw, n)
+    ).fetchall()
+    for run_id, token in parents:
+        for k in range(kids):
+            conn.execute("select pgqrs.start_child(%s, %s, %s, 'ki')", (run_id, f"k{k}", token))
+    leased = dict.fromkeys((r for r, _t in parents), None)
+    out: dict[int, list[tuple[int, Any]]] = {r: [] for r in leased}
+    for child, token, parent in conn.execute(
+        "select d.run_id, d.lease_token, r.parent_run_id from pgqrs.dequeue('ki', %s, %s, '1 hour') as d"
+        " join pgqrs.runs as r using (run_id) order by d.run_id",
+        (kw, n * kids),
+    ).fetchall():
+        out[parent].append((child, token))
+    return [(r, t, out[r]) for r, t in parents]
+
+
+def run_together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls at once (one thread each, released by one barrier); their results."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def go(i: int) -> None:
+        barrier.wait()
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(1, len(calls))]
+    for t in threads:
+        t.start()
+    go(0)
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_a_child_finishing_while_its_parent_begins_to_wait_is_never_lost(
+    db: str, conn: psycopg.Connection[Any]
+) -> None:
+    """Without the children lock the wait could count a child unfinished that committed its finish just
+    after, having found no wait to count down: the parent would wait forever."""
+    families = family_leases(conn, 100, 1)
+    with (
+        psycopg.connect(db, autocommit=True) as parent_conn,
+        psycopg.connect(db, autocommit=True) as child_conn,
+    ):
+        for parent, token, [(child, child_token)] in families:
+            waited, _done = run_together(
+                lambda p=parent, t=token, c=child: parent_conn.execute(
+                    "select status from pgqrs.wait_children(%s, 'w', %s, array[%s]::bigint[])", (p, t, c)
+                ).fetchone(),
+                lambda c=child, t=child_token: child_conn.execute(
+                    "select pgqrs.complete_run(%s, %s, '1')", (c, t)
+                ).fetchone(),
+            )
+            assert (waited, status(conn, parent)) in [(("DONE",), "RUNNING"), (("WAITING",), "QUEUED")], (
+                parent
+            )
+    assert conn.execute("select count(*) from pgqrs.waits").fetchone() == (0,)
+
+
+def test_the_last_two_children_finishing_at_once_wake_their_parent(
+    db: str, conn: psycopg.Connection[Any]
+) -> None:
+    families = family_leases(conn, 100, 2)
+    with psycopg.connect(db, autocommit=True) as a, psycopg.connect(db, autocommit=True) as b:
+        for parent, token, kids in families:
+            ids = [c for c, _t in kids]
+            conn.execute("select * from pgqrs.wait_children(%s, 'w', %s, %s::bigint[])", (parent, token, ids))
+            (first, second) = kids
+            run_together(
+                lambda k=first: a.execute("select pgqrs.complete_run(%s, %s, '1')", k).fetchone(),
+                lambda k=second: b.execute("select pgqrs.fail_run(%s, %s, '{}')", k).fetchone(),
+            )
+            assert status(conn, parent) == "QUEUED", parent
+    assert conn.execute("select count(*) from pgqrs.waits").fetchone() == (0,)

@@ -115,7 +115,7 @@ begin
     perform pgqrs._notify_run_finished(p_run);
     perform pgqrs._notify_queue(v_queue_id, pgqrs.now());  -- a worker may be waiting for the slot this took
     if v_parent is not null then
-        perform pgqrs._lock_children_of(v_parent);
+        perform pgqrs._share_children_lock_of(v_parent);
         perform pgqrs._child_finished(p_run, v_parent);
     end if;
 end

@@ -18,7 +18,7 @@ begin
     -- pgqrs._lock_parent_of, inlined: this is the hot path
     select r.parent_run_id into v_parent from pgqrs.runs as r where r.run_id = p_run;
     if v_parent is not null then
-        perform pgqrs._lock_children_of(v_parent);
+        perform pgqrs._share_children_lock_of(v_parent);
     end if;
     -- the lease check of _lease, without its function call, as in complete_step; _lease raises the precise error
     select m.lease_token, m.visible_at into v_token, v_visible_at

@@ -2,17 +2,19 @@
 -- pgqrs.wait_children waits until the given children have all finished; the child that finishes last wakes
 -- its parent in the transaction that finishes it (pgqrs._child_finished), so no one polls.
 --
--- Lock order in a family. A run's children lock (pgqrs._lock_children_of: a transaction-level advisory lock)
--- comes before the rows of that run (message, then run, as everywhere) and before the rows of its children:
--- - a child's finish (complete_run, fail_run, cancel_run, a dead letter) takes its parent's children lock,
---   then its own rows, then the parent's rows if it wakes the parent;
--- - wait_children takes the run's own children lock, then its lease;
--- - cancel_run goes down the family: a run's children lock, its rows, then each child the same way.
--- The children lock serialises a parent's wait with its children's finishes: a child that finishes while the
--- parent begins to wait either committed first (the wait sees it finished) or waits for the lock and then
--- counts itself down in the wait the parent committed. One path breaks the order: dequeue dead-letters a run
--- whose leases kept expiring while it holds the run's message; racing a cancel_run of the parent, PostgreSQL's
--- deadlock detector ends one of the two (40P01), and the dequeue or the cancel is simply tried again.
+-- Lock order in a family. A run's children lock (a transaction-level advisory lock on the run) comes before
+-- the rows of that run (message, then run, as everywhere) and before the rows of its children:
+-- - a child's finish (complete_run, fail_run, fail_step, release_run, cancel_run, a dead letter) takes its
+--   parent's children lock SHARED (pgqrs._lock_parent_of), then its own rows, then the parent's rows if it
+--   wakes the parent: siblings finishing at once do not wait for each other;
+-- - wait_children takes the run's own children lock EXCLUSIVE (pgqrs._lock_children_of), then its lease;
+-- - cancel_run goes down the family: a run's children lock exclusive, its rows, then each child the same way.
+-- The lock serialises a parent's wait with its children's finishes: a child that finishes while the parent
+-- begins to wait either committed first (the wait sees it finished) or waits for the lock and then counts
+-- itself down in the wait the parent committed (the count on the parent's waits row serialises the siblings
+-- that finish while it waits). One path breaks the order: dequeue dead-letters a run whose leases kept
+-- expiring while it holds the run's message; racing a cancel_run of the parent, PostgreSQL's deadlock
+-- detector ends one of the two (40P01), and the dequeue or the cancel is simply tried again.
 
 create or replace function pgqrs._lock_children_of(p_run bigint)
 returns void
@@ -23,7 +25,17 @@ as $$
     select pg_advisory_xact_lock(hashtextextended('pgqrs.children:' || p_run, 0))
 $$;
 
--- A run about to finish takes its parent's children lock first, if it has a parent: returns the parent.
+-- The same lock, shared: what a child takes on its parent before it finishes.
+create or replace function pgqrs._share_children_lock_of(p_run bigint)
+returns void
+language sql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    select pg_advisory_xact_lock_shared(hashtextextended('pgqrs.children:' || p_run, 0))
+$$;
+
+-- A run about to finish takes its parent's children lock (shared) first, if it has a parent: returns the parent.
 create or replace function pgqrs._lock_parent_of(p_run bigint)
 returns bigint
 language plpgsql
@@ -35,7 +47,7 @@ declare
 begin
     select r.parent_run_id into v_parent from pgqrs.runs as r where r.run_id = p_run;  -- never changes
     if v_parent is not null then
-        perform pgqrs._lock_children_of(v_parent);
+        perform pgqrs._share_children_lock_of(v_parent);
     end if;
     return v_parent;
 end
@@ -170,7 +182,7 @@ lease released; the child that finishes last makes the run visible in its own tr
 QR002/QR003/QR009, QR010 (step id of another kind of step, or a replay with other children), QR011 (not a child
 of p_run), 22023 (step id, list).';
 
--- A child of p_parent finished (the caller holds p_parent's children lock): counted down in the parent's
+-- A child of p_parent finished (the caller holds p_parent's children lock, shared): counted down in the parent's
 -- wait for it, if any; the last one wakes the parent (QUEUED, visible now, listeners notified), whose replay of
 -- wait_children then reads and records the outcomes. A count that reaches 0 too early (a finished child
 -- retried with retry_run and finished again) costs one delivery: wait_children checks again and waits on.
