@@ -218,6 +218,11 @@ hostile_uuids = st.one_of(
     st.lists(st.uuids(), max_size=4),
     st.sampled_from(["{bad}", "{}", "{NULL}", "not an array"]),
 )
+hostile_ids = st.one_of(
+    st.none(),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=4),
+    st.sampled_from(["{bad}", "{}", "{NULL}", "{1,NULL}", "{{1},{2}}", "not an array", "{1.5}"]),
+)
 hostile_bool = st.one_of(st.none(), st.booleans(), st.sampled_from(["maybe", "", "yes", "2"]))
 
 
@@ -324,6 +329,7 @@ def kind_of(param: str, typ: str) -> str:
         "bigint": "id",
         "uuid": "token",
         "uuid[]": "token",
+        "bigint[]": "ids",
         "boolean": "bool",
     }.get(typ, "other")
 
@@ -397,6 +403,8 @@ def hostile_value(param: str, typ: str, world: World) -> st.SearchStrategy[Any]:
         return st.one_of(hostile_uuid, st.sampled_from(world.tokens))
     if kind == "bool":
         return hostile_bool
+    if kind == "ids":
+        return st.one_of(hostile_ids, st.lists(st.sampled_from(world.runs), max_size=3))
     raise AssertionError(f"no hostile strategy for {param} {typ}")
 
 
