@@ -8,6 +8,7 @@ Worker scripts (tests/worker_proc.py, txn_worker.py, hostile_worker.py, chaos/bo
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -28,17 +29,20 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: 
     return value
 
 
-def start_ready(argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> tuple[Proc, int]:
-    """Start `argv` (stderr to `log`, stdin closed) and wait for its "ready <worker id>" line."""
+def start_ready(argv: Sequence[str], log: Path, env: dict[str, str] | None = None,
+                timeout: float = 60.0) -> tuple[Proc, int]:
+    """Start `argv` (stderr to `log`, stdin closed) and wait up to `timeout` s for its "ready <worker id>"."""
     with open(log, "w") as stderr:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
                                 text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     assert proc.stdout is not None
-    line = proc.stdout.readline()
+    readable, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if readable else ""
     if not line.startswith("ready "):
         proc.kill()
         proc.wait(10)
-        raise AssertionError(f"{Path(argv[1]).name} did not start: {line!r}; see {log}")
+        tail = log.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{Path(argv[1]).name} did not start: {line!r}; its log {log}:\n{tail}")
     return proc, int(line.split()[1])
 
 
