@@ -63,6 +63,16 @@ def executions_per_step(conn: Conn, run_ids: list[int]) -> dict[str, list[int]]:
     return {step_id: sorted(ns) for step_id, ns in per_step.items()}
 
 
+SLOW_WAITS = """
+create function slow_wait() returns trigger language plpgsql
+as $$ begin perform pg_sleep(0.2); return new; end $$;
+create trigger slow_wait before insert on pgqrs.waits for each row execute function slow_wait()
+"""
+
+
+IN_THE_WINDOW = "select count(*) from pg_stat_activity where wait_event = 'PgSleep'"  # slow_wait's pg_sleep
+
+
 def emit(db: str, key: str, payload: Any) -> bool:
     with psycopg.connect(db, autocommit=True) as c:
         return bool(c.execute("select pgqrs.emit_event(%s, %s)", (key, Jsonb(payload))).fetchone()[0])  # type: ignore[index]
@@ -129,11 +139,16 @@ def test_sigkill_in_a_burst_of_runs_entering_an_event_wait_as_it_is_emitted_give
     every run ends SUCCESS with the payload, no step that had completed runs again, nothing is left waiting.
     """
     n = 200
+    # Each wait sleeps 0.2 s between reading the event (not there yet) and its COMMIT, and the emit is made
+    # while one does: without the event key's lock that run would commit WAITING after the emit found no
+    # waiter, and wait forever.
+    conn.execute(SLOW_WAITS)
     plan = [["step", "before"], ["event", "race", None], ["step", "after"]]
     run_ids = trigger_many(conn, [{"plan": plan, "sleep": {"before": 0.3}, "sleep_attempts": [1]}] * n)
     first, first_id = workers.start("w1", "--visibility", "2", "--concurrency", "10")
     second, _ = workers.start("w2", "--visibility", "2", "--concurrency", "10")
     wait_for("some runs to wait", lambda: count(conn, "select count(*) from pgqrs.waiting_runs") >= 10)
+    wait_for("a wait to be between its read and its commit", lambda: count(conn, IN_THE_WINDOW))
 
     barrier = threading.Barrier(2)
     emitted: list[bool] = []
