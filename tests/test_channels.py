@@ -31,6 +31,7 @@ from psycopg.conninfo import make_conninfo
 import pgqrs
 import pgqrs.sync as pgqrs_sync
 from pgqrs.results import run_token
+from worker_procs import start_ready
 
 WORKER = Path(__file__).with_name("worker_proc.py")
 OUTSIDER = f"pgqrs_t_outsider_{os.getpid()}"
@@ -44,15 +45,8 @@ def sql_one(dsn: str, query: str, params: Any = ()) -> Any:
 
 
 def start_worker(dsn: str, tmp: Path, concurrency: int = 8) -> subprocess.Popen[str]:
-    log = open(tmp / "worker.log", "w")  # noqa: SIM115 (closed with the process)
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), dsn, f"w-{os.getpid()}", "--concurrency", str(concurrency)],
-        stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("ready "), f"the worker did not start: {line!r}; see {log.name}"
-    return proc
+    argv = [sys.executable, str(WORKER), dsn, f"w-{os.getpid()}", "--concurrency", str(concurrency)]
+    return start_ready(argv, tmp / "worker.log")[0]
 
 
 def stop_worker(proc: subprocess.Popen[str]) -> None:

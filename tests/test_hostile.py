@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 import pgqrs
+from worker_procs import WorkerProcs, wait_for
 
 WORKER = Path(__file__).with_name("hostile_worker.py")
 REPO = Path(__file__).resolve().parent.parent
@@ -29,42 +30,21 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 pytestmark = pytest.mark.timeout(120)
 
 
-class Workers:
-    """Starts hostile_worker.py processes (their step executions go to one log file); kills what is left."""
+class Workers(WorkerProcs):
+    """hostile_worker.py processes (tests/worker_procs.py) whose step executions go to one log file."""
 
     def __init__(self, dsn: str, tmp: Path) -> None:
-        self.dsn = dsn
-        self.tmp = tmp
         self.executions = tmp / "executions.log"
         self.executions.touch()
-        self.procs: list[subprocess.Popen[str]] = []
+        super().__init__(WORKER, dsn, tmp, env={"HOSTILE_LOG": str(self.executions)})
 
-    def start(self, *args: str, dsn: str | None = None) -> subprocess.Popen[str]:
-        name = f"w{len(self.procs)}"
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKER), dsn or self.dsn, name, *args],
-            stdout=subprocess.PIPE, stderr=log, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "HOSTILE_LOG": str(self.executions)},
-        )
-        self.procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("ready "), f"worker {name} did not start: {line!r}; see {log.name}"
-        return proc
-
-    def log(self, proc: subprocess.Popen[str]) -> str:
-        return (self.tmp / f"w{self.procs.index(proc)}.log").read_text(errors="replace")[-3000:]
+    def start_one(self, *args: str, dsn: str | None = None) -> subprocess.Popen[str]:
+        """Start a worker named after its rank (w0, w1, ...)."""
+        return self.start(f"w{len(self.procs)}", *args, dsn=dsn)[0]
 
     def executed(self, run_id: int, step_id: str | None = None) -> list[str]:
         lines = [line.split() for line in self.executions.read_text().splitlines()]
         return [s for r, s, _pid in lines if int(r) == run_id and (step_id is None or s == step_id)]
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
 
 
 @pytest.fixture
@@ -82,16 +62,6 @@ def trigger(conn: Conn, params: dict[str, Any], workflow: str = "hostile") -> in
     row = conn.execute("select run_id from pgqrs.trigger(%s, %s)", (workflow, Jsonb(params))).fetchone()
     assert row is not None
     return int(row[0])
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def run_row(conn: Conn, run_id: int) -> tuple[Any, ...]:
@@ -117,7 +87,7 @@ def test_a_step_body_that_kills_its_process_ends_the_run_as_a_lease_expired_dead
     run_id = trigger(conn, {"exit": True})
     starts = 0
     while not finished(conn, run_id) and starts < 6:
-        proc = workers.start("--visibility", "1")
+        proc = workers.start_one("--visibility", "1")
         starts += 1
         wait_for("the worker to die or the run to end",
                  lambda p=proc: p.poll() is not None or finished(conn, run_id), timeout=15)
@@ -139,7 +109,7 @@ def test_an_engine_call_that_times_out_every_time_backs_off_and_ends_the_run(
     create_workflow(conn, {"max_attempts": 3, "backoff": "fixed", "base_seconds": 0.2, "jitter": 0})
     run_id = trigger(conn, {"big_mb": 60})
     slow_dsn = make_conninfo(workers.dsn, options="-c statement_timeout=100")
-    proc = workers.start("--visibility", "5", dsn=slow_dsn)
+    proc = workers.start_one("--visibility", "5", dsn=slow_dsn)
     wait_for(f"run {run_id} to end", lambda: finished(conn, run_id), timeout=60)
     status, attempt, _output, error = run_row(conn, run_id)
     assert status == "ERROR", workers.log(proc)
@@ -164,7 +134,7 @@ def test_a_run_whose_connection_hangs_is_taken_over(
     create_workflow(conn)
     pid_file = tmp_path / "backend.pid"
     run_id = trigger(conn, {"pid_file": str(pid_file), "wait": 1.0})
-    workers.start("--visibility", "1.5", *(["--sync"] if flavour == "sync" else []))
+    workers.start_one("--visibility", "1.5", *(["--sync"] if flavour == "sync" else []))
     backend = int(wait_for("the run's backend pid", lambda: pid_file.exists() and pid_file.read_text()))
     os.kill(backend, signal.SIGSTOP)
     try:
@@ -184,7 +154,7 @@ def test_cancel_run_stops_the_running_handler_and_result_raises_run_cancelled(
 ) -> None:
     create_workflow(conn)
     run_id = trigger(conn, {"steps": 30, "nap": 0.3})
-    proc = workers.start("--visibility", "1.5", *(["--sync"] if flavour == "sync" else []))
+    proc = workers.start_one("--visibility", "1.5", *(["--sync"] if flavour == "sync" else []))
     wait_for("two steps to run", lambda: len(workers.executed(run_id)) >= 2)
 
     async def cancel_and_wait() -> BaseException:
@@ -224,7 +194,7 @@ def test_pgqrs_cancel_cancels_from_the_command_line(conn: Conn, db: str) -> None
 def test_ops_see_the_step_in_flight_and_since_when(workers: Workers, conn: Conn, db: str) -> None:
     create_workflow(conn)
     run_id = trigger(conn, {"wait": 4.0})
-    workers.start("--visibility", "1.5")
+    workers.start_one("--visibility", "1.5")
     row = wait_for("the step in flight to be reported", lambda: conn.execute(
         "select current_step, current_step_status, current_step_since from pgqrs.run_status(%s)"
         " where current_step is not null", (run_id,)).fetchone(), timeout=10)
@@ -240,13 +210,13 @@ def test_ops_see_the_step_in_flight_and_since_when(workers: Workers, conn: Conn,
 def test_the_fencing_token_increases_with_each_delivery(workers: Workers, conn: Conn, db: str) -> None:
     create_workflow(conn)
     run_id = trigger(conn, {"wait": 30.0})
-    proc = workers.start("--visibility", "1")
+    proc = workers.start_one("--visibility", "1")
     wait_for("the step to start", lambda: workers.executed(run_id))
     first = conn.execute("select read_count from pgqrs.messages where message_id = %s", (run_id,)).fetchone()
     proc.kill()
     proc.wait()
     conn.execute("select pgqrs.update_step(%s, 'wait', 'SUCCESS', '\"skip\"')", (run_id,))
-    workers.start("--visibility", "1")
+    workers.start_one("--visibility", "1")
     wait_for(f"run {run_id} to succeed", lambda: run_row(conn, run_id)[0] == "SUCCESS", timeout=15)
     output = run_row(conn, run_id)[2]
     assert first == (1,) and output["fencing_token"] == 2

@@ -31,6 +31,7 @@ import pgqrs
 import pgqrs.sync
 from conftest import REPO
 from pgqrs._json import dumps
+from worker_procs import start_ready, stop_all
 
 WORKER = Path(__file__).with_name("poison_worker.py")
 DEEP = "repeat('[', 2000) || repeat(']', 2000)"  # 4 kB of jsonb; Python's json: RecursionError
@@ -43,22 +44,13 @@ class Worker:
 
     def __init__(self, dsn: str, log: Path, *args: str) -> None:
         self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), dsn, "poisoned", *args],
-            stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("ready "), f"worker did not start: {line!r}; {self.tail()}"
+        self.proc, _ = start_ready([sys.executable, str(WORKER), dsn, "poisoned", *args], log)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
+        stop_all([self.proc])
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import asyncio
 import itertools
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -37,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "pgqrs_py"))
 import pgqrs  # noqa: E402
 from pgqrs import sync as pgqrs_sync  # noqa: E402
+from worker_procs import start_ready  # noqa: E402
 
 WORKER = REPO / "tests" / "resilience_worker.py"
 PG_SH = REPO / "scripts" / "pg.sh"
@@ -107,18 +107,12 @@ class WorkerProc:
     def __init__(self, dsn: str, queue: str, flavour: str, *, app: str, concurrency: int = 2,
                  nap: float = 0.1, log: Path) -> None:
         self.log = log
-        self.proc = subprocess.Popen(
+        self.proc, _ = start_ready(
             [sys.executable, str(WORKER), make_conninfo(dsn, application_name=app), queue,
              "--flavour", flavour, "--concurrency", str(concurrency), "--nap", str(nap),
              "--name", f"{app}-{flavour}"],
-            stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+            log,
         )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("ready"):
-            self.proc.kill()
-            raise AssertionError(f"worker did not start: {line!r}\n{self.log_tail()}")
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -5,10 +5,7 @@ worker and its row exists exactly once at the end.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,43 +13,19 @@ from typing import Any
 import psycopg
 import pytest
 
-from test_worker import wait_for, wait_status
+from test_worker import wait_status
 from txn_worker import TABLES
+from worker_procs import WorkerProcs, sigkill, wait_for
 
 WORKER = Path(__file__).with_name("txn_worker.py")
 
 
-class LedgerWorkers:
-    """Starts txn_worker.py processes; kills whatever is left at the end of the test."""
-
-    def __init__(self, dsn: str, tmp: Path) -> None:
-        self.dsn = dsn
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[str]:
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen([sys.executable, str(WORKER), self.dsn, name, *args], stdout=subprocess.PIPE,
-                                stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("ready "), f"worker {name} did not start: {line!r}; see {log.name}"
-        return proc
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
-
-
 @pytest.fixture
-def ledger_workers(db: str, tmp_path: Path) -> Iterator[LedgerWorkers]:
+def ledger_workers(db: str, tmp_path: Path) -> Iterator[WorkerProcs]:
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(TABLES)
         conn.execute("select pgqrs.create_workflow('ledger')")
-    workers = LedgerWorkers(db, tmp_path)
+    workers = WorkerProcs(WORKER, db, tmp_path)
     yield workers
     workers.close()
 
@@ -62,20 +35,19 @@ def rows(conn: psycopg.Connection[Any], query: str, run_id: int) -> list[tuple[A
 
 
 def test_sigkill_inside_the_transaction_applies_nothing_and_the_retry_applies_it_once(
-    ledger_workers: LedgerWorkers, conn: psycopg.Connection[Any]
+    ledger_workers: WorkerProcs, conn: psycopg.Connection[Any]
 ) -> None:
-    first = ledger_workers.start("w1", "--visibility", "2")
+    first, _ = ledger_workers.start("w1", "--visibility", "2")
     trigger = "select run_id from pgqrs.trigger('ledger', '{\"sleep\": 60}')"
     (run_id,) = conn.execute(trigger).fetchone() or (0,)
     marks = "select pid, delivery from marks where run_id = %s"
     wait_for("the body to write", lambda: rows(conn, marks, run_id) == [(first.pid, 1)])
-    first.send_signal(signal.SIGKILL)  # after the insert, before complete_step and the COMMIT
-    assert first.wait(10) == -signal.SIGKILL
+    sigkill(first)  # after the insert, before complete_step and the COMMIT
     ledger = "select pid from ledger where run_id = %s"
     assert rows(conn, ledger, run_id) == []
     assert rows(conn, "select status from pgqrs.steps where run_id = %s and status = 'SUCCESS'", run_id) == []
 
-    second = ledger_workers.start("w2", "--visibility", "2")
+    second, _ = ledger_workers.start("w2", "--visibility", "2")
     wait_status(conn, run_id, "SUCCESS")
     assert rows(conn, ledger, run_id) == [(second.pid,)]  # exactly once, by the worker that committed
     assert rows(conn, marks, run_id) == [(first.pid, 1), (second.pid, 2)]
@@ -84,18 +56,18 @@ def test_sigkill_inside_the_transaction_applies_nothing_and_the_retry_applies_it
 
 
 def test_a_frozen_worker_whose_run_was_taken_over_commits_nothing(
-    ledger_workers: LedgerWorkers, conn: psycopg.Connection[Any]
+    ledger_workers: WorkerProcs, conn: psycopg.Connection[Any]
 ) -> None:
     """SIGSTOP inside the transaction, past the lease: another worker takes the run over and commits the step;
     woken up, the first one cannot commit its row (its lease is gone: QR004, or the heartbeat's cancel)."""
-    first = ledger_workers.start("w1", "--visibility", "1")
+    first, _ = ledger_workers.start("w1", "--visibility", "1")
     trigger = "select run_id from pgqrs.trigger('ledger', '{\"sleep\": 2}')"
     (run_id,) = conn.execute(trigger).fetchone() or (0,)
     marks = "select pid, delivery from marks where run_id = %s"
     wait_for("the body to write", lambda: rows(conn, marks, run_id) == [(first.pid, 1)])
     first.send_signal(signal.SIGSTOP)
     try:
-        second = ledger_workers.start("w2", "--visibility", "1")
+        second, _ = ledger_workers.start("w2", "--visibility", "1")
         wait_status(conn, run_id, "SUCCESS")
     finally:
         first.send_signal(signal.SIGCONT)

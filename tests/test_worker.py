@@ -7,12 +7,9 @@ counts even when its worker is then killed.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ import psycopg
 import pytest
 
 import pgqrs
+from worker_procs import WorkerProcs, sigkill, wait_for
 
 WORKER = Path(__file__).with_name("worker_proc.py")
 SIDE_TABLE = """
@@ -29,40 +27,11 @@ create table executions (
 )"""
 
 
-class Workers:
-    """Starts worker_proc.py processes; kills whatever is left at the end of the test."""
+class Workers(WorkerProcs):
+    """worker_proc.py processes (tests/worker_procs.py); whatever is left is killed at the end of the test."""
 
     def __init__(self, dsn: str, tmp: Path) -> None:
-        self.dsn = dsn
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[str]] = []
-        self.logs: dict[int, Path] = {}
-
-    def log(self, proc: subprocess.Popen[str]) -> str:
-        """The worker's stderr so far: for assertion messages."""
-        return self.logs[proc.pid].read_text(errors="replace")[-3000:]
-
-    def start(self, name: str, *args: str) -> tuple[subprocess.Popen[str], int]:
-        log = open(self.tmp / f"{name}-{len(self.procs)}.log", "w")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKER), self.dsn, name, *args],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.procs.append(proc)
-        self.logs[proc.pid] = Path(log.name)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("ready "), f"worker {name} did not start: {line!r}; see {log.name}"
-        return proc, int(line.split()[1])
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
+        super().__init__(WORKER, dsn, tmp)
 
 
 @pytest.fixture
@@ -78,16 +47,6 @@ def workers(db: str, tmp_path: Path) -> Iterator[Workers]:
 def trigger(conn: psycopg.Connection[Any], params: dict[str, Any]) -> int:
     row = conn.execute("select run_id from pgqrs.trigger('probe', %s)", (psycopg.types.json.Jsonb(params),))
     return int(row.fetchone()[0])  # type: ignore[index]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def status(conn: psycopg.Connection[Any], run_id: int) -> str:
@@ -122,8 +81,7 @@ def test_sigkill_mid_step_then_another_worker_finishes_without_rerunning_complet
     run_id = trigger(conn, {"steps": ["a", "b", "c"], "sleep": {"b": 60}, "sleep_attempts": [1]})
     first, _ = workers.start("w1", "--visibility", "2")
     wait_for("step b to start", lambda: ("b", first.pid, 1) in executions(conn, run_id))
-    first.send_signal(signal.SIGKILL)
-    assert first.wait(10) == -signal.SIGKILL
+    sigkill(first)
     assert status(conn, run_id) == "RUNNING"  # nobody told the database: only the lease will run out
 
     second, _ = workers.start("w2", "--visibility", "2")

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import pytest
 
 import pgqrs
 import pgqrs.sync
+from worker_procs import start_ready, stop_all, wait_for
 
 HERE = Path(__file__).resolve().parent
 QUEUE = "bodies"
@@ -45,16 +46,10 @@ class Workers:
         self.procs: list[subprocess.Popen[str]] = []
 
     def start(self, flavour: str, name: str, body_seconds: float, *args: str) -> subprocess.Popen[str]:
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [sys.executable, str(HERE / "body_worker.py"), "--dsn", self.dsn, "--name", name,
-             "--flavour", flavour, "--out", str(self.out), "--body-seconds", str(body_seconds), *args],
-            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
-        )
+        argv = [sys.executable, str(HERE / "body_worker.py"), "--dsn", self.dsn, "--name", name,
+                "--flavour", flavour, "--out", str(self.out), "--body-seconds", str(body_seconds), *args]
+        proc, _ = start_ready(argv, self.tmp / f"{name}.log")
         self.procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("ready "), f"worker {name} did not start: {line!r}; see {log.name}"
         return proc
 
     def events(self, pid: int | None = None, kind: str | None = None) -> list[tuple[str, int, int, float]]:
@@ -67,11 +62,7 @@ class Workers:
         return rows
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.kill()
-            proc.wait(10)
+        stop_all(self.procs)
 
 
 @pytest.fixture
@@ -81,14 +72,6 @@ def workers(db: str, tmp_path: Path) -> Iterator[Workers]:
     w = Workers(db, tmp_path)
     yield w
     w.close()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.02)
-    return value
 
 
 def trigger(conn: psycopg.Connection[Any], n: int) -> list[int]:
