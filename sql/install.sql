@@ -20,9 +20,11 @@
 \ir tables/steps.sql
 \ir tables/channel_key.sql
 \ir tables/waits.sql
+\ir tables/flow.sql
 
 -- workflows/: workflow definitions and retry policies
 \ir workflows/retry_policy.sql
+\ir workflows/limits.sql
 \ir workflows/create_workflow.sql
 
 -- queue/: queues: triggering, delivering (dequeue), archiving

@@ -374,6 +374,11 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_topic": st.sampled_from(["t1", "t2"]),
         "p_message": json_values.map(Jsonb),
         "p_children": st.lists(st.sampled_from(world.runs), min_size=1, max_size=3),
+        "p_max_concurrency": st.sampled_from([None, 1, 2, 5]),
+        "p_max_concurrency_per_key": st.sampled_from([None, 1, 3]),
+        "p_rate_limit": st.sampled_from([None, Jsonb({"limit": 5, "period": "1 minute"})]),
+        "p_priority": st.integers(-100, 100),
+        "p_concurrency_key": st.sampled_from([None, "k1", "k2"]),
         "p_steps": st.one_of(
             st.sampled_from([None, Jsonb([])]),
             st.sampled_from(world.tokens).map(

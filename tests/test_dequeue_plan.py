@@ -1,6 +1,7 @@
-"""dequeue has one lease-taking statement for every batch size, planned once per session (its planner settings
-in sql/queue/dequeue.sql). A plan made without knowing the batch size is costed as if `limit p_batch_size`
-kept 10% of the queue; left to the estimates it reads whole tables: a hash join over every message on a deep
+"""dequeue has one picking statement (pgqrs._ready_messages) and one lease-taking statement for every batch
+size, each planned once per session (its planner settings in sql/queue/dequeue.sql, which hold for the
+functions it calls). A plan made without knowing the batch size is costed as if `limit p_batch_size` kept 10%
+of the queue; left to the estimates it reads whole tables: a hash join over every message on a deep
 queue (~4 ms a dequeue at 40,000 queued, against ~0.2 ms), sequential scans of messages and runs on a young
 table that has not been analyzed yet (~0.5 ms at 2,000). Every row must be reached through an index. The plans
 are read with auto_explain, from inside dequeue."""
@@ -14,16 +15,18 @@ from psycopg.types.json import Jsonb
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
-def lease_statement_plan(conn: Conn, worker: int, batch: int) -> str:
+def dequeue_plans(conn: Conn, worker: int, batch: int) -> tuple[str, str]:
+    """The plans of dequeue's picking and lease-taking statements."""
     notices: list[str] = []
     conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
     rows = conn.execute(
         "select run_id from pgqrs.dequeue('plan', %s, %s, interval '1 hour')", (worker, batch)
     ).fetchall()
     assert len(rows) == batch
-    plans = [n for n in notices if "Update on messages" in n]
-    assert len(plans) == 1, notices
-    return plans[0]
+    picks = [n for n in notices if "with recursive levels" in n]
+    leases = [n for n in notices if "Update on messages" in n]
+    assert len(picks) == 1 and len(leases) == 1, notices
+    return picks[0], leases[0]
 
 
 @pytest.mark.parametrize("batch", [1, 10])
@@ -50,7 +53,8 @@ def test_dequeue_reaches_every_row_through_an_index(
     ):
         conn.execute("select set_config(%s, %s, false)", (f"auto_explain.{setting}", value))
 
-    plan = lease_statement_plan(conn, int(worker[0]), batch)
-    assert "Index Scan using messages_dequeue_idx" in plan, plan
+    pick, plan = dequeue_plans(conn, int(worker[0]), batch)
+    assert "Index Scan using messages_ready_idx" in pick, pick
+    assert "Seq Scan" not in pick and "Bitmap" not in pick and "Sort" not in pick, pick
     assert "Index Scan using messages_pkey" in plan and "Index Scan using runs_pkey" in plan, plan
     assert "Seq Scan" not in plan and "Bitmap" not in plan, plan

@@ -179,6 +179,11 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_topic": lambda c: "sec_topic",
     "p_message": lambda c: Jsonb({}),
     "p_children": lambda c: [c["run"]],
+    "p_max_concurrency": lambda c: None,
+    "p_max_concurrency_per_key": lambda c: None,
+    "p_rate_limit": lambda c: None,
+    "p_priority": lambda c: 0,
+    "p_concurrency_key": lambda c: None,
 }
 
 

@@ -235,6 +235,11 @@ def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any
             "steps.kind": {"null"},  # version 4: every step of an earlier version is an ordinary step
             "runs.parent_run_id": {"null"},  # version 5: no run of an earlier version is a child
             "runs.forked_from": {"null"},  # version 5
+            "messages.priority": {"0"},  # version 5: flow control
+            "messages.concurrency_key": {"null"},
+            "workflows.max_concurrency": {"null"},
+            "workflows.max_concurrency_per_key": {"null"},
+            "workflows.rate_limit": {"null"},
         }
         api_after = statuses(conn)
         assert without_new_columns(api_after, api_before) == api_before, "run_status / run_steps changed"

@@ -14,13 +14,15 @@ It serves the workflow `probe`, whose input says what to do:
      "pause": "b",                    step b raises Step.pause() (until update_step + resume_run)
      "handler_raise": "boom",         the handler raises ValueError("boom") before any step
      "plan": [["step", "a"], ["sleep", 1], ["event", "k", 5], ["recv", "t", 5], ["send", RUN, "t", MSG],
-              ["children", 3, PARAMS]]}
+              ["children", 3, PARAMS], ["active", S]]}
                                       instead of "steps": steps, durable sleeps (ctx.sleep), event waits
                                       (ctx.wait_for_event, its payload or "timeout" in the output), receives
                                       (ctx.recv, the messages or "timeout" listed under "recv:t" in the
                                       output), sends to a run (ctx.send) and child runs of probe with input
                                       PARAMS plus "i" (ctx.start_child, then ctx.gather: the outputs, or
-                                      {"failed": status, "run_id": id}, listed under "children") in order
+                                      {"failed": status, "run_id": id}, listed under "children") and a body
+                                      of S seconds counting the bodies running with it (all, and of its
+                                      input's "key": table active_bodies, under "active") in order
 Every step body first records (run_id, step_id, pid, delivery) in the table `executions` on its own autocommit
 connection, so a test can count executions even of a body whose worker is then killed. The output is
 {"steps": {step id: step result}, "pid": pid}. Prints "ready <worker id>" once registered.
@@ -96,6 +98,27 @@ def make_body(ctx: pgqrs.WorkflowContext, params: dict[str, Any], step_id: str) 
     return async_body
 
 
+def active_body(key: str | None, seconds: float) -> Any:
+    """A body that joins the table active_bodies (made by the test) for `seconds` and returns how many bodies,
+    and how many of its concurrency key, were in it with it (its own row included)."""
+
+    async def body() -> dict[str, int]:
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+            cur = await conn.execute(
+                "insert into active_bodies (key) values (%s) returning id", (key,)
+            )
+            (row_id,) = await cur.fetchone()  # type: ignore[misc]
+            cur = await conn.execute(
+                "select count(*), count(*) filter (where key = %s) from active_bodies", (key,)
+            )
+            (everyone, same_key) = await cur.fetchone()  # type: ignore[misc]
+            await asyncio.sleep(seconds)
+            await conn.execute("delete from active_bodies where id = %s", (row_id,))
+        return {"all": everyone, "key": same_key}
+
+    return body
+
+
 async def probe(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str, Any]:
     if params.get("handler_raise"):
         raise ValueError(params["handler_raise"])
@@ -115,6 +138,8 @@ async def probe(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str,
             results.setdefault(f"recv:{args[0]}", []).append(got)
         elif kind == "send":
             await ctx.send(*args)
+        elif kind == "active":  # ["active", S]: a body of S seconds that counts the bodies running at once
+            results["active"] = await ctx.step("active", active_body(params.get("key"), args[0]))
         elif kind == "children":
             handles = [await ctx.start_child("probe", {**args[1], "i": i}) for i in range(args[0])]
             outcomes = await ctx.gather(*handles, return_exceptions=True)

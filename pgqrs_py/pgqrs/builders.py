@@ -32,6 +32,8 @@ class TriggerBuilder:
         self._key: str | None = None
         self._delay: float | None = None
         self._run_at: datetime | None = None
+        self._priority = 0
+        self._concurrency_key: str | None = None
 
     def idempotency_key(self, key: str) -> TriggerBuilder:
         """A key that makes the trigger idempotent: the same key with the same input returns the existing run;
@@ -49,19 +51,33 @@ class TriggerBuilder:
         self._run_at = when
         return self
 
+    def priority(self, value: int) -> TriggerBuilder:
+        """The run's priority, -100..100 (default 0): higher runs are delivered first, FIFO within one;
+        returns the builder."""
+        self._priority = value
+        return self
+
+    def concurrency_key(self, key: str) -> TriggerBuilder:
+        """The key (1-255 characters) the workflow's max_concurrency_per_key counts the run under (a customer,
+        a tenant); returns the builder."""
+        self._concurrency_key = key
+        return self
+
     async def execute(self, target: Store | AsyncConn | None = None) -> TriggerHandle:
         """Start the run through `target`: a store, or a connection whose transaction the trigger joins
         (default: the workflow builder's store). Calls ``pgqrs.trigger``; raises as Store.trigger, and
         ValueError without a store."""
         if isinstance(target, psycopg.AsyncConnection):
-            params = trigger_params(self._name, self._params, self._key, self._delay, self._run_at)
+            params = trigger_params(self._name, self._params, self._key, self._delay, self._run_at,
+                                    self._priority, self._concurrency_key)
             rows = await call_on(target, _sql.TRIGGER, params)
             return TriggerHandle(rows[0][0], rows[0][2])
         store = target or self._store
         if store is None:
             raise ValueError("pass a store: .execute(store), or .store(store) before .trigger(...)")
         return await store.trigger(self._name, self._params, idempotency_key=self._key, delay=self._delay,
-                                   run_at=self._run_at)
+                                   run_at=self._run_at, priority=self._priority,
+                                   concurrency_key=self._concurrency_key)
 
 
 class WorkflowBuilder:
@@ -71,6 +87,7 @@ class WorkflowBuilder:
         self._name = name
         self._store: Store | None = None
         self._retry_policy: dict[str, Any] | None = None
+        self._limits: dict[str, Any] = {}
 
     def name(self, name: str) -> WorkflowBuilder:
         """The workflow's name (1-128 letters, digits and _ . : -, not starting with . : -); returns the
@@ -89,6 +106,24 @@ class WorkflowBuilder:
         self._retry_policy = policy
         return self
 
+    def max_concurrency(self, limit: int) -> WorkflowBuilder:
+        """At most `limit` runs of the workflow hold a lease at once, across all workers (create() stores it);
+        returns the builder."""
+        self._limits["max_concurrency"] = limit
+        return self
+
+    def max_concurrency_per_key(self, limit: int) -> WorkflowBuilder:
+        """At most `limit` runs with one trigger concurrency_key hold a lease at once (create() stores it);
+        returns the builder."""
+        self._limits["max_concurrency_per_key"] = limit
+        return self
+
+    def rate_limit(self, limit: int, period: float | timedelta | str) -> WorkflowBuilder:
+        """At most `limit` deliveries of its runs in any `period` (seconds, a timedelta or "1 minute";
+        create() stores it); returns the builder."""
+        self._limits["rate_limit"] = {"limit": limit, "period": period}
+        return self
+
     def _need_name(self) -> str:
         if not self._name:
             raise ValueError("give the workflow a name: pgqrs.workflow('name') or .name('name')")
@@ -100,7 +135,7 @@ class WorkflowBuilder:
         target = store or self._store
         if target is None:
             raise ValueError("call .store(store) first")
-        return await target.create_workflow(self._need_name(), self._retry_policy)
+        return await target.create_workflow(self._need_name(), self._retry_policy, **self._limits)
 
     def trigger(self, params: Any = None) -> TriggerBuilder:
         """A TriggerBuilder for a run with input `params` (a dict or dataclass, None for {}); `.execute()`

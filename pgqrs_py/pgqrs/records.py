@@ -12,11 +12,14 @@ from .errors import RunCancelled, WorkflowFailed
 
 @dataclass(frozen=True)
 class WorkflowDef:
-    """A row of pgqrs.create_workflow."""
+    """A row of pgqrs.create_workflow: the definition, its retry policy and its limits (None: no limit)."""
 
     workflow_id: int
     name: str
     retry_policy: dict[str, Any]
+    max_concurrency: int | None = None
+    max_concurrency_per_key: int | None = None
+    rate_limit: dict[str, Any] | None = None
 
 
 class TriggerHandle(int):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -29,11 +29,23 @@ async def call_on(conn: AsyncConn, query: str, params: tuple[Any, ...]) -> list[
 
 
 def trigger_params(workflow: str, params: Any, idempotency_key: str | None, delay: float | Any,
-                   run_at: datetime | None) -> tuple[Any, ...]:
+                   run_at: datetime | None, priority: int = 0,
+                   concurrency_key: str | None = None) -> tuple[Any, ...]:
     """The parameters of _sql.TRIGGER: the input (dict or dataclass, None for {}) as JSON, the delay in
     seconds. Every trigger of the package and the CLI marshals through here. Raises NotSerializable."""
     payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
-    return (workflow, payload, idempotency_key, seconds(delay) if delay is not None else None, run_at)
+    delay_s = seconds(delay) if delay is not None else None
+    return (workflow, payload, idempotency_key, delay_s, run_at, priority, concurrency_key)
+
+
+def limits_params(max_concurrency: int | None, max_concurrency_per_key: int | None,
+                  rate_limit: dict[str, Any] | None) -> tuple[Any, ...]:
+    """The limit parameters of _sql.CREATE_WORKFLOW and SET_WORKFLOW_LIMITS: the rate limit as JSON, its
+    period given as seconds, a timedelta or an interval text ("1 minute"). Raises NotSerializable."""
+    if rate_limit is not None and isinstance(rate_limit.get("period"), int | float | timedelta):
+        rate_limit = {**rate_limit, "period": f"{seconds(rate_limit['period'])} seconds"}
+    rate = dumps(rate_limit, "the rate limit") if rate_limit is not None else None
+    return (max_concurrency, max_concurrency_per_key, rate)
 
 
 def update_step_params(run_id: Any, step_id: str, status: str | StepStatus, value: Any) -> tuple[Any, ...]:
@@ -100,14 +112,29 @@ class Store:
         rows = await self.call(_sql.NOW, ())
         return rows[0][0]  # type: ignore[no-any-return]
 
-    async def create_workflow(self, name: str, retry_policy: dict[str, Any] | None = None) -> WorkflowDef:
+    async def create_workflow(self, name: str, retry_policy: dict[str, Any] | None = None, *,
+                              max_concurrency: int | None = None, max_concurrency_per_key: int | None = None,
+                              rate_limit: dict[str, Any] | None = None) -> WorkflowDef:
         """Create the workflow `name` and its queue, or return the existing one: calls
         ``pgqrs.create_workflow``. A `retry_policy` (max_attempts, backoff, base_seconds, max_seconds,
-        jitter) replaces the stored one, merged over the defaults; None keeps what is stored. Raises
-        InvalidArgument (22023: a bad name or policy) and NotSerializable."""
+        jitter) replaces the stored one, merged over the defaults; a limit given replaces the stored one:
+        `max_concurrency` (runs holding a lease at once, across all workers), `max_concurrency_per_key` (per
+        trigger `concurrency_key`), `rate_limit` ({"limit": n, "period": "1 minute" or seconds}: deliveries
+        per period). None keeps what is stored (set_workflow_limits removes a limit). Raises InvalidArgument
+        (22023: a bad name, policy or limit) and NotSerializable."""
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
-        row = (await self.call(_sql.CREATE_WORKFLOW, (name, policy)))[0]
+        limits = limits_params(max_concurrency, max_concurrency_per_key, rate_limit)
+        row = (await self.call(_sql.CREATE_WORKFLOW, (name, policy, *limits)))[0]
         return WorkflowDef(*row)
+
+    async def set_workflow_limits(self, name: str, *, max_concurrency: int | None = None,
+                                  max_concurrency_per_key: int | None = None,
+                                  rate_limit: dict[str, Any] | None = None) -> WorkflowDef:
+        """Set the limits of workflow `name` exactly as given, None removing one (ops, on a live system):
+        calls ``pgqrs.set_workflow_limits``, which wakes its workers. Raises UnknownWorkflow (QR001),
+        InvalidArgument (22023: a limit not 1-1000000, a malformed rate limit) and NotSerializable."""
+        limits = limits_params(max_concurrency, max_concurrency_per_key, rate_limit)
+        return WorkflowDef(*(await self.call(_sql.SET_WORKFLOW_LIMITS, (name, *limits)))[0])
 
     async def trigger(
         self,
@@ -117,16 +144,20 @@ class Store:
         idempotency_key: str | None = None,
         delay: float | Any = None,
         run_at: datetime | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
         conn: AsyncConn | None = None,
     ) -> TriggerHandle:
         """Start a run of `workflow` with `params` (a dict or dataclass, None for {}): calls
         ``pgqrs.trigger``. `delay` (seconds or a timedelta) or `run_at` (not both) start it later; a second
         trigger with the same `idempotency_key` and input returns the existing run (`.created` False).
-        `conn` joins its transaction. Raises UnknownWorkflow (QR001), IdempotencyConflict (QR006: the key's
-        run has another input), InvalidArgument (22023: input not a JSON object or too big; a delay outside
-        0-365 days, a run_at more than 365 days ahead, or both; a key not of 1-255 characters) and
-        NotSerializable."""
-        marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at)
+        `priority` (-100..100, default 0): higher runs are delivered first. `concurrency_key`: the key the
+        workflow's max_concurrency_per_key counts. `conn` joins its transaction. Raises UnknownWorkflow
+        (QR001), IdempotencyConflict (QR006: the key's run has another input), InvalidArgument (22023: input
+        not a JSON object or too big; a delay outside 0-365 days, a run_at more than 365 days ahead, or both;
+        a key not of 1-255 characters; a priority out of range) and NotSerializable."""
+        marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at, priority,
+                                    concurrency_key)
         rows = await self.call(_sql.TRIGGER, marshalled, conn)
         return TriggerHandle(rows[0][0], rows[0][2])
 

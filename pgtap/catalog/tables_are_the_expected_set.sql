@@ -6,7 +6,7 @@ select tables_are(
     'pgqrs',
     array[
         'schema_version', 'workflows', 'queues', 'workers', 'runs', 'messages', 'messages_archive', 'steps',
-        'channel_key', 'waits', 'events', 'run_messages'
+        'channel_key', 'waits', 'events', 'run_messages', 'rate_limit_log'
     ],
     'tables of pgqrs'
 );

@@ -82,6 +82,9 @@ begin
     update pgqrs.messages as m
     set visible_at = coalesce(p_visible_at, 'infinity'), lease_token = null, lease_duration = null, worker_id = null
     where m.message_id = p_run;
+    if pgqrs._limits_concurrency(p_queue_id) then  -- a slot is free: wake the workers waiting for one
+        perform pgqrs._notify_queue(p_queue_id, pgqrs.now());
+    end if;
     if p_visible_at is not null then
         perform pgqrs._notify_queue(p_queue_id, p_visible_at);
     end if;

@@ -19,3 +19,14 @@ alter table pgqrs.runs add column if not exists forked_from bigint references pg
 
 -- ==== pgqrs.run_status returns parent_run_id and forked_from: a changed return type
 drop function if exists pgqrs.run_status(bigint);
+
+-- ==== flow control (issue 16): workflow limits, a run's priority and concurrency key. The deliveries a rate
+-- limit counts (pgqrs.rate_limit_log) is a new table, made by the schema files.
+alter table pgqrs.workflows add column if not exists max_concurrency integer;
+alter table pgqrs.workflows add column if not exists max_concurrency_per_key integer;
+alter table pgqrs.workflows add column if not exists rate_limit jsonb;
+alter table pgqrs.messages add column if not exists priority smallint not null default 0;
+alter table pgqrs.messages add column if not exists concurrency_key text;
+drop index if exists pgqrs.messages_dequeue_idx;  -- replaced by messages_ready_idx (priority first)
+drop function if exists pgqrs.trigger(text, jsonb, text, interval, timestamptz);
+drop function if exists pgqrs.create_workflow(text, jsonb);

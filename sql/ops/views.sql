@@ -76,21 +76,53 @@ comment on view pgqrs.dead_letters is 'Messages of runs that failed for good (pe
 
 create or replace view pgqrs.queue_stats as
 select
-    q.name as queue,
-    -- a message whose lease expired is deliverable again: ready, like a never-leased one
-    count(m.message_id) filter (where m.visible_at <= pgqrs.now()) as ready,
-    count(m.message_id) filter (where m.lease_token is not null and m.visible_at > pgqrs.now()) as leased,
-    count(m.message_id) filter (where m.visible_at > pgqrs.now() and m.lease_token is null) as delayed,
-    count(m.message_id) as depth,
-    pgqrs.now() - min(m.enqueued_at) as oldest_age,
-    count(m.message_id) filter (where r.status = 'WAITING') as waiting
-from pgqrs.queues as q
-left join pgqrs.messages as m using (queue_id)
-left join pgqrs.runs as r on r.run_id = m.message_id
-group by q.name;
+    s.queue, s.ready, s.leased, s.delayed, s.depth, s.oldest_age, s.waiting,
+    -- ready runs a limit holds back now, and which limits (sql/workflows/limits.sql)
+    case
+        when w.max_concurrency <= s.leased or rate.at_limit then s.ready else coalesce(keyed.held, 0)
+    end as limited,
+    nullif(concat_ws(
+        ', ',
+        case when w.max_concurrency <= s.leased and s.ready > 0 then 'max_concurrency' end,
+        case when keyed.held > 0 then 'max_concurrency_per_key' end,
+        case when rate.at_limit and s.ready > 0 then 'rate_limit' end
+    ), '') as limited_by
+from (
+    select
+        q.queue_id, q.workflow_id, q.name as queue,
+        -- a message whose lease expired is deliverable again: ready, like a never-leased one
+        count(m.message_id) filter (where m.visible_at <= pgqrs.now()) as ready,
+        count(m.message_id) filter (where m.lease_token is not null and m.visible_at > pgqrs.now()) as leased,
+        count(m.message_id) filter (where m.visible_at > pgqrs.now() and m.lease_token is null) as delayed,
+        count(m.message_id) as depth,
+        pgqrs.now() - min(m.enqueued_at) as oldest_age,
+        count(m.message_id) filter (where r.status = 'WAITING') as waiting
+    from pgqrs.queues as q
+    left join pgqrs.messages as m using (queue_id)
+    left join pgqrs.runs as r on r.run_id = m.message_id
+    group by q.queue_id, q.workflow_id, q.name
+) as s
+join pgqrs.workflows as w on w.workflow_id = s.workflow_id
+left join lateral (
+    select count(*) as held from pgqrs.messages as m
+    where
+        m.queue_id = s.queue_id and m.visible_at <= pgqrs.now() and m.concurrency_key is not null
+        and w.max_concurrency_per_key <= (
+            select count(*) from pgqrs.messages as h
+            where
+                h.queue_id = s.queue_id and h.concurrency_key = m.concurrency_key and h.lease_token is not null
+                and h.visible_at > pgqrs.now()
+        )
+) as keyed on w.max_concurrency_per_key is not null
+left join lateral (
+    select count(*) >= (w.rate_limit ->> 'limit')::integer as at_limit from pgqrs.rate_limit_log as g
+    where g.queue_id = s.queue_id and g.delivered_at > pgqrs.now() - (w.rate_limit ->> 'period')::interval
+) as rate on w.rate_limit is not null;
 comment on view pgqrs.queue_stats is
 'Per queue: ready now, leased, delayed (retries, delayed starts, pauses, waits), total depth, oldest message age,
-and waiting: runs in a durable wait (sleep, event), part of delayed until their time comes.';
+waiting: runs in a durable wait (sleep, event, message, children), part of delayed until their time comes;
+limited: ready runs that the workflow''s limits hold back now, and limited_by: which (max_concurrency,
+max_concurrency_per_key, rate_limit).';
 
 create or replace view pgqrs.waiting_runs as
 select r.run_id, wf.name as workflow, w.kind, w.key, w.until, w.since, w.step_id, w.pending

@@ -7,13 +7,19 @@ language plpgsql
 volatile
 set search_path = pg_catalog, pgqrs, pg_temp
 as $$
+declare
+    v_queue_id bigint;
 begin
     with retired as (
         delete from pgqrs.messages as m where m.message_id = p_message_id returning m.*
     )
     insert into pgqrs.messages_archive (message_id, queue_id, outcome, enqueued_at, archived_at, read_count, worker_id)
     select r.message_id, r.queue_id, p_outcome, r.enqueued_at, pgqrs.now(), r.read_count, r.worker_id
-    from retired as r;
+    from retired as r
+    returning queue_id into v_queue_id;
+    if pgqrs._limits_concurrency(v_queue_id) then  -- a slot is free: wake the workers waiting for one
+        perform pgqrs._notify_queue(v_queue_id, pgqrs.now());
+    end if;
 end
 $$;
 

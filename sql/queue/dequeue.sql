@@ -1,19 +1,21 @@
 -- pgqrs: dequeue, the delivery of runs to a worker.
 
--- Leases up to p_batch_size visible messages, oldest first. SKIP LOCKED lets dequeuers pass each other; a
+-- Leases up to p_batch_size visible messages, the highest priority first and oldest first within one
+-- (pgqrs._ready_messages), within the workflow's limits (pgqrs._pick_within_limits: sql/workflows/limits.sql;
+-- a workflow without limits pays nothing for them). SKIP LOCKED lets dequeuers pass each other; a
 -- message whose lease expired is simply visible again, so a crashed worker's run needs no reclaim step. Such a
 -- delivery is settled first (pgqrs._settle_lost_lease): the lost lease counts as a failed attempt, and a run
 -- whose deliveries keep dying ends ERROR instead of being handed out again.
 -- Each row carries the run's step journal so the worker replays finished steps without a round trip each;
 -- values past pgqrs.max_journal_bytes (16 MiB by default, summed in journal order) are left out
 -- ("value_omitted": true) and read with acquire_step when needed, so no run's size can make dequeue fail.
--- The planner settings: one lease-taking statement serves every batch size, planned once per session
--- (plan_cache_mode). Left to choose, PL/pgSQL would plan it again on every call, and at a queue's depth planning
--- it costs more than running it: its generic plan is costed as if `limit p_batch_size` kept 10% of the queue, so
+-- The planner settings: one statement picks, one takes the leases, for every batch size, each planned once per
+-- session (plan_cache_mode). Left to choose, PL/pgSQL would plan them again on every call, and at a queue's depth
+-- planning costs more than running: its generic plan is costed as if `limit p_batch_size` kept 10% of the queue, so
 -- it never looks cheaper than a custom plan for the usual `limit 1`. A plan made without knowing the batch size
 -- may still pick, from estimates, a whole-table read: a sort of the visible messages, or a scan of messages or
 -- runs for the rows it leases (on a young table, before its first ANALYZE, or for 10% of a deep queue). Every
--- row dequeue touches is reached through an index (messages_dequeue_idx in queue order, then primary keys), so
+-- row dequeue touches is reached through an index (messages_ready_idx in queue order, then primary keys), so
 -- sequential and bitmap scans are ruled out (enable_seqscan, enable_bitmapscan); the settings also hold for the
 -- functions dequeue calls, whose statements are lookups by key as well. tests/test_dequeue_plan.py checks the
 -- plan on a young and on a deep queue.
@@ -38,7 +40,11 @@ as $$
 #variable_conflict use_column
 declare
     v_now timestamptz := pgqrs.now();
-    v_queue_id bigint := pgqrs._queue_id(p_queue);
+    v_queue_id bigint;
+    v_max_concurrency integer;
+    v_max_per_key integer;
+    v_rate_limit jsonb;
+    v_picked bigint[];
     v_journal_bytes bigint := coalesce(nullif(current_setting('pgqrs.max_journal_bytes', true), '')::bigint, 16777216);
     v_leased refcursor;
     v_row record;
@@ -53,27 +59,41 @@ begin
             message = format('visibility must be more than 0 and at most 1 day, got %s',
                              coalesce(p_visibility::text, 'NULL'));
     end if;
+    select q.queue_id, w.max_concurrency, w.max_concurrency_per_key, w.rate_limit
+    into v_queue_id, v_max_concurrency, v_max_per_key, v_rate_limit
+    from pgqrs.queues as q join pgqrs.workflows as w using (workflow_id) where q.name = p_queue;
+    if v_queue_id is null then
+        perform pgqrs._queue_id(p_queue);  -- raises QR001 (or 22023 for a malformed name)
+    end if;
     perform pgqrs._check_worker(p_worker);
 
-    -- 1. Take the leases, with each run's journal (pgqrs._journal: read after the lease is taken). A
+    -- 1. Pick the messages (locked).
+    if num_nonnulls(v_max_concurrency, v_max_per_key, v_rate_limit) = 0 then
+        v_picked := array(select r.message_id from pgqrs._ready_messages(v_queue_id, v_now, p_batch_size) as r);
+    else
+        v_picked := pgqrs._pick_within_limits(
+            v_queue_id, v_max_concurrency, v_max_per_key, v_rate_limit, p_batch_size, v_now
+        );
+    end if;
+    if cardinality(v_picked) = 0 then
+        return;
+    end if;
+
+    -- 2. Take the leases, with each run's journal (pgqrs._journal: read after the lease is taken). A
     -- lease_token left on a visible message means its last lease expired (every hand-back clears it): `lost`,
-    -- with the time that lease was granted.
+    -- with the time that lease was granted (read before this statement's update: its snapshot).
     open v_leased for
     with picked as (
         select
             m.message_id, m.lease_token is not null as lost, m.leased_at as lost_leased_at,
             m.steps_in_flight as lost_steps
         from pgqrs.messages as m
-        where m.queue_id = v_queue_id and m.visible_at <= v_now
-        order by m.visible_at, m.message_id
-        limit p_batch_size
-        for update skip locked
+        where m.message_id = any(v_picked)
     ), leased as (
         update pgqrs.messages as m
         set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
             lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null
-        -- by key, whatever the estimate of picked's rows
-        where m.message_id = any(array(select p.message_id from picked as p))
+        where m.message_id = any(v_picked)
         returning m.message_id, m.lease_token, m.read_count
     ), started as (
         update pgqrs.runs as r
@@ -88,7 +108,7 @@ begin
     from started as s join leased as l on l.message_id = s.run_id join picked as p on p.message_id = s.run_id
     order by s.run_id;
 
-    -- 2. Hand out the rows, settling first a delivery whose last lease was lost (the run may end instead).
+    -- 3. Hand out the rows, settling first a delivery whose last lease was lost (the run may end instead).
     loop
         fetch v_leased into v_row;
         exit when not found;
@@ -107,8 +127,9 @@ begin
 end
 $$;
 comment on function pgqrs.dequeue(text, bigint, integer, interval) is
-'Leases up to p_batch_size (1-1000) visible messages of queue p_queue for p_visibility (0 < v <= 1 day), oldest
-first, and marks their runs RUNNING. Returns (message_id, run_id, input, attempt, lease_token, steps,
+'Leases up to p_batch_size (1-1000) visible messages of queue p_queue for p_visibility (0 < v <= 1 day), the
+highest priority first and oldest first within one, within the workflow''s limits (max_concurrency,
+max_concurrency_per_key, rate_limit), and marks their runs RUNNING. Returns (message_id, run_id, input, attempt, lease_token, steps,
 fencing_token): attempt counts deliveries; steps maps step id -> {status, value, attempt, retry_at}, a value
 left out past pgqrs.max_journal_bytes marked "value_omitted": true (read it with acquire_step); fencing_token
 strictly increases with each delivery of a run. A run whose last lease expired is settled first

@@ -7,7 +7,9 @@ create or replace function pgqrs.trigger(
     p_input jsonb default '{}',
     p_idempotency_key text default null,
     p_delay interval default null,
-    p_run_at timestamptz default null
+    p_run_at timestamptz default null,
+    p_priority integer default 0,
+    p_concurrency_key text default null
 )
 returns table (run_id bigint, message_id bigint, created boolean)
 language plpgsql
@@ -34,6 +36,13 @@ begin
     if p_idempotency_key = '' or length(p_idempotency_key) > 255 then
         raise exception using errcode = '22023', message = 'idempotency key must be 1-255 characters';
     end if;
+    if p_priority is null or p_priority not between -100 and 100 then
+        raise exception using
+            errcode = '22023', message = format('priority must be -100 to 100, got %s', coalesce(p_priority::text, 'NULL'));
+    end if;
+    if p_concurrency_key = '' or length(p_concurrency_key) > 255 then
+        raise exception using errcode = '22023', message = 'concurrency key must be 1-255 characters';
+    end if;
     v_visible_at := greatest(v_now, coalesce(p_run_at, v_now + coalesce(p_delay, interval '0')));
 
     insert into pgqrs.runs (workflow_id, status, input, idempotency_key, created_at, updated_at)
@@ -57,14 +66,16 @@ begin
         return;
     end if;
 
-    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at)
-    values (v_run_id, v_queue_id, v_visible_at, v_now);
+    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, priority, concurrency_key)
+    values (v_run_id, v_queue_id, v_visible_at, v_now, p_priority, p_concurrency_key);
     perform pgqrs._notify_queue(v_queue_id, v_visible_at);
     return query select v_run_id, v_run_id, true;
 end
 $$;
-comment on function pgqrs.trigger(text, jsonb, text, interval, timestamptz) is
+comment on function pgqrs.trigger(text, jsonb, text, interval, timestamptz, integer, text) is
 'Starts a run: run QUEUED plus its message (message_id = run_id), visible after p_delay or at p_run_at, and one
-NOTIFY. Returns (run_id, message_id, created). The same idempotency key with the same input returns the existing
-run with created = false. Raises QR001 (unknown workflow), QR006 (key reused with other input), 22023 (bad input:
-not an object, over pgqrs.max_input_bytes, negative delay...).';
+NOTIFY. p_priority (-100..100, default 0): higher is delivered first, FIFO within one priority, kept across
+retries. p_concurrency_key (1-255 characters): the key the workflow''s max_concurrency_per_key counts. Returns
+(run_id, message_id, created). The same idempotency key with the same input returns the existing run with
+created = false. Raises QR001 (unknown workflow), QR006 (key reused with other input), 22023 (bad input: not an
+object, over pgqrs.max_input_bytes, negative delay, priority out of range...).';

@@ -55,7 +55,8 @@ begin
             -- child workflows: a worker starts and waits for children under its lease; both read them
             ('start_child', 'pgqrs_worker'), ('wait_children', 'pgqrs_worker'),
             ('run_children', 'pgqrs_worker'), ('run_children', 'pgqrs_client')
-            -- pgqrs_admin only (granted every function above): retry_run and fork_run (ops), and every function not named here
+            -- pgqrs_admin only (granted every function above): retry_run, fork_run and set_workflow_limits (ops), and
+            -- every function not named here
         ) as g (proname, role_name) on g.proname = p.proname
         where p.pronamespace = 'pgqrs'::regnamespace
         order by p.oid, g.role_name

@@ -14,7 +14,10 @@ create table if not exists pgqrs.messages (
     worker_id bigint,
     -- added in schema version 3 (sql/migrations/2--3.sql)
     failed_deliveries integer not null default 0,
-    steps_in_flight jsonb
+    steps_in_flight jsonb,
+    -- added in schema version 5: flow control (trigger p_priority, p_concurrency_key)
+    priority smallint not null default 0,
+    concurrency_key text
 );
 comment on table pgqrs.messages is
 'Live queue entries (the hot path). A lease is (lease_token, visible_at): valid while visible_at > pgqrs.now().';
@@ -23,12 +26,20 @@ comment on column pgqrs.messages.read_count is
 comment on column pgqrs.messages.failed_deliveries is
 'Deliveries in a row that ended without progress (no step recorded): the lease expired, or the worker handed
 the run back after an engine call failed. Bounded by the retry policy: see pgqrs._settle_lost_lease.';
+comment on column pgqrs.messages.priority is
+'Higher is delivered first (-100..100, trigger p_priority); FIFO (visible_at, message_id) within a priority.';
+comment on column pgqrs.messages.concurrency_key is
+'The run''s key for its workflow''s max_concurrency_per_key (trigger p_concurrency_key); NULL: none.';
 comment on column pgqrs.messages.steps_in_flight is
 'The step bodies running under the current lease, as the worker''s last heartbeat reported them: step id ->
 start time. A lost lease is a failed attempt of these steps (pgqrs._settle_lost_lease).';
 
--- Matches the dequeue order exactly: equality on queue_id, then visible_at, message_id. No sort needed.
-create index if not exists messages_dequeue_idx on pgqrs.messages (queue_id, visible_at, message_id);
+-- Matches the dequeue order exactly: equality on queue_id and on one priority (dequeue takes the priorities
+-- present from the highest down), then visible_at, message_id. No sort needed.
+create index if not exists messages_ready_idx on pgqrs.messages (queue_id, priority desc, visible_at, message_id);
+-- The leases a limited workflow holds, counted by dequeue (sql/workflows/limits.sql), per concurrency key too.
+create index if not exists messages_leased_idx on pgqrs.messages (queue_id, concurrency_key)
+where lease_token is not null;
 create unique index if not exists messages_lease_token_idx on pgqrs.messages (lease_token)
 where lease_token is not null;
 

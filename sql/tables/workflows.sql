@@ -9,9 +9,19 @@ create table if not exists pgqrs.workflows (
     workflow_id bigint generated always as identity primary key,
     name text not null constraint workflows_name_key unique,
     retry_policy jsonb not null,
-    created_at timestamptz not null default pgqrs.now()
+    created_at timestamptz not null default pgqrs.now(),
+    -- added in schema version 5: flow control (sql/workflows/limits.sql); NULL: no limit
+    max_concurrency integer,
+    max_concurrency_per_key integer,
+    rate_limit jsonb
 );
-comment on table pgqrs.workflows is 'Workflow definitions: a name and its retry policy.';
+comment on table pgqrs.workflows is 'Workflow definitions: a name, its retry policy and its limits.';
+comment on column pgqrs.workflows.max_concurrency is
+'At most this many runs of the workflow hold a lease at once, across all workers (NULL: no limit).';
+comment on column pgqrs.workflows.max_concurrency_per_key is
+'At most this many runs with one concurrency key (trigger p_concurrency_key) hold a lease at once (NULL: no limit).';
+comment on column pgqrs.workflows.rate_limit is
+'{"limit": n, "period": interval}: at most n deliveries of its runs in any window of that period (NULL: no limit).';
 
 create table if not exists pgqrs.queues (
     queue_id bigint generated always as identity primary key,

@@ -11,12 +11,19 @@ range is PostgreSQL's 22003.
 
 NOW = "select pgqrs.now()"
 CREATE_WORKFLOW = (
-    "select workflow_id, name, retry_policy"
-    " from pgqrs.create_workflow(p_name => %s, p_retry_policy => %s::jsonb)"
+    "select workflow_id, name, retry_policy, max_concurrency, max_concurrency_per_key, rate_limit"
+    " from pgqrs.create_workflow(p_name => %s, p_retry_policy => %s::jsonb, p_max_concurrency => %s,"
+    " p_max_concurrency_per_key => %s, p_rate_limit => %s::jsonb)"
+)
+SET_WORKFLOW_LIMITS = (
+    "select workflow_id, name, retry_policy, max_concurrency, max_concurrency_per_key, rate_limit"
+    " from pgqrs.set_workflow_limits(p_workflow => %s, p_max_concurrency => %s,"
+    " p_max_concurrency_per_key => %s, p_rate_limit => %s::jsonb)"
 )
 TRIGGER = (
     "select run_id, message_id, created from pgqrs.trigger(p_workflow => %s, p_input => %s::jsonb,"
-    " p_idempotency_key => %s, p_delay => %s * interval '1 second', p_run_at => %s)"
+    " p_idempotency_key => %s, p_delay => %s * interval '1 second', p_run_at => %s, p_priority => %s,"
+    " p_concurrency_key => %s)"
 )
 REGISTER_WORKER = (
     "select pgqrs.register_worker(p_name => %s, p_hostname => %s, p_port => %s::integer, p_queue => %s),"

@@ -2,13 +2,14 @@
 
     pgqrs install | upgrade
     pgqrs worker MODULE:FUNCTION [--queue Q] [--concurrency N] [--name NAME] [--visibility SECONDS]
-    pgqrs trigger NAME JSON [--idempotency-key K] [--delay SECONDS]
+    pgqrs trigger NAME JSON [--idempotency-key K] [--delay S] [--priority N] [--concurrency-key K]
     pgqrs runs [--status S] [--workflow W] [--limit N]
     pgqrs run ID
     pgqrs update-step RUN STEP STATUS [JSON]
     pgqrs resume RUN | retry RUN
     pgqrs emit KEY [JSON]
     pgqrs workers | stats
+    pgqrs limits NAME [--max-concurrency N] [--max-concurrency-per-key N] [--rate-limit N/PERIOD]
 
 The database is `--dsn`, else $PGQRS_DSN, else libpq's own PG* variables (PGHOST, PGDATABASE, ...).
 Output is a table for people; `--json` prints JSON for scripts.
@@ -20,8 +21,8 @@ Every failure is one line on stderr.
 Reads come from the ops views (pgqrs.run_overview, worker_status, queue_stats) and pgqrs.run_status /
 run_steps; every write is a call of an engine function, exactly as from psql. A module per command group:
 `admin` (install, upgrade), `worker`, `runs` (trigger, runs, run, update-step, resume, cancel, retry),
-`events` (emit), `ops` (workers, stats); `common` and `output` are what they share. Their SQL is in
-`pgqrs._sql`.
+`events` (emit), `ops` (workers, stats), `flow` (limits); `common` and `output` are what they share. Their
+SQL is in `pgqrs._sql`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import NoReturn
 import psycopg
 
 from ..errors import InvalidArgument, PgqrsError
-from . import admin, events, ops, runs, worker
+from . import admin, events, flow, ops, runs, worker
 from .common import EXIT_ENGINE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Command, one_line
 
 
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (admin, worker, runs, events, ops):  # the order of `pgqrs --help`
+    for group in (admin, worker, runs, events, ops, flow):  # the order of `pgqrs --help`
         group.register(add)
     return parser
 

@@ -46,7 +46,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [{**q, **q["runs"]} for q in queues]
     columns = [("queue", "queue"), ("ready", "ready"), ("leased", "leased"), ("delayed", "delayed"),
-               ("depth", "depth"), ("oldest_age", "oldest")] + [(s, s.lower()) for s in RUN_STATUSES]
+               ("depth", "depth"), ("oldest_age", "oldest"), ("limited", "held by limit"),
+               ("limited_by", "limit")] + [(s, s.lower()) for s in RUN_STATUSES]
     print(table(rows, columns, "(no workflows)"))
     print()
     print("runs by status: " + ", ".join(f"{s} {n}" for s, n in totals.items()))

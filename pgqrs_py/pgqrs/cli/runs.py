@@ -40,6 +40,8 @@ def register(add: AddCommand) -> None:
     p.add_argument("--idempotency-key", "-k",
                    help="the same key with the same input returns the existing run")
     p.add_argument("--delay", type=seconds, default=None, help="start after this many seconds")
+    p.add_argument("--priority", type=int, default=0, help="-100 to 100 (default 0): higher runs go first")
+    p.add_argument("--concurrency-key", help="the key the workflow's max_concurrency_per_key counts")
 
     p = add("runs", "list runs, newest first (pgqrs.run_overview)", cmd_runs)
     p.add_argument("--status", "-s", type=status(RUN_STATUSES), help=", ".join(RUN_STATUSES))
@@ -81,7 +83,8 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     payload = parse_json(args.input, "the run input")
     if not isinstance(payload, dict):
         raise CliError(f"the run input must be a JSON object, got {type(payload).__name__}", EXIT_USAGE)
-    params = trigger_params(args.workflow, payload, args.idempotency_key, args.delay, None)
+    params = trigger_params(args.workflow, payload, args.idempotency_key, args.delay, None, args.priority,
+                            args.concurrency_key)
     with connect(args) as conn:
         row = query(conn, _sql.TRIGGER, params)[0]
     if args.json:

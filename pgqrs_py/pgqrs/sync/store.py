@@ -15,7 +15,7 @@ from .._conncheck import connection_lost
 from .._json import dumps
 from ..errors import mapped_errors
 from ..records import StepRecord, TriggerHandle, WorkflowDef
-from ..store import as_id, conn_kwargs, trigger_params, update_step_params
+from ..store import as_id, conn_kwargs, limits_params, trigger_params, update_step_params
 from ..vocabulary import StepStatus
 from .results import ResultListener
 
@@ -66,14 +66,29 @@ class Store:
         rows = self.call(_sql.NOW, ())
         return rows[0][0]  # type: ignore[no-any-return]
 
-    def create_workflow(self, name: str, retry_policy: dict[str, Any] | None = None) -> WorkflowDef:
+    def create_workflow(self, name: str, retry_policy: dict[str, Any] | None = None, *,
+                        max_concurrency: int | None = None, max_concurrency_per_key: int | None = None,
+                        rate_limit: dict[str, Any] | None = None) -> WorkflowDef:
         """Create the workflow `name` and its queue, or return the existing one: calls
         ``pgqrs.create_workflow``. A `retry_policy` (max_attempts, backoff, base_seconds, max_seconds,
-        jitter) replaces the stored one, merged over the defaults; None keeps what is stored. Raises
-        InvalidArgument (22023: a bad name or policy) and NotSerializable."""
+        jitter) replaces the stored one, merged over the defaults; a limit given replaces the stored one:
+        `max_concurrency` (runs holding a lease at once, across all workers), `max_concurrency_per_key` (per
+        trigger `concurrency_key`), `rate_limit` ({"limit": n, "period": "1 minute" or seconds}: deliveries
+        per period). None keeps what is stored (set_workflow_limits removes a limit). Raises InvalidArgument
+        (22023: a bad name, policy or limit) and NotSerializable."""
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
-        row = (self.call(_sql.CREATE_WORKFLOW, (name, policy)))[0]
+        limits = limits_params(max_concurrency, max_concurrency_per_key, rate_limit)
+        row = (self.call(_sql.CREATE_WORKFLOW, (name, policy, *limits)))[0]
         return WorkflowDef(*row)
+
+    def set_workflow_limits(self, name: str, *, max_concurrency: int | None = None,
+                            max_concurrency_per_key: int | None = None,
+                            rate_limit: dict[str, Any] | None = None) -> WorkflowDef:
+        """Set the limits of workflow `name` exactly as given, None removing one (ops, on a live system):
+        calls ``pgqrs.set_workflow_limits``, which wakes its workers. Raises UnknownWorkflow (QR001),
+        InvalidArgument (22023: a limit not 1-1000000, a malformed rate limit) and NotSerializable."""
+        limits = limits_params(max_concurrency, max_concurrency_per_key, rate_limit)
+        return WorkflowDef(*(self.call(_sql.SET_WORKFLOW_LIMITS, (name, *limits)))[0])
 
     def trigger(
   self,
@@ -83,16 +98,20 @@ class Store:
   idempotency_key: str | None = None,
   delay: float | Any = None,
   run_at: datetime | None = None,
+  priority: int = 0,
+  concurrency_key: str | None = None,
   conn: Conn | None = None,
     ) -> TriggerHandle:
         """Start a run of `workflow` with `params` (a dict or dataclass, None for {}): calls
         ``pgqrs.trigger``. `delay` (seconds or a timedelta) or `run_at` (not both) start it later; a second
         trigger with the same `idempotency_key` and input returns the existing run (`.created` False).
-        `conn` joins its transaction. Raises UnknownWorkflow (QR001), IdempotencyConflict (QR006: the key's
-        run has another input), InvalidArgument (22023: input not a JSON object or too big; a delay outside
-        0-365 days, a run_at more than 365 days ahead, or both; a key not of 1-255 characters) and
-        NotSerializable."""
-        marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at)
+        `priority` (-100..100, default 0): higher runs are delivered first. `concurrency_key`: the key the
+        workflow's max_concurrency_per_key counts. `conn` joins its transaction. Raises UnknownWorkflow
+        (QR001), IdempotencyConflict (QR006: the key's run has another input), InvalidArgument (22023: input
+        not a JSON object or too big; a delay outside 0-365 days, a run_at more than 365 days ahead, or both;
+        a key not of 1-255 characters; a priority out of range) and NotSerializable."""
+        marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at, priority,
+                                    concurrency_key)
         rows = self.call(_sql.TRIGGER, marshalled, conn)
         return TriggerHandle(rows[0][0], rows[0][2])
 
