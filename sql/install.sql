@@ -56,6 +56,7 @@
 
 -- steps/: the step protocol
 \ir steps/attempts.sql
+\ir steps/kinds.sql
 \ir steps/acquire_step.sql
 \ir steps/complete_step.sql
 \ir steps/fail_step.sql

@@ -18,6 +18,7 @@ import pgqrs
 import pgqrs.sync as pgqrs_sync
 from test_cli import ok_json
 from test_cli import pgqrs as cli
+from test_wait_replay import by_delivery, log_engine_calls
 from test_worker import Workers, executions, run_row, status, trigger, wait_for, wait_status
 from test_worker import workers as workers  # the fixture: real worker processes
 from test_worker_in_process import InProcess
@@ -326,3 +327,33 @@ def test_the_last_two_children_finishing_at_once_wake_their_parent(
             )
             assert status(conn, parent) == "QUEUED", parent
     assert conn.execute("select count(*) from pgqrs.waits").fetchone() == (0,)
+
+
+def test_a_replay_answers_started_children_and_a_recorded_fan_in_from_the_journal(db: str) -> None:
+    """After the wake-up the parent replays every start_child and its gather: each recorded step answers from
+    the journal dequeue handed out, so a fan-out of n children costs no n round trips again per delivery."""
+    log: list[Any] = []
+
+    async def fan(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> Any:
+        if "n" in params:
+            return params["n"] * 10
+        log.append(("delivery", ctx.attempt))
+        handles = [await ctx.start_child("fan", {"n": n}) for n in range(5)]
+        total = sum(await ctx.gather(*handles))
+        await ctx.sleep(0.2)  # one more delivery: the gather is recorded SUCCESS in its journal
+        return total
+
+    async def scenario() -> Any:
+        async with InProcess(db) as env:
+            await env.store.create_workflow("fan")
+            handle = await pgqrs.workflow("fan").trigger({}).execute(env.store)
+            log_engine_calls(env.store, log)
+            (info,) = await env.drain("fan", fan, [handle.run_id])
+            return info
+
+    info = asyncio.run(scenario())
+    assert info.status == "SUCCESS" and info.output() == 100
+    calls = by_delivery(log)
+    assert [c[0] for c in calls[0]] == ["start_child"] * 5 + ["wait_children"], calls[0]
+    assert [c[0] for c in calls[1]] == ["wait_children", "sleep_step"], "the starts come from the journal"
+    assert [c[0] for c in calls[2]] == ["sleep_step"], "the gather comes from the journal too"

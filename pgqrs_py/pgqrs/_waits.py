@@ -1,5 +1,6 @@
 """The durable waits of a workflow context (`ctx.sleep`, `ctx.wait_for_event`, `ctx.recv`): each records its
-outcome as a step of its kind, and unwinds the handler (Suspended) while the run is WAITING.
+outcome as a step of its kind, and unwinds the handler (Suspended) while the run is WAITING. A replay answers
+an outcome the delivery's journal holds without a round trip, as ctx.step does (`_journal_outcome`).
 
 WorkflowContext (workflow.py) inherits them; the step ids they share with ctx.step are numbered here.
 """
@@ -20,6 +21,7 @@ class DurableWaits:
     """The waits of `ctx`, and the step ids and recorded values they share with ctx.step."""
 
     run: Run
+    journal: dict[str, Any]
     _seen: set[str]
     _auto_counts: dict[str, int]
 
@@ -44,14 +46,27 @@ class DurableWaits:
         self._seen.add(step_id)
         return step_id
 
+    def _journal_outcome(self, step_id: str, kind: str) -> tuple[bool, Any]:
+        """(True, value) when the delivery's journal (``pgqrs.dequeue``) holds step `step_id` as a step of
+        `kind` (steps.kind) recorded SUCCESS: `value` is its recorded outcome, which the engine would answer
+        too. Else (False, None), and the wait asks the engine: the step is not recorded yet or still WAITING,
+        is another kind of step (the engine raises StepKindConflict), or its value was left out of the
+        journal (past its size bound)."""
+        recorded = self.journal.get(step_id)
+        if (recorded is None or recorded.get("status") != "SUCCESS" or recorded.get("kind") != kind
+                or recorded.get("value_omitted")):
+            return False, None
+        return True, recorded.get("value")
+
     async def sleep(self, duration: float | timedelta, step_id: str | None = None) -> None:
         """Durable sleep: ``pgqrs.sleep_step`` records the wake-up time (now + `duration` seconds or
         timedelta, on the engine clock) as step `step_id` (default "sleep", "sleep#2", ...), releases the
         lease and unwinds the handler (Suspended, like a pause): the run is WAITING, holds no worker slot,
         and is delivered again at the wake-up, when the replay of this call returns at once (it keeps the
-        first wake-up time). A duration of 0 returns at once. Raises InvalidArgument (a negative, infinite
-        or NaN duration, or more than 365 days), StepKindConflict (QR010: the id is another kind of step),
-        DuplicateStepId and the lease errors."""
+        first wake-up time; a sleep the journal has as done returns without a round trip). A duration of 0
+        returns at once. Raises InvalidArgument (a negative, infinite or NaN duration, or more than 365
+        days), StepKindConflict (QR010: the id is another kind of step), DuplicateStepId and the lease
+        errors."""
         value = seconds(duration)
         if not math.isfinite(value) or value < 0:
             raise InvalidArgument(f"sleep duration must be a finite number of seconds >= 0, got {duration!r}")
@@ -66,6 +81,8 @@ class DurableWaits:
         await self._sleep(self._claim(step_id, "sleep"), until=when)
 
     async def _sleep(self, step_id: str, **when: Any) -> None:
+        if self._journal_outcome(step_id, "sleep")[0]:
+            return  # the recorded wake-up time has come (the value is that time)
         status, _until = await self.run.sleep_step(step_id, **when)
         if status != "SUCCESS":
             raise Suspended("WAITING")
@@ -76,12 +93,17 @@ class DurableWaits:
         timeout), as step `step_id` (default "wait_for_event", "wait_for_event#2", ...). Returns its payload
         at once when it was emitted (``pgqrs.emit_event``, `store.emit_event`); otherwise the run is WAITING,
         its lease released, and the handler unwinds (Suspended) until the emit wakes it or the timeout
-        passes; the replay then returns the payload or raises WaitTimeout (a replay gives the same outcome;
-        the handler may catch it). Raises InvalidArgument (22023: a key not of 1-255 characters, a timeout
-        not within 0-365 days), StepKindConflict (QR010), DuplicateStepId and the lease errors."""
+        passes; the replay then returns the payload or raises WaitTimeout (a replay gives the same outcome,
+        from the journal without a round trip once it is recorded; the handler may catch it). Raises
+        InvalidArgument (22023: a key not of 1-255 characters, a timeout not within 0-365 days),
+        StepKindConflict (QR010), DuplicateStepId and the lease errors."""
         step_id = self._claim(step_id, "wait_for_event")
         wait = None if timeout is None else seconds(timeout)
-        status, payload = await self.run.wait_event(step_id, key, wait)
+        found, outcome = self._journal_outcome(step_id, "event")  # {"payload": ...} or {"timeout": true}
+        if found:
+            status, payload = ("EVENT", outcome["payload"]) if "payload" in outcome else ("TIMEOUT", None)
+        else:
+            status, payload = await self.run.wait_event(step_id, key, wait)
         if status == "EVENT":
             return await self._recorded(step_id, payload)
         if status == "TIMEOUT":
@@ -96,12 +118,18 @@ class DurableWaits:
         recorded as its value: a replay returns the same message, and no other step ever gets it. With no
         message yet the run is WAITING (kind message), its lease released, and the handler unwinds
         (Suspended) until a send wakes it or the timeout passes, when the replay raises WaitTimeout (recorded:
-        a replay raises it again; the handler may catch it). Raises InvalidArgument (22023: a topic not of
+        a replay raises it again; the handler may catch it). A recorded outcome the journal holds is
+        answered from it, without a round trip. Raises InvalidArgument (22023: a topic not of
         1-255 characters, a timeout not within 0-365 days), StepKindConflict (QR010: the id is another kind
         of step, or a recv of another topic), DuplicateStepId and the lease errors."""
         step_id = self._claim(step_id, "recv")
         wait = None if timeout is None else seconds(timeout)
-        status, message = await self.run.recv(step_id, topic, wait)
+        # {"topic": t, "message": m} or {"topic": t, "timeout": true}; another topic: the engine raises QR010
+        found, outcome = self._journal_outcome(step_id, "message")
+        if found and outcome.get("topic") == topic:
+            status, message = ("MESSAGE", outcome["message"]) if "message" in outcome else ("TIMEOUT", None)
+        else:
+            status, message = await self.run.recv(step_id, topic, wait)
         if status == "MESSAGE":
             return await self._recorded(step_id, message)
         if status == "TIMEOUT":

@@ -90,8 +90,10 @@ class ChildFailed(WorkflowFailed):
 
 
 class StepKindConflict(PgqrsError):
-    """A durable wait (`sleep_step`, `wait_event`) on a step id that the run recorded as another kind of step
-    (an ordinary step, another kind of wait, or a wait for another event key): QR010."""
+    """A durable wait (`sleep_step`, `wait_event`, `recv`) on a step id that the run recorded as another kind
+    of step (an ordinary step, another kind of wait, or a wait for another event key or topic), or an ordinary
+    step (`ctx.step`, `acquire_step`, `complete_step`, `fail_step`, `pause_step`, `update_step`) on a step id
+    a durable wait or a child workflow recorded: QR010."""
 
     sqlstate = "QR010"
 

@@ -135,7 +135,8 @@ class Run:
         RUNNING now, with a new attempt counted unless it was paused); SKIPPED: it succeeded before,
         `.value` is its result; WAIT: a retry is due at `.retry_at` (compared with `current_time`, default
         the database's now). Raises the lease errors, AttemptsExhausted (QR007: a failed step has used its
-        policy's max_attempts) and InvalidArgument (22023: a bad step id)."""
+        policy's max_attempts), StepKindConflict (QR010: the step is a durable wait's or a child
+        workflow's) and InvalidArgument (22023: a bad step id)."""
         rows = await self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))
         status, value, attempt, retry_at = rows[0]
         return AcquiredStep(status, value, attempt, retry_at, StepGuard(self, step_id))
@@ -143,8 +144,8 @@ class Run:
     async def complete_step(self, step_id: str, value: Any) -> bool:
         """Record the success of step `step_id` with `value` (as JSON): calls ``pgqrs.complete_step``. True
         when recorded; False when the same value was recorded before. Raises the lease errors, StepConflict
-        (QR005: it succeeded with another value), InvalidArgument (22023: a bad step id) and
-        NotSerializable."""
+        (QR005: it succeeded with another value), StepKindConflict (QR010), InvalidArgument (22023: a bad
+        step id) and NotSerializable."""
         return await self.complete_step_json(step_id, dumps(value, f"the result of step {step_id!r}"))
 
     async def complete_step_json(self, step_id: str, payload: str, duration: float | None = None) -> bool:
@@ -162,8 +163,8 @@ class Run:
         after it. When `transient` and the step has attempts left under `retry_policy` (else the
         workflow's): the run is QUEUED again and its lease released, visible after `retry_after` seconds or
         the policy's backoff. Else the run ends ERROR (its message dead-lettered). Raises the lease errors,
-        StepConflict (QR005: the step already succeeded), InvalidArgument (22023: a bad step id or policy,
-        a retry_after not within 0-30 days) and NotSerializable."""
+        StepConflict (QR005: the step already succeeded), StepKindConflict (QR010), InvalidArgument (22023:
+        a bad step id or policy, a retry_after not within 0-30 days) and NotSerializable."""
         payload = dumps(error, f"the error of step {step_id!r}")
         policy = dumps(retry_policy, "the retry policy") if retry_policy is not None else None
         rows = await self._call(
@@ -176,7 +177,8 @@ class Run:
         """Pause the run at step `step_id` until ``pgqrs.resume_run`` or `timeout` seconds (None: until
         resumed): calls ``pgqrs.pause_step``, which releases the lease. Returns ("PAUSED", None), or
         ("SUCCESS", value) when the step was recorded from outside first (nothing pauses then). Raises the
-        lease errors and InvalidArgument (22023: a bad step id, a timeout not within 0-365 days)."""
+        lease errors, StepKindConflict (QR010) and InvalidArgument (22023: a bad step id, a timeout not
+        within 0-365 days)."""
         rows = await self._call(_sql.PAUSE_STEP, (self.run_id, step_id, self.lease_token, timeout))
         return str(rows[0][0]), rows[0][1]
 

@@ -167,8 +167,9 @@ class Store:
         """Record a step's result from outside a worker (a webhook): calls ``pgqrs.update_step``. Only the
         step is written: a PAUSED run stays paused until `resume_run`. A recorded SUCCESS is final: the
         same SUCCESS again is a no-op. Raises UnknownRun (QR002), InvalidState (QR003: the run is SUCCESS
-        or CANCELLED), StepConflict (QR005: the step already succeeded), InvalidArgument (22023: a bad step
-        id or status), NotSerializable, and TypeError for something that is not a run id."""
+        or CANCELLED), StepConflict (QR005: the step already succeeded), StepKindConflict (QR010: the step
+        is a durable wait's or a child workflow's), InvalidArgument (22023: a bad step id or status),
+        NotSerializable, and TypeError for something that is not a run id."""
         row = (await self.call(_sql.UPDATE_STEP, update_step_params(run_id, step_id, status, value)))[0]
         return StepRecord(*row)
 

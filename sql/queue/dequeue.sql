@@ -129,8 +129,9 @@ $$;
 comment on function pgqrs.dequeue(text, bigint, integer, interval) is
 'Leases up to p_batch_size (1-1000) visible messages of queue p_queue for p_visibility (0 < v <= 1 day), the
 highest priority first and oldest first within one, within the workflow''s limits (max_concurrency,
-max_concurrency_per_key, rate_limit), and marks their runs RUNNING. Returns (message_id, run_id, input, attempt, lease_token, steps,
-fencing_token): attempt counts deliveries; steps maps step id -> {status, value, attempt, retry_at}, a value
-left out past pgqrs.max_journal_bytes marked "value_omitted": true (read it with acquire_step); fencing_token
-strictly increases with each delivery of a run. A run whose last lease expired is settled first
+max_concurrency_per_key, rate_limit), and marks their runs RUNNING. Returns (message_id, run_id, input, attempt,
+lease_token, steps, fencing_token): attempt counts deliveries; steps maps step id -> {status, value, attempt,
+retry_at}, with kind for a step of a durable wait or a child workflow, a value left out past
+pgqrs.max_journal_bytes marked "value_omitted": true (read it with acquire_step, a wait step with its wait);
+fencing_token strictly increases with each delivery of a run. A run whose last lease expired is settled first
 (pgqrs._settle_lost_lease) and may end ERROR instead. Raises QR001, QR008, 22023.';

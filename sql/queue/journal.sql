@@ -1,9 +1,11 @@
 -- pgqrs: the step journal handed out with a delivery.
 
--- The step journal handed to a worker with a delivery: step id -> {status, value, attempt, retry_at}. Values past
--- p_bytes (summed in journal order) are left out, marked "value_omitted": true, so no run's size can make
--- dequeue fail (jsonb holds at most 256 MB); the running sum (a window: a sort per run) is only computed for the
--- rare journal a plain sum finds past the bound (on every dequeue it cost 17 %).
+-- The step journal handed to a worker with a delivery: step id -> {status, value, attempt, retry_at}, and kind
+-- for the step of a durable wait or a child workflow (steps.kind), so that a replay answers its recorded outcome
+-- and ctx.step refuses its id without a round trip; kind is left out when NULL (nearly every step), to keep the
+-- hot path's journal small. Values past p_bytes (summed in journal order) are left out, marked "value_omitted":
+-- true, so no run's size can make dequeue fail (jsonb holds at most 256 MB); the running sum (a window: a sort
+-- per run) is only computed for the rare journal a plain sum finds past the bound (on every dequeue it cost 17 %).
 -- Volatile on purpose: called by dequeue's lease-taking statement, its query takes a snapshot of its own, after
 -- the message row is locked, so it holds every step recorded under the previous lease. Under the statement's
 -- snapshot it would miss a write of the old holder that committed after that snapshot but before dequeue locked
@@ -24,7 +26,17 @@ begin
         return coalesce((
             select jsonb_object_agg(
                 s.step_id,
-                jsonb_build_object('status', s.status, 'value', s.value, 'attempt', s.attempt, 'retry_at', s.retry_at)
+                case
+                    when s.kind is null then
+                        jsonb_build_object(
+                            'status', s.status, 'value', s.value, 'attempt', s.attempt, 'retry_at', s.retry_at
+                        )
+                    else
+                        jsonb_build_object(
+                            'status', s.status, 'value', s.value, 'attempt', s.attempt, 'retry_at', s.retry_at,
+                            'kind', s.kind
+                        )
+                end
             )
             from pgqrs.steps as s where s.run_id = p_run
         ), '{}'::jsonb);
@@ -35,9 +47,10 @@ begin
             jsonb_build_object('status', j.status, 'value', case when j.fits then j.value end,
                                'attempt', j.attempt, 'retry_at', j.retry_at)
             || case when j.fits then '{}'::jsonb else '{"value_omitted": true}'::jsonb end
+            || case when j.kind is null then '{}'::jsonb else jsonb_build_object('kind', j.kind) end
         )
         from (
-            select s.step_id, s.status, s.value, s.attempt, s.retry_at,
+            select s.step_id, s.status, s.value, s.attempt, s.retry_at, s.kind,
                    sum(coalesce(s.value_bytes, octet_length(s.value::text), 0))
                        over (order by s.step_order) <= p_bytes as fits
             from pgqrs.steps as s where s.run_id = p_run

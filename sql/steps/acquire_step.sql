@@ -18,6 +18,9 @@ begin
     perform pgqrs._check_step_id(p_step_id);
     perform pgqrs._lease(p_run, p_lease_token);
     select * into v_step from pgqrs.steps as s where s.run_id = p_run and s.step_id = p_step_id for update;
+    if v_step.kind is not null then  -- a wait's (or a child's) step: not this protocol's (steps/kinds.sql)
+        perform pgqrs._refuse_step_kind(p_run, p_step_id, v_step.kind);
+    end if;
     if v_step.status = 'SUCCESS' then
         return query select 'SKIPPED'::text, v_step.value, v_step.attempt, null::timestamptz;
         return;
@@ -52,4 +55,5 @@ comment on function pgqrs.acquire_step(bigint, text, uuid, timestamptz) is
 'Asks whether a step should run. Returns (status, value, attempt, retry_at): SKIPPED with the stored value when
 it succeeded before; WAIT with retry_at when its retry is not due at p_current_time (default pgqrs.now(); it
 affects retry timing only, never the lease); otherwise EXECUTE: the step is RUNNING and the attempt counted.
-Raises QR004 (lease not held), QR002/QR003 (unknown or finished run), QR007 (attempts exhausted), 22023.';
+Raises QR004 (lease not held), QR002/QR003 (unknown or finished run), QR007 (attempts exhausted), QR010 (the step
+id was recorded by a durable wait or a child workflow), 22023.';

@@ -45,12 +45,15 @@ begin
             attempt = pgqrs._next_attempt(s), completed_at = excluded.completed_at,
             started_at = case when s.status = 'RUNNING' then s.started_at else excluded.started_at end,
             updated_at = excluded.updated_at
-        where s.status <> 'SUCCESS'
+        where s.status <> 'SUCCESS' and s.kind is null  -- a wait's step is refused below (steps/kinds.sql)
     returning * into v_step;
     if v_step.run_id is not null then
         return true;
     end if;
     select * into strict v_step from pgqrs.steps as s where s.run_id = p_run and s.step_id = p_step_id;
+    if v_step.kind is not null then
+        perform pgqrs._refuse_step_kind(p_run, p_step_id, v_step.kind);
+    end if;
     if v_step.value = v_value then
         return false;
     end if;
@@ -63,4 +66,5 @@ $$;
 comment on function pgqrs.complete_step(bigint, text, uuid, jsonb, interval) is
 'Records a step SUCCESS with its JSON value (p_duration: how long the body ran, when acquire_step was not
 called). Returns true when recorded, false when the same value was already recorded. A success is never
-overwritten: another value raises QR005. Raises QR004 (lease), QR002/QR003, 22023.';
+overwritten: another value raises QR005. Raises QR004 (lease), QR002/QR003, QR010 (the step id was recorded by a
+durable wait or a child workflow), 22023.';

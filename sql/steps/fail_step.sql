@@ -50,9 +50,13 @@ begin
             max_attempts = excluded.max_attempts,
             started_at = case when s.status = 'RUNNING' then s.started_at else excluded.started_at end,
             updated_at = excluded.updated_at
-        where s.status <> 'SUCCESS'
+        where s.status <> 'SUCCESS' and s.kind is null
     returning * into v_step;
     if v_step.run_id is null then
+        select * into strict v_step from pgqrs.steps as s where s.run_id = p_run and s.step_id = p_step_id;
+        if v_step.kind is not null then  -- a wait's (or a child's) step (steps/kinds.sql)
+            perform pgqrs._refuse_step_kind(p_run, p_step_id, v_step.kind);
+        end if;
         raise exception using
             errcode = 'QR005',
             message = format('step %s of run %s already succeeded; it cannot fail', p_step_id, p_run);
@@ -82,4 +86,5 @@ comment on function pgqrs.fail_step(bigint, text, uuid, jsonb, boolean, interval
 'Records a failed step attempt. Transient with attempts left (policy: p_retry_policy, else the workflow''s): step
 ERROR, run QUEUED, message visible at retry_at = now + p_retry_after (0-30 days) or the backoff, lease released.
 Otherwise: run ERROR and its message archived as DEAD_LETTER, in the same transaction. Returns (run_status,
-attempt, retry_at). Raises QR004 (lease), QR005 (step already succeeded), QR002/QR003, 22023.';
+attempt, retry_at). Raises QR004 (lease), QR005 (step already succeeded), QR002/QR003, QR010 (the step id was
+recorded by a durable wait or a child workflow), 22023.';

@@ -30,11 +30,15 @@ begin
     on conflict (run_id, step_id) do update
         set status = 'PAUSED', attempt = pgqrs._next_attempt(s), paused_until = excluded.paused_until,
             retry_at = null, updated_at = excluded.updated_at
-        where s.status <> 'SUCCESS'
+        where s.status <> 'SUCCESS' and s.kind is null
     returning * into v_step;
     if v_step.run_id is null then
+        select * into strict v_step from pgqrs.steps as s where s.run_id = p_run and s.step_id = p_step_id;
+        if v_step.kind is not null then  -- a wait's (or a child's) step (steps/kinds.sql)
+            perform pgqrs._refuse_step_kind(p_run, p_step_id, v_step.kind);
+        end if;
         -- The external event arrived first (update_step recorded the result): nothing to wait for.
-        return query select s.status, s.value from pgqrs.steps as s where s.run_id = p_run and s.step_id = p_step_id;
+        return query select v_step.status, v_step.value;
         return;
     end if;
 
@@ -46,4 +50,5 @@ $$;
 comment on function pgqrs.pause_step(bigint, text, uuid, interval) is
 'Pauses the run at this step until pgqrs.resume_run or p_timeout (NULL = no timeout): step and run PAUSED, lease
 released. After a timeout the run is delivered again and the step runs again. Returns (status, value): PAUSED, or
-SUCCESS with the value when update_step already recorded the step. Raises QR004, QR002/QR003, 22023.';
+SUCCESS with the value when update_step already recorded the step. Raises QR004, QR002/QR003, QR010 (the step id
+was recorded by a durable wait or a child workflow), 22023.';

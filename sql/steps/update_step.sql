@@ -42,12 +42,15 @@ begin
         set status = excluded.status, value = excluded.value, value_bytes = excluded.value_bytes,
             error = excluded.error, completed_at = excluded.completed_at, retry_at = null, paused_until = null,
             updated_at = excluded.updated_at
-        where s.status <> 'SUCCESS'
+        where s.status <> 'SUCCESS' and s.kind is null
     returning * into v_step;
     if v_step.run_id is not null then
         return v_step;
     end if;
     select * into strict v_step from pgqrs.steps as s where s.run_id = p_run and s.step_id = p_step_id;
+    if v_step.kind is not null then  -- a wait's (or a child's) step: its outcome is the engine's to record
+        perform pgqrs._refuse_step_kind(p_run, p_step_id, v_step.kind);
+    end if;
     if p_status = 'SUCCESS' and v_step.value = v_value then
         return v_step;
     end if;
@@ -59,4 +62,5 @@ $$;
 comment on function pgqrs.update_step(bigint, text, text, jsonb) is
 'Records a step result from outside a worker (a webhook, an operator): p_status RUNNING, SUCCESS, ERROR or PAUSED;
 p_value is the result (SUCCESS) or the error (ERROR). Returns the step row. A SUCCESS is final: the same value
-again is a no-op, anything else raises QR005. Raises QR002, QR003 (run SUCCESS/CANCELLED), 22023 (bad status).';
+again is a no-op, anything else raises QR005. Raises QR002, QR003 (run SUCCESS/CANCELLED), QR010 (the step id was
+recorded by a durable wait or a child workflow), 22023 (bad status).';

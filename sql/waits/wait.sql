@@ -30,9 +30,14 @@ language sql
 immutable
 set search_path = pg_catalog, pg_temp
 as $$
-    select case p_kind
-        when 'sleep' then 'a sleep' when 'event' then 'an event wait' when 'message' then 'a recv'
-        else 'an ordinary step'
+    select case
+        when p_kind is null then 'an ordinary step'
+        when p_kind = 'sleep' then 'a sleep'
+        when p_kind = 'event' then 'an event wait'
+        when p_kind = 'message' then 'a recv'
+        when p_kind = 'child' then 'a child workflow start'
+        when p_kind = 'children' then 'a wait for child workflows'
+        else format('a step of kind %s', p_kind)
     end
 $$;
 

@@ -22,19 +22,18 @@ from ._waits import DurableWaits
 class ChildWorkflows(DurableWaits):
     """`ctx.start_child`, `ctx.wait_child` and `ctx.gather` (mixed into WorkflowContext)."""
 
-    journal: dict[str, Any]
-
     def start_child(self, workflow: str, input: Any = None, step_id: str | None = None) -> ChildHandle:
         """Start a run of `workflow` with `input` as a child of this run, as step `step_id` (default
         "start_child", "start_child#2", ...): ``pgqrs.start_child`` records the child with the step in one
         transaction, so each step id starts one child, however often the run is replayed or its worker
-        crashes. A replay whose journal holds the step answers without a round trip. Returns a ChildHandle.
+        crashes. A replay whose journal holds the step answers from it, without a round trip. Returns a
+        ChildHandle.
         Raises StepKindConflict (QR010), UnknownWorkflow (QR001), InvalidArgument (22023), NotSerializable,
         DuplicateStepId and the lease errors."""
         step_id = self._claim(step_id, "start_child")
-        recorded = self.journal.get(step_id)
-        if recorded and recorded.get("kind") == "child" and recorded.get("status") == "SUCCESS":
-            return ChildHandle(int(recorded["value"]["run_id"]), str(recorded["value"]["workflow"]))
+        found, recorded = self._journal_outcome(step_id, "child")  # {"run_id": ..., "workflow": ...}
+        if found:
+            return ChildHandle(int(recorded["run_id"]), str(recorded["workflow"]))
         return ChildHandle(self.run.start_child(step_id, workflow, input), workflow)
 
     def wait_child(self, child: ChildHandle | int, step_id: str | None = None) -> Any:
@@ -61,9 +60,14 @@ class ChildWorkflows(DurableWaits):
 
     def _wait_children(self, step_id: str, children: list[ChildHandle | int],
                        return_exceptions: bool) -> list[Any]:
-        status, outcomes = self.run.wait_children(step_id, [as_id(c) for c in children])
-        if status != "DONE":
-            raise Suspended("WAITING")
+        ids = [as_id(c) for c in children]
+        found, recorded = self._journal_outcome(step_id, "children")  # {"children": [...], "outcomes": [...]}
+        if found and recorded.get("children") == ids:
+            outcomes = recorded["outcomes"]
+        else:  # not recorded yet, or other children asked for (the engine raises StepKindConflict)
+            status, outcomes = self.run.wait_children(step_id, ids)
+            if status != "DONE":
+                raise Suspended("WAITING")
         outcomes = self._recorded(step_id, outcomes)
         results: list[Any] = []
         for outcome in outcomes:

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from .._json import dumps
-from ..errors import DuplicateStepId, LeaseLost, StepConflict, TransientError
+from ..errors import DuplicateStepId, LeaseLost, StepConflict, StepKindConflict, TransientError
 from ..outcomes import BodyNotStarted, StepPause, Suspended, error_json
 from ._children import ChildWorkflows
 from ._compat import call_body
@@ -90,8 +90,9 @@ class WorkflowContext(ChildWorkflows):
     def _replayed(self, step_id: str) -> tuple[bool, Any]:
         """What a step does before its body: (True, value) when the journal has `step_id` recorded SUCCESS
         (a value left out of the journal is read with ``pgqrs.acquire_step``), else (False, None) once the
-        lease is known to be held still. Raises DuplicateStepId (the id is used twice in this execution)
-        and LeaseLost (the worker's view of the lease has run out: the body must not start)."""
+        lease is known to be held still. Raises DuplicateStepId (the id is used twice in this execution),
+        StepKindConflict (QR010: the journal has the id as a durable wait's or a child workflow's step) and
+        LeaseLost (the worker's view of the lease has run out: the body must not start)."""
         if step_id in self._seen:
             raise DuplicateStepId(
                 f"step id {step_id!r} is used twice in one execution of run {self.run_id};"
@@ -99,6 +100,12 @@ class WorkflowContext(ChildWorkflows):
             )
         self._seen.add(step_id)
         recorded = self.journal.get(step_id)
+        if recorded is not None and recorded.get("kind") is not None:
+            # The engine would refuse it too (QR010, pgqrs.acquire_step / complete_step): no round trip.
+            raise StepKindConflict(
+                f"step {step_id} of run {self.run_id} is a step of kind {recorded['kind']} (a durable wait"
+                " or a child workflow), not an ordinary step; give each step of a run its own id"
+            )
         if recorded is not None and recorded.get("status") == "SUCCESS":
             if recorded.get("value_omitted"):  # past the journal's size bound (pgqrs.dequeue): read it now
                 return True, self._recorded(step_id, (self.run.acquire_step(step_id)).value)
@@ -131,7 +138,8 @@ class WorkflowContext(ChildWorkflows):
         from outside meanwhile (``pgqrs.update_step``) wins: the writes roll back and its value is returned.
 
         For other languages the same in plain SQL: `begin; <writes>; select pgqrs.complete_step(...);
-        commit;` (docs/transactions.md). Raises DuplicateStepId, LeaseLost, RunCancelled, NotSerializable."""
+        commit;` (docs/transactions.md). Raises DuplicateStepId, StepKindConflict (QR010: the id is a
+        durable wait's or a child workflow's step), LeaseLost, RunCancelled, NotSerializable."""
         from ._transaction import transaction_step
 
         return transaction_step(self, step_id, fn, retry_policy)
@@ -179,8 +187,9 @@ class WorkflowContext(ChildWorkflows):
         a retryable one out of attempts, ends the run ERROR (its message dead-lettered). Either way the
         handler is unwound (Suspended).
 
-        Raises DuplicateStepId when `step_id` is used twice in one execution, and LeaseLost, RunCancelled
-        and NotSerializable as above."""
+        Raises DuplicateStepId when `step_id` is used twice in one execution, StepKindConflict (QR010) when
+        the run recorded `step_id` as a durable wait's or a child workflow's step (from the journal, without a
+        round trip), and LeaseLost, RunCancelled and NotSerializable as above."""
         found, value = self._replayed(step_id)
         if found:
             return value
