@@ -373,6 +373,11 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_payload": json_values.map(Jsonb),
         "p_topic": st.sampled_from(["t1", "t2"]),
         "p_message": json_values.map(Jsonb),
+        "p_cron": st.sampled_from(["* * * * *", "*/15 9-17 * * MON-FRI", "30 2 29 2 *"]),
+        "p_timezone": st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
+        "p_catch_up": st.sampled_from(["latest", "all"]),
+        "p_enabled": st.booleans(),
+        "p_after": st.sampled_from([datetime(2026, 3, 8, 6, 0, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)]),
         "p_children": st.lists(st.sampled_from(world.runs), min_size=1, max_size=3),
         "p_steps": st.one_of(
             st.sampled_from([None, Jsonb([])]),
