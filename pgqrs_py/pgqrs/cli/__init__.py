@@ -20,8 +20,8 @@ Every failure is one line on stderr.
 Reads come from the ops views (pgqrs.run_overview, worker_status, queue_stats) and pgqrs.run_status /
 run_steps; every write is a call of an engine function, exactly as from psql. A module per command group:
 `admin` (install, upgrade), `worker`, `runs` (trigger, runs, run, update-step, resume, cancel, retry),
-`events` (emit), `ops` (workers, stats); `common` and `output` are what they share. Their SQL is in
-`pgqrs._sql`.
+`events` (emit), `schedules` (schedule add/rm/list/enable/disable), `ops` (workers, stats); `common` and
+`output` are what they share. Their SQL is in `pgqrs._sql`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import NoReturn
 import psycopg
 
 from ..errors import InvalidArgument, PgqrsError
-from . import admin, events, ops, runs, worker
+from . import admin, events, ops, runs, schedules, worker
 from .common import EXIT_ENGINE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Command, one_line
 
 
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (admin, worker, runs, events, ops):  # the order of `pgqrs --help`
+    for group in (admin, worker, runs, events, schedules, ops):  # the order of `pgqrs --help`
         group.register(add)
     return parser
 
