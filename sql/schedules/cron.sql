@@ -28,6 +28,9 @@ declare
     v_number integer;
 begin
     foreach v_item in array string_to_array(p_text, ',') loop
+        if v_item = '' then
+            perform pgqrs._cron_error(p_cron, p_field, p_text, 'an empty item in the list');
+        end if;
         v_base := split_part(v_item, '/', 1);
         v_step := 1;
         if v_item like '%/%' then
@@ -149,7 +152,12 @@ as $$
 declare
     v_spec record;
     v_day_minutes integer[];  -- the minutes of a day it fires at (h * 60 + m), ascending
-    v_local timestamp := p_from at time zone p_timezone;
+    -- Forward, from up to an hour earlier when the clocks fall back within 3 hours: a local time just behind
+    -- p_from's may still be ahead, at its second occurrence (p_from 01:40 EDT, tick 01:30 EST).
+    v_local timestamp := case when p_forward
+        then least(p_from at time zone p_timezone, (p_from + interval '3 hours') at time zone p_timezone
+                   - interval '3 hours')
+        else p_from at time zone p_timezone end;
     v_day date := v_local::date;
     v_last_day date := v_local::date + case when p_forward then 5480 else -5480 end;
     -- only minutes after (before) this bound count on the first day; -1 (1440) later
