@@ -15,8 +15,10 @@ select is(
 );
 select is(
     (select row(p.minutes, p.hours, p.days, p.months) from pgqrs._cron_parse('@daily') as p),
-    row('{0}'::integer [], '{0}'::integer [], (select array_agg(d) from generate_series(1, 31) as d),
-        (select array_agg(m) from generate_series(1, 12) as m)),
+    row(
+        '{0}'::integer[], '{0}'::integer[], (select array_agg(d) from generate_series(1, 31) as d),
+        (select array_agg(m) from generate_series(1, 12) as m)
+    ),
     '@daily is 0 0 * * *'
 );
 select is((pgqrs._cron_parse('  0   12 * * SUN ')).weekdays, '{0}', 'extra blanks are fine');

@@ -31,8 +31,10 @@ select results_eq(
     'each schedule waits for its next tick after now'
 );
 set local "pgqrs.now" = '2030-01-02 12:00:00+00';  -- a day missed
-select is((select count(*) from pgqrs.fire_schedules() where schedule = 'all-many'), 100::bigint,
-    'a day of minutes missed: the cap holds');
+select is(
+    (select count(*) from pgqrs.fire_schedules() where schedule = 'all-many'), 100::bigint,
+    'a day of minutes missed: the cap holds'
+);
 select is(
     (select count(*) from pgqrs.runs), (1 + 8 + 100 + 1 + 96 + 100)::bigint,
     'no tick started twice (the second call: 1 latest, 96 quarter hours, 100 minutes)'

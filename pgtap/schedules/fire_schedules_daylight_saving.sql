@@ -29,7 +29,7 @@ select results_eq(
     $$select tick from t_fired where schedule = 'nightly' order by tick$$,
     $$values ('2030-03-09 07:30+00'::timestamptz), ('2030-03-10 07:30+00'), ('2030-03-11 06:30+00'),
              ('2030-11-01 06:30+00'), ('2030-11-02 06:30+00'), ('2030-11-03 07:30+00'), ('2030-11-04 07:30+00')$$,
-    '02:30: once a day; on 10 March at 03:30 EDT (07:30 UTC); after the months between, only the newest missed tick (catch_up latest)'
+    '02:30 once a day; 10 March at 03:30 EDT; after the months between only the newest missed tick (latest)'
 );
 select results_eq(
     $$select tick from t_fired where schedule = 'one-thirty' and tick >= '2030-11-01' order by tick$$,

@@ -18,8 +18,10 @@ select results_eq(
 );
 select is(
     (select row(r.status, r.input, r.idempotency_key) from pgqrs.runs as r join t_fired using (run_id)),
-    row('QUEUED'::text, '{"n": 1}'::jsonb,
-        'pgqrs.schedule:' || (select schedule_id from pgqrs.schedule_defs) || ':1893492300'),
+    row(
+        'QUEUED'::text, '{"n": 1}'::jsonb,
+        'pgqrs.schedule:' || (select schedule_id from pgqrs.schedule_defs) || ':1893492300'
+    ),
     'a queued run with the schedule''s input and the key of schedule and tick'
 );
 select is((select count(*) from pgqrs.fire_schedules()), 0::bigint, 'a second call starts nothing');
@@ -27,14 +29,18 @@ set local "pgqrs.now" = '2030-01-01 10:09:59+00';
 select is((select count(*) from pgqrs.fire_schedules()), 0::bigint, 'nor does one before the next tick');
 select is(
     (select row(next_fire_at, last_fire_at, last_run_id, last_run_status) from pgqrs.schedules),
-    row('2030-01-01 10:10+00'::timestamptz, '2030-01-01 10:05+00'::timestamptz, (select run_id from t_fired),
-        'QUEUED'::text),
+    row(
+        '2030-01-01 10:10+00'::timestamptz, '2030-01-01 10:05+00'::timestamptz, (select run_id from t_fired),
+        'QUEUED'::text
+    ),
     'the view: next and last fire, last run and its status'
 );
 -- a re-fire of a tick that already has its run (as if the schedule row had not moved on) starts nothing new
 update pgqrs.schedule_defs set next_fire_at = '2030-01-01 10:05+00';
-select is((select count(*) from pgqrs.fire_schedules()), 0::bigint,
-    'the idempotency key: a tick whose run exists is not started again');
+select is(
+    (select count(*) from pgqrs.fire_schedules()), 0::bigint,
+    'the idempotency key: a tick whose run exists is not started again'
+);
 
 select * from finish();
 rollback;

@@ -11,7 +11,7 @@
 create or replace function pgqrs._cron_field(
     p_cron text, p_field text, p_text text, p_min integer, p_max integer, p_names text[] default null
 )
-returns integer []
+returns integer[]
 language plpgsql
 immutable
 set search_path = pg_catalog, pg_temp
@@ -23,7 +23,7 @@ declare
     v_bounds text[];
     v_low integer;
     v_high integer;
-    v_values integer[] := '{}';
+    v_values integer[] := array[]::integer[];
     v_value text;
     v_number integer;
 begin
@@ -96,8 +96,8 @@ $$;
 -- unrestricted (starts with `*`), for the day rule. Day of week 7 is folded into 0 (Sunday).
 create or replace function pgqrs._cron_parse(
     p_cron text,
-    out minutes integer [], out hours integer [], out days integer [], out months integer [],
-    out weekdays integer [], out days_any boolean, out weekdays_any boolean
+    out minutes integer[], out hours integer[], out days integer[], out months integer[],
+    out weekdays integer[], out days_any boolean, out weekdays_any boolean
 )
 language plpgsql
 immutable
@@ -203,7 +203,7 @@ $$;
 
 -- The cron day rule: both day fields restricted, either matches; otherwise both must (a `*` matches all).
 create or replace function pgqrs._cron_day_matches(
-    p_days integer [], p_weekdays integer [], p_days_any boolean, p_weekdays_any boolean, p_day date
+    p_days integer[], p_weekdays integer[], p_days_any boolean, p_weekdays_any boolean, p_day date
 )
 returns boolean
 language sql

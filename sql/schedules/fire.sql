@@ -13,7 +13,7 @@ as $$ select 100 $$;
 create or replace function pgqrs._due_ticks(
     p_cron text, p_timezone text, p_catch_up text, p_next timestamptz, p_now timestamptz
 )
-returns timestamptz []
+returns timestamptz[]
 language plpgsql
 stable
 set search_path = pg_catalog, pgqrs, pg_temp
