@@ -179,6 +179,11 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_topic": lambda c: "sec_topic",
     "p_message": lambda c: Jsonb({}),
     "p_children": lambda c: [c["run"]],
+    "p_cron": lambda c: "*/15 * * * *",
+    "p_timezone": lambda c: "UTC",
+    "p_catch_up": lambda c: "latest",
+    "p_enabled": lambda c: False,
+    "p_after": lambda c: "2030-01-01 00:00:00+00",
 }
 
 
