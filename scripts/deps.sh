@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what the project needs, skipping what is already there:
-#  - Debian packages: pgTAP + pg_prove, plpgsql_check (apt-get update only when something is missing)
+#  - Debian packages: pgTAP + pg_prove, plpgsql_check, pg_cron (for tests/test_schedules_pg_cron.py)
+#    (apt-get update only when something is missing)
 #  - .venv with `pip install -e '.[dev]'`, redone only when pyproject.toml or setup.py changed (stamp file)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check)
+APT_PACKAGES=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check postgresql-15-cron)
 PYTHON=${PYTHON:-python3}
 
 missing=()

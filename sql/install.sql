@@ -21,6 +21,7 @@
 \ir tables/channel_key.sql
 \ir tables/waits.sql
 \ir tables/flow.sql
+\ir tables/schedules.sql
 
 -- workflows/: workflow definitions and retry policies
 \ir workflows/retry_policy.sql
@@ -69,6 +70,11 @@
 \ir waits/events.sql
 \ir waits/messages.sql
 \ir waits/children.sql
+
+-- schedules/: cron expressions, schedules and firing them
+\ir schedules/cron.sql
+\ir schedules/schedules.sql
+\ir schedules/fire.sql
 
 -- ops/: views for operators
 \ir ops/views.sql

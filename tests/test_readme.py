@@ -1,4 +1,4 @@
-"""Every SQL and Python snippet of README.md, docs/operations.md, docs/waits.md and docs/flow.md runs.
+"""Every SQL and Python snippet of README.md and docs/ (operations, waits, flow, schedules) runs.
 
 - ```sql blocks of a document run in order in one psql session (`-v ON_ERROR_STOP=1`) on a fresh database
   with the schema: they may build on each other (`\\gset` variables, runs made by an earlier block).
@@ -25,6 +25,7 @@ README = REPO / "README.md"
 OPERATIONS = REPO / "docs" / "operations.md"
 WAITS = REPO / "docs" / "waits.md"
 FLOW = REPO / "docs" / "flow.md"
+SCHEDULES = REPO / "docs" / "schedules.md"
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -66,6 +67,10 @@ def test_waits_sql_blocks_run_in_order(db: str) -> None:
 
 def test_flow_sql_blocks_run_in_order(db: str) -> None:
     run_sql_blocks(FLOW, db)
+
+
+def test_schedules_sql_blocks_run_in_order(db: str) -> None:
+    run_sql_blocks(SCHEDULES, db)
 
 
 def test_readme_python_blocks_run_as_one_script(db: str, tmp_path: Path) -> None:

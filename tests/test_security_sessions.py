@@ -184,6 +184,11 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_rate_limit": lambda c: None,
     "p_priority": lambda c: 0,
     "p_concurrency_key": lambda c: None,
+    "p_cron": lambda c: "*/15 * * * *",
+    "p_timezone": lambda c: "UTC",
+    "p_catch_up": lambda c: "latest",
+    "p_enabled": lambda c: False,
+    "p_after": lambda c: "2030-01-01 00:00:00+00",
 }
 
 

@@ -164,6 +164,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--shutdown-timeout", type=float, default=None)
     parser.add_argument("--fixed", action="append", default=[])
+    parser.add_argument("--schedule-interval", type=float, default=10.0)
     args = parser.parse_args()
     DSN = args.dsn
     FIXED.update(args.fixed)
@@ -180,6 +181,7 @@ async def main() -> None:
             .handler(probe)
             .concurrency(args.concurrency)
             .visibility(args.visibility)
+            .schedule_interval(args.schedule_interval)
             .create(store)
         )
         print(f"ready {worker.id}", flush=True)

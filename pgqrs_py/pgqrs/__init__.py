@@ -34,7 +34,7 @@ from .errors import (
 from .handler import WorkflowFunction, step
 from .install import install
 from .outcomes import Step, StepPause
-from .records import RunInfo, StepRecord, TriggerHandle, WorkflowDef
+from .records import RunInfo, Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from .run import AcquiredStep, Message, Run
 from .store import Store, connect
 from .vocabulary import RunStatus, StepAnswer, StepStatus
@@ -61,6 +61,8 @@ __all__ = [
     "RunCancelled",
     "RunInfo",
     "RunStatus",
+    "Schedule",
+    "ScheduledRun",
     "Step",
     "StepConflict",
     "StepKindConflict",

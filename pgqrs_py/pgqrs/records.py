@@ -106,3 +106,29 @@ def run_outcome(info: RunInfo) -> Any:
     if info.status == "CANCELLED":
         raise RunCancelled(f"run {info.run_id} was cancelled", run_id=info.run_id, error=info.error)
     raise WorkflowFailed(info.run_id, info.error)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A row of the view pgqrs.schedules (docs/schedules.md): next_fire_at is None while disabled."""
+
+    name: str
+    workflow: str
+    cron: str
+    timezone: str
+    catch_up: str
+    enabled: bool
+    input: dict[str, Any]
+    next_fire_at: datetime | None
+    last_fire_at: datetime | None
+    last_run_id: int | None
+    last_run_status: str | None
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """A run that pgqrs.fire_schedules started: the schedule, the tick it stands for and the run id."""
+
+    schedule: str
+    tick: datetime
+    run_id: int

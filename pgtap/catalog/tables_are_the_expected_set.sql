@@ -6,7 +6,7 @@ select tables_are(
     'pgqrs',
     array[
         'schema_version', 'workflows', 'queues', 'workers', 'runs', 'messages', 'messages_archive', 'steps',
-        'channel_key', 'waits', 'events', 'run_messages', 'rate_limit_log'
+        'channel_key', 'waits', 'events', 'run_messages', 'rate_limit_log', 'schedule_defs'
     ],
     'tables of pgqrs'
 );
@@ -14,7 +14,7 @@ select views_are(
     'pgqrs',
     array[
         'run_overview', 'retrying_runs', 'paused_runs', 'stuck_runs', 'dead_letters', 'queue_stats',
-        'worker_status', 'workflow_steps', 'waiting_runs'
+        'worker_status', 'workflow_steps', 'waiting_runs', 'schedules'
     ],
     'views of pgqrs'
 );
@@ -24,8 +24,9 @@ select is(
         where c.connamespace = 'pgqrs'::regnamespace and c.contype = 'c' order by 1
     ),
     array[
-        'channel_key_one_row', 'messages_archive_outcome_check', 'runs_status_check', 'steps_kind_check',
-        'steps_status_check', 'waits_kind_check', 'workers_status_check'
+        'channel_key_one_row', 'messages_archive_outcome_check', 'runs_status_check',
+        'schedule_defs_catch_up_check', 'steps_kind_check', 'steps_status_check', 'waits_kind_check',
+        'workers_status_check'
     ],
     'statuses are text with named CHECKs'
 );

@@ -54,7 +54,11 @@ begin
             ('send', 'pgqrs_client'), ('send', 'pgqrs_worker'), ('recv', 'pgqrs_worker'),
             -- child workflows: a worker starts and waits for children under its lease; both read them
             ('start_child', 'pgqrs_worker'), ('wait_children', 'pgqrs_worker'),
-            ('run_children', 'pgqrs_worker'), ('run_children', 'pgqrs_client')
+            ('run_children', 'pgqrs_worker'), ('run_children', 'pgqrs_client'),
+            -- schedules: clients define them, workers fire them (every worker, on its own); both read cron
+            ('create_schedule', 'pgqrs_client'), ('drop_schedule', 'pgqrs_client'),
+            ('set_schedule_enabled', 'pgqrs_client'), ('fire_schedules', 'pgqrs_worker'),
+            ('cron_next', 'pgqrs_worker'), ('cron_next', 'pgqrs_client')
             -- pgqrs_admin only (granted every function above): retry_run, fork_run and set_workflow_limits (ops), and
             -- every function not named here
         ) as g (proname, role_name) on g.proname = p.proname

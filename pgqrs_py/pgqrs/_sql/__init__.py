@@ -115,3 +115,16 @@ FINISHED_RUNS = (
     " from unnest(%s::bigint[]) as u (id), lateral pgqrs.run_status(p_run => u.id) as s"
     " where s.status in ('SUCCESS', 'ERROR', 'CANCELLED')"
 )
+
+# schedules (docs/schedules.md)
+CREATE_SCHEDULE = (
+    "select next_fire_at from pgqrs.create_schedule(p_name => %s, p_workflow => %s, p_cron => %s,"
+    " p_input => %s::jsonb, p_timezone => %s, p_catch_up => %s)"
+)
+DROP_SCHEDULE = "select pgqrs.drop_schedule(p_name => %s)"
+SET_SCHEDULE_ENABLED = "select pgqrs.set_schedule_enabled(p_name => %s, p_enabled => %s)"
+FIRE_SCHEDULES = "select schedule, tick, run_id from pgqrs.fire_schedules()"
+SCHEDULES = (
+    "select name, workflow, cron, timezone, catch_up, enabled, input, next_fire_at, last_fire_at,"
+    " last_run_id, last_run_status from pgqrs.schedules order by name"
+)

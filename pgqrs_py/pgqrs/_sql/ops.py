@@ -20,3 +20,4 @@ from pgqrs.run_overview
 group by workflow, status
 order by workflow, status
 """
+SCHEDULES = "select * from pgqrs.schedules order by name"

@@ -21,8 +21,8 @@ Every failure is one line on stderr.
 Reads come from the ops views (pgqrs.run_overview, worker_status, queue_stats) and pgqrs.run_status /
 run_steps; every write is a call of an engine function, exactly as from psql. A module per command group:
 `admin` (install, upgrade), `worker`, `runs` (trigger, runs, run, update-step, resume, cancel, retry),
-`events` (emit), `ops` (workers, stats), `flow` (limits); `common` and `output` are what they share. Their
-SQL is in `pgqrs._sql`.
+`events` (emit), `schedules` (schedule add/rm/list/enable/disable), `ops` (workers, stats), `flow` (limits);
+`common` and `output` are what they share. Their SQL is in `pgqrs._sql`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import NoReturn
 import psycopg
 
 from ..errors import InvalidArgument, PgqrsError
-from . import admin, events, flow, ops, runs, worker
+from . import admin, events, flow, ops, runs, schedules, worker
 from .common import EXIT_ENGINE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Command, one_line
 
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (admin, worker, runs, events, ops, flow):  # the order of `pgqrs --help`
+    for group in (admin, worker, runs, events, schedules, ops, flow):  # the order of `pgqrs --help`
         group.register(add)
     return parser
 

@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..install import install
 from ..outcomes import Step, StepPause
-from ..records import RunInfo, StepRecord, TriggerHandle, WorkflowDef
+from ..records import RunInfo, Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from ..run import Message
 from ..vocabulary import RunStatus, StepAnswer, StepStatus
 from .builders import RunBuilder, WorkflowBuilder, run, workflow
@@ -63,6 +63,8 @@ __all__ = [
     "RunCancelled",
     "RunInfo",
     "RunStatus",
+    "Schedule",
+    "ScheduledRun",
     "Step",
     "StepConflict",
     "StepKindConflict",

@@ -21,6 +21,7 @@ import psycopg
 from .. import _sql
 from .._conncheck import connection_lost
 from .._leases import Leases
+from .._schedules import FIRE_INTERVAL
 from ..consumer import (
     MAX_CONCURRENCY,
     POLL_INTERVAL_RANGE,
@@ -37,6 +38,7 @@ from ..store import as_id
 from ._compat import CancelledError, Event, Task, cancel_all, on_signals, spawn, wait_tasks
 from ._heartbeats import Heartbeats
 from ._outcome import hand_back, hand_back_interrupted, run_handler
+from ._schedules import fire_loop
 from ._wakeups import Wakeups
 from .handler import as_workflow
 from .run import Run
@@ -49,7 +51,7 @@ class Consumer:
 
     def __init__(self, store: Store, worker_id: int, name: str, queue: str, channel: str,
                  handler: Callable[..., Any] | None, concurrency: int, visibility: float,
-                 poll_interval: float) -> None:
+                 poll_interval: float, schedule_interval: float | None = FIRE_INTERVAL) -> None:
         self.store = store
         self.id = worker_id
         self.name = name
@@ -59,6 +61,7 @@ class Consumer:
         self.concurrency = concurrency
         self.visibility = visibility
         self.poll_interval = poll_interval
+        self.schedule_interval = schedule_interval
         self._stop = Event()
         self._closing = Event()  # ends the listener and the heartbeats
         self._wakeups = Wakeups(store.dsn, channel, poll_interval)
@@ -104,6 +107,9 @@ class Consumer:
         self._closing.clear()
         background = [spawn(self._wakeups.listen, self._closing, name=f"pgqrs-listen-{self.name}"),
                       spawn(self._heartbeats.loop, self._closing, name=f"pgqrs-heartbeat-{self.name}")]
+        if self.schedule_interval is not None:
+            background.append(spawn(fire_loop, self.store, self._closing, self.schedule_interval,
+                                    name=f"pgqrs-schedules-{self.name}"))
         try:
             self._dispatch_loop()
         finally:
@@ -220,6 +226,7 @@ class ConsumerBuilder:
         self._concurrency = 1
         self._visibility = 30.0
         self._poll_interval = 2.0
+        self._schedule_interval: float | None = FIRE_INTERVAL
 
     def handler(self, fn: Callable[..., Any]) -> ConsumerBuilder:
         """The handler `fn(ctx, params)` that poll_forever runs for each run; returns the builder."""
@@ -243,6 +250,13 @@ class ConsumerBuilder:
         self._poll_interval = checked_seconds("poll_interval", seconds, *POLL_INTERVAL_RANGE)
         return self
 
+    def schedule_interval(self, seconds: float | timedelta | None) -> ConsumerBuilder:
+        """How often the worker fires due schedules (pgqrs.fire_schedules): 0.1 s to 1 day, default 10 s;
+        None: never (other workers or pg_cron do it)."""
+        self._schedule_interval = None if seconds is None else checked_seconds("schedule_interval", seconds,
+                                                                               *VISIBILITY_RANGE)
+        return self
+
     def create(self, store: Store) -> Consumer:
         """Register the worker for the queue (an upsert by name): calls ``pgqrs.register_worker``,
         ``pgqrs.queue_channel`` and ``pgqrs.schema_version``; grows the store's pool to 2 * concurrency + 2.
@@ -258,7 +272,7 @@ class ConsumerBuilder:
         if store.pool.max_size < needed:
             store.pool.resize(min_size=store.pool.min_size, max_size=needed)
         return Consumer(store, worker_id, self._name, self._queue, channel, self._handler, self._concurrency,
-                        self._visibility, self._poll_interval)
+                        self._visibility, self._poll_interval, self._schedule_interval)
 
 
 def consumer(name: str, port: int | None, queue: str) -> ConsumerBuilder:

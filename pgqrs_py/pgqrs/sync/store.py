@@ -14,7 +14,7 @@ from .. import _sql
 from .._conncheck import connection_lost
 from .._json import dumps
 from ..errors import mapped_errors
-from ..records import StepRecord, TriggerHandle, WorkflowDef
+from ..records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from ..store import as_id, conn_kwargs, limits_params, trigger_params, update_step_params
 from ..vocabulary import StepStatus
 from .results import ResultListener
@@ -184,6 +184,38 @@ class Store:
             StepRecord(run_id=as_id(run_id), step_id=r[0], status=r[1], value=r[2], error=r[3], attempt=r[4])
             for r in rows
         ]
+
+    def create_schedule(self, name: str, workflow: str, cron: str, params: Any = None, *,
+                        timezone: str = "UTC", catch_up: str = "latest") -> datetime:
+        """Create or replace (by name) a schedule that starts runs of `workflow` with `params` at each tick of
+        the 5-field `cron` expression in the IANA `timezone`: calls ``pgqrs.create_schedule``; returns the
+        next fire time. `catch_up` says what starts for ticks missed while no worker ran: "latest" (the
+        newest only) or "all" (each, at most 100). Every worker fires due schedules (docs/schedules.md).
+        Raises UnknownWorkflow (QR001), InvalidArgument (22023: a bad cron expression, naming the field; an
+        unknown time zone; a bad catch_up, name or input) and NotSerializable."""
+        payload = dumps({} if params is None else params, f"the input of schedule {name!r}")
+        rows = self.call(_sql.CREATE_SCHEDULE, (name, workflow, cron, payload, timezone, catch_up))
+        return rows[0][0]  # type: ignore[no-any-return]
+
+    def drop_schedule(self, name: str) -> bool:
+        """Drop a schedule (runs it started stay): calls ``pgqrs.drop_schedule``; False when there was none.
+        Raises InvalidArgument (22023: a bad name)."""
+        return bool((self.call(_sql.DROP_SCHEDULE, (name,)))[0][0])
+
+    def set_schedule_enabled(self, name: str, enabled: bool) -> bool:
+        """Disable or enable a schedule: calls ``pgqrs.set_schedule_enabled``; False when there is none.
+        Enabling counts the next fire from now. Raises InvalidArgument (22023: a bad name)."""
+        return bool((self.call(_sql.SET_SCHEDULE_ENABLED, (name, enabled)))[0][0])
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule, by name, from the view ``pgqrs.schedules``. Raises nothing of its own."""
+        return [Schedule(*row) for row in self.call(_sql.SCHEDULES, ())]
+
+    def fire_schedules(self) -> list[ScheduledRun]:
+        """Start the due ticks of every schedule, each exactly once whoever else calls it: calls
+        ``pgqrs.fire_schedules``; returns the runs started. Workers do this on their own. Raises nothing of
+        its own."""
+        return [ScheduledRun(*row) for row in self.call(_sql.FIRE_SCHEDULES, ())]
 
 
 class PoolCheck:
