@@ -79,14 +79,19 @@ async def pgqrs_worker(db_dsn: str, idx: int) -> None:
 
 PGQRS_TRIGGER = "select run_id from pgqrs.trigger(p_workflow => %s, p_input => %s::jsonb)"
 PGQRS_STATUS = "select status from pgqrs.runs where run_id = %s"
-# (the parent's created_at, finished_at, the first child's start, the last child's finish), epoch seconds
+# (the parent's created_at, finished_at, the first child's start, the last child's finish: epoch seconds;
+# whether the parent waited: a parent whose children had all finished when it reached gather() goes on)
 PGQRS_TIMES = """select extract(epoch from p.created_at)::float8, extract(epoch from p.finished_at)::float8,
-    (select extract(epoch from min(c.started_at))::float8 from pgqrs.runs c where c.parent_run_id = p.run_id),
-    (select extract(epoch from max(c.finished_at))::float8 from pgqrs.runs c where c.parent_run_id = p.run_id)
+    (select extract(epoch from min(c.started_at))::float8 from pgqrs.runs c
+      where c.parent_run_id = p.run_id),
+    (select extract(epoch from max(c.finished_at))::float8 from pgqrs.runs c
+      where c.parent_run_id = p.run_id),
+    p.attempt = 2
     from pgqrs.runs p where p.run_id = %(parent)s"""
 # The children that count: SUCCESS with their own k, delivered once (attempt 1), their message archived as
 # SUCCESS, one step row holding the output; k in 0..N-1, each once. The parent: SUCCESS with the right sum, N
-# start_child steps naming its children and the gather step; no other runs in the database.
+# start_child steps naming its children and the gather step, delivered once, or twice if it had to wait; no
+# other runs in the database.
 PGQRS_VERIFY = """
 select (select count(distinct (c.input->>'i')::int) from pgqrs.runs c
          where c.parent_run_id = %(parent)s and c.status = 'SUCCESS' and c.attempt = 1
@@ -99,6 +104,7 @@ select (select count(distinct (c.input->>'i')::int) from pgqrs.runs c
                        and s.status = 'SUCCESS' and s.value = c.output)),
        (select count(*) from pgqrs.runs),
        (select p.status = 'SUCCESS' and p.output = jsonb_build_object('sum', %(sum)s::bigint)
+           and p.attempt in (1, 2)
            and (select count(*) from pgqrs.steps s where s.run_id = p.run_id and s.kind = 'child'
                 and (s.value->>'run_id')::bigint in (select c.run_id from pgqrs.runs c
                                                      where c.parent_run_id = p.run_id)) = %(n)s
@@ -162,7 +168,8 @@ RAW_PARENT_FINISH = """update runs p set status = 'SUCCESS', finished_at = clock
 RAW_STATUS = "select status from runs where id = %s"
 RAW_TIMES = """select extract(epoch from p.created_at)::float8, extract(epoch from p.finished_at)::float8,
     (select extract(epoch from min(c.started_at))::float8 from runs c where c.parent_id = p.id),
-    (select extract(epoch from max(c.finished_at))::float8 from runs c where c.parent_id = p.id)
+    (select extract(epoch from max(c.finished_at))::float8 from runs c where c.parent_id = p.id),
+    p.claims = 2
     from runs p where p.id = %(parent)s"""
 RAW_VERIFY = """
 select (select count(distinct (c.input->>'i')::int) from runs c
@@ -172,7 +179,7 @@ select (select count(distinct (c.input->>'i')::int) from runs c
            and (select count(*) from steps s where s.run_id = c.id and s.value = c.output) = 1),
        (select count(*) from runs),
        (select p.status = 'SUCCESS' and p.output = jsonb_build_object('sum', %(sum)s::bigint)
-           and p.claims = 2 and p.finished_children = %(n)s
+           and p.claims in (1, 2) and p.finished_children = %(n)s
         from runs p where p.id = %(parent)s)
 """
 
@@ -258,13 +265,14 @@ def measure(engine: str, db: str, n: int, procs: int, tag: str, timeout: float =
         times = conn.execute(times_sql, {"parent": parent}).fetchone()
     assert checks is not None and times is not None
     good_children, total_runs, parent_ok = checks
-    created, finished, first_child, last_child = times
+    created, finished, first_child, last_child, waited = times
     if good_children != n or total_runs != n + 1 or not parent_ok:
         raise RuntimeError(f"{tag}: {good_children} of {n} children verified, {total_runs} runs in the "
                            f"database, the parent {'verified' if parent_ok else 'wrong'}")
     seconds = finished - created
     out.update({"seconds": seconds, "child_runs_per_s": n / seconds, "wall_s": wall,
-                "children_window_s": last_child - first_child, "children": n, "workers": procs,
+                "children_window_s": last_child - first_child, "parent_waited": waited, "children": n,
+                "workers": procs,
                 "verified": good_children,
                 **{k.replace("_unit", "_child"): v for k, v in costs.items()}})
     return out

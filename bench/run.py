@@ -269,6 +269,14 @@ def render(res: dict[str, Any]) -> str:
         out.append(lib.md_table(["workload", "pgqrs", "raw-SQL bound", "pgqrs vs bound"], rows))
         out.append("")
 
+    fan_reps = res["m"].get("fanout", {})
+    if fan_reps:
+        waited = "; ".join(f"{eng} {sum(1 for r in rs if r.get('parent_waited'))} of {len(rs)}"
+                           for eng, rs in fan_reps.items())
+        out.append("Fan-out: repetitions in which the parent had to wait for its children (in the others the "
+                   f"last child had finished before the parent reached its gather): {waited}.")
+        out.append("")
+
     # costs per run
     crow = []
     for eng in ("pgqrs", "raw"):
