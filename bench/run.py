@@ -15,8 +15,11 @@ Workloads (each repeated --reps times; the table shows the median and min-max of
   wakeup       event wake-up latency: --wake-samples runs wait on their own keys under one idle worker
                (--wake-concurrency); the keys are emitted one by one after random gaps: emit -> the step
                after the wait starts (wakeup.py); p50 / p99
-The raw-SQL bound (rawbound.py, wakeup.py) runs the trigger, e2e, latency and wakeup workloads in the same
-run.
+  fanout       fan-out/fan-in: one parent run starts --fan-children children of one step each, gathers them
+               and sums their outputs, with --fan-workers worker processes (fanout.py): trigger -> parent
+               SUCCESS, child runs/s; counts only if the sum is right and every child ran once
+The raw-SQL bound (rawbound.py, wakeup.py, fanout.py) runs the trigger, e2e, latency, wakeup and fanout
+workloads in the same run.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import depth  # noqa: E402
+import fanout  # noqa: E402
 import lib  # noqa: E402
 import wakeup  # noqa: E402
 import workloads  # noqa: E402
 
-PHASES = ["trigger", "e2e", "latency", "wakeup", "rss", "depth", "costs"]
+PHASES = ["trigger", "e2e", "latency", "wakeup", "fanout", "rss", "depth", "costs"]
 
 
 def log(msg: str) -> None:
@@ -82,6 +86,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--wake-samples", type=int, default=100)
     ap.add_argument("--wake-concurrency", type=int, default=1,
                     help="the wake-up worker's concurrency (a WAITING run holds no slot)")
+    ap.add_argument("--fan-children", type=int, default=1000, help="children of the fan-out parent")
+    ap.add_argument("--fan-workers", type=int, default=4, help="worker processes of the fan-out")
     ap.add_argument("--rss-runs", type=int, default=10000)
     ap.add_argument("--rss-concurrency", default="1,8")
     ap.add_argument("--depths", default="1000,100000,1000000")
@@ -93,7 +99,7 @@ def parse() -> argparse.Namespace:
     args = ap.parse_args()
     if args.quick:
         args.trigger_n, args.batch_n, args.n, args.lat_samples, args.idle_s = 300, 3000, 300, 20, 3.0
-        args.wake_samples = 20
+        args.wake_samples, args.fan_children = 20, 200
         args.rss_runs, args.depths, args.history, args.depth_calls = 1000, "1000,10000", 10000, 100
     return args
 
@@ -143,6 +149,10 @@ def main() -> None:
                        wakeup.measure(eng.name, eng.db, args.wake_samples, args.lat_warmup,
                                       args.wake_concurrency, (0.02, 0.2), seed=rep,
                                       tag=f"{eng.name}-wake-r{rep}"))
+            if "fanout" in phases:
+                record("fanout", eng.name,
+                       fanout.measure(eng.name, eng.db, args.fan_children, args.fan_workers,
+                                      tag=f"{eng.name}-fan-r{rep}"))
     if "rss" in phases:
         for c in [int(c) for c in args.rss_concurrency.split(",") if c]:
             for rep in range(args.reps):
@@ -247,11 +257,24 @@ def render(res: dict[str, Any]) -> str:
     lat("event wake-up: emit → next step p50 (ms)", "wakeup", "wakeup_p50_ms")
     lat("event wake-up: emit → next step p99 (ms)", "wakeup", "wakeup_p99_ms")
     lat("event wake-up: the emit call p50 (ms)", "wakeup", "emit_call_p50_ms")
+    fan = res["meta"]["args"]
+    fan_label = (f"fan-out/fan-in, {fan.get('fan_children', 1000):,} children, "
+                 f"{fan.get('fan_workers', 4)} worker processes")
+    lat(f"{fan_label}: trigger → parent SUCCESS (s)", "fanout", "seconds")
+    tput(f"{fan_label}: child runs/s", "fanout", "child_runs_per_s")
     idle = vals(res, "latency", "pgqrs", "idle_statements_per_s")
     if idle:
         rows.append(["idle worker: statements/s", lib.fmt_summary(idle), "–", "–"])
     if rows:
         out.append(lib.md_table(["workload", "pgqrs", "raw-SQL bound", "pgqrs vs bound"], rows))
+        out.append("")
+
+    fan_reps = res["m"].get("fanout", {})
+    if fan_reps:
+        waited = "; ".join(f"{eng} {sum(1 for r in rs if r.get('parent_waited'))} of {len(rs)}"
+                           for eng, rs in fan_reps.items())
+        out.append("Fan-out: repetitions in which the parent had to wait for its children (in the others the "
+                   f"last child had finished before the parent reached its gather): {waited}.")
         out.append("")
 
     # costs per run

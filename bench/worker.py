@@ -1,11 +1,12 @@
 """A benchmark worker: `python bench/worker.py pgqrs|raw DSN INDEX [--concurrency K] [--first-step-log F]
-[--workload e2e|wakeup]`.
+[--workload e2e|wakeup|fanout]`.
 
 Sets up, prints `ready`, waits for `go` on stdin, then runs the worker loop until SIGTERM.
 pgqrs: the package's stock loop, `pgqrs.consumer(name, None, "bench_wf").handler(bench_wf).concurrency(K)`
 + `poll_forever()` with its defaults (visibility 30 s, poll interval 2 s, LISTEN wake-up).
 raw: the raw-SQL bound's loop (rawbound.py), one run in flight.
 --workload wakeup: the event wake-up workflow and its raw bound instead (wakeup.py).
+--workload fanout: the fan-out/fan-in workflow and its raw bound, one run in flight (fanout.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main() -> None:
     ap.add_argument("index", type=int)
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--first-step-log")
-    ap.add_argument("--workload", choices=["e2e", "wakeup"], default="e2e")
+    ap.add_argument("--workload", choices=["e2e", "wakeup", "fanout"], default="e2e")
     args = ap.parse_args()
     if args.workload == "wakeup":
         import wakeup
@@ -51,6 +52,14 @@ def main() -> None:
             asyncio.run(wakeup.pgqrs_worker(args.dsn, args.index, args.concurrency))
         else:
             wakeup.raw_worker(args.dsn, args.index)
+        return
+    if args.workload == "fanout":
+        import fanout
+
+        if args.engine == "pgqrs":
+            asyncio.run(fanout.pgqrs_worker(args.dsn, args.index))
+        else:
+            fanout.raw_worker(args.dsn, args.index)
         return
     log = open(args.first_step_log, "a") if args.first_step_log else None
     if args.engine == "pgqrs":
