@@ -166,12 +166,16 @@ begin
         delete from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id and g.delivered_at <= p_now - v_period;
         select (p_rate_limit ->> 'limit')::integer - count(*) into v_held
         from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id;
-        if v_held < v_room and exists (select from pgqrs._ready_messages(p_queue_id, p_now, v_room - v_held + 1)) then
-            -- more is ready than the window allows: listeners wake when its oldest delivery leaves it
-            perform pgqrs._notify_queue(p_queue_id, (
-                select g.delivered_at + v_period from pgqrs.rate_limit_log as g
-                where g.queue_id = p_queue_id order by g.delivered_at offset greatest(v_held, 0) limit 1
-            ));
+        v_held := greatest(v_held, 0);  -- a limit lowered below the window's count allows none
+        if
+            v_held < v_room
+            and (select count(*) from pgqrs._ready_messages(p_queue_id, p_now, v_held + 1)) > v_held
+        then
+            -- more is ready than the window allows: listeners wake when its oldest delivery (or, in an empty
+            -- window, the ones made now) leaves it
+            perform pgqrs._notify_queue(p_queue_id, coalesce(
+                (select min(g.delivered_at) from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id), p_now
+            ) + v_period);
         end if;
         v_room := least(v_room, v_held);
     end if;
