@@ -2,7 +2,7 @@
 -- max_concurrency_per_key: a key at its limit is passed by, the other keys are delivered (no head-of-line
 -- blocking); queue_stats names the limit that holds runs back.
 begin;
-select plan(8);
+select plan(9);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
 create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
@@ -48,6 +48,14 @@ select results_eq(
 select is(
     (select count(*) from pgqrs.dequeue('keyed', (select worker_id from t_kw), 5)), 0::bigint,
     'a second dequeue gets nothing: a is at its limit'
+);
+-- a limit of 3 with one run of a leased: two more of a in one batch (the leases and the batch's own picks
+-- counted together; the first version counted its leases twice and gave one)
+select pgqrs.set_workflow_limits('keyed', p_max_concurrency_per_key => 3);
+select pgqrs.trigger('keyed', '{"n": 6}', p_concurrency_key => 'a');
+select is(
+    (select count(*) from pgqrs.dequeue('keyed', (select worker_id from t_kw), 5)), 2::bigint,
+    'a limit of 3 with one leased: a batch gets 2 more'
 );
 
 select * from finish();

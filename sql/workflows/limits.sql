@@ -195,7 +195,10 @@ begin
                     m.queue_id = p_queue_id and m.concurrency_key = v_candidate.concurrency_key
                     and m.lease_token is not null and m.visible_at > p_now;
                 continue when v_held >= p_max_per_key;
-                v_per_key := v_per_key || jsonb_build_object(v_candidate.concurrency_key, v_held + 1);
+                -- picked in this dequeue, not leased yet: counted with the leases above
+                v_per_key := v_per_key || jsonb_build_object(
+                    v_candidate.concurrency_key, coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0) + 1
+                );
             end if;
             v_picked := v_picked || v_candidate.message_id;
             exit when cardinality(v_picked) >= v_room;
