@@ -154,22 +154,23 @@ declare
     v_picked bigint[] := '{}'::bigint[];
     v_per_key jsonb := '{}'::jsonb;
     v_candidate record;
-    v_held integer;
+    v_free integer;  -- slots free under max_concurrency
+    v_allowed integer;  -- deliveries the rate limit's window allows
+    v_key_load integer;  -- a key's leases plus this dequeue's picks of it
 begin
     perform from pgqrs.queues as q where q.queue_id = p_queue_id for update;
     if p_max_concurrency is not null then
-        select p_max_concurrency - count(*) into v_held from pgqrs.messages as m
+        select p_max_concurrency - count(*) into v_free from pgqrs.messages as m
         where m.queue_id = p_queue_id and m.lease_token is not null and m.visible_at > p_now;
-        v_room := least(v_room, v_held);
+        v_room := least(v_room, v_free);
     end if;
     if v_period is not null then
         delete from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id and g.delivered_at <= p_now - v_period;
-        select (p_rate_limit ->> 'limit')::integer - count(*) into v_held
+        select greatest((p_rate_limit ->> 'limit')::integer - count(*), 0) into v_allowed  -- 0: a lowered limit
         from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id;
-        v_held := greatest(v_held, 0);  -- a limit lowered below the window's count allows none
         if
-            v_held < v_room
-            and (select count(*) from pgqrs._ready_messages(p_queue_id, p_now, v_held + 1)) > v_held
+            v_allowed < v_room
+            and (select count(*) from pgqrs._ready_messages(p_queue_id, p_now, v_allowed + 1)) > v_allowed
         then
             -- more is ready than the window allows: listeners wake when its oldest delivery (or, in an empty
             -- window, the ones made now) leaves it
@@ -177,7 +178,7 @@ begin
                 (select min(g.delivered_at) from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id), p_now
             ) + v_period);
         end if;
-        v_room := least(v_room, v_held);
+        v_room := least(v_room, v_allowed);
     end if;
     if v_room <= 0 then
         return v_picked;
@@ -189,12 +190,12 @@ begin
         -- the room + 100 candidates are looked at, so a deep backlog of one key costs a bounded time.
         for v_candidate in select r.* from pgqrs._ready_messages(p_queue_id, p_now, v_room * 10 + 100) as r loop
             if v_candidate.concurrency_key is not null then
-                select count(*) + coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0) into v_held
+                select count(*) + coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0) into v_key_load
                 from pgqrs.messages as m
                 where
                     m.queue_id = p_queue_id and m.concurrency_key = v_candidate.concurrency_key
                     and m.lease_token is not null and m.visible_at > p_now;
-                continue when v_held >= p_max_per_key;
+                continue when v_key_load >= p_max_per_key;
                 -- picked in this dequeue, not leased yet: counted with the leases above
                 v_per_key := v_per_key || jsonb_build_object(
                     v_candidate.concurrency_key, coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0) + 1
