@@ -152,7 +152,8 @@ declare
     v_room integer := p_batch_size;
     v_period interval := (p_rate_limit ->> 'period')::interval;
     v_picked bigint[] := '{}'::bigint[];
-    v_per_key jsonb := '{}'::jsonb;
+    v_per_key jsonb;  -- key -> its runs holding a lease, with this batch's picks
+    v_full text[];  -- the keys at their limit before this batch
     v_candidate record;
     v_held integer;
 begin
@@ -181,15 +182,47 @@ begin
     if p_max_per_key is null then
         v_picked := array(select r.message_id from pgqrs._ready_messages(p_queue_id, p_now, v_room) as r);
     else
-        -- a key at its limit is passed by, not waited for: the runs of other keys flow past it. At most 10 x
-        -- the room + 100 candidates are looked at, so a deep backlog of one key costs a bounded time.
-        for v_candidate in select r.* from pgqrs._ready_messages(p_queue_id, p_now, v_room * 10 + 100) as r loop
-            if v_candidate.concurrency_key is not null then
-                select count(*) + coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0) into v_held
+        -- a key at its limit is passed by, not waited for: the runs of other keys flow past it. The keys at
+        -- their limit when the dequeue starts are left out by the walk itself, so a backlog of theirs is read
+        -- past in the index, never handed out, however deep; a key that reaches its limit with this batch's picks
+        -- is passed by in the loop, for at most 10 x the room + 100 candidates. The loop's cursor locks the
+        -- candidates as it fetches them (10 at a time), not all of them up front.
+        select coalesce(jsonb_object_agg(h.key, h.held), '{}'::jsonb),
+               coalesce(array_agg(h.key) filter (where h.held >= p_max_per_key), '{}'::text[])
+        into v_per_key, v_full
+        from (
+            select m.concurrency_key as key, count(*) as held from pgqrs.messages as m
+            where
+                m.queue_id = p_queue_id and m.concurrency_key is not null and m.lease_token is not null
+                and m.visible_at > p_now
+            group by m.concurrency_key
+        ) as h;
+        for v_candidate in
+            with recursive levels (priority) as (  -- the priorities present, as in pgqrs._ready_messages
+                select max(m.priority) from pgqrs.messages as m where m.queue_id = p_queue_id
+                union all
+                select (
+                    select max(m.priority) from pgqrs.messages as m
+                    where m.queue_id = p_queue_id and m.priority < l.priority
+                )
+                from levels as l where l.priority is not null
+            )
+            select r.message_id, r.concurrency_key
+            from levels as l
+            cross join lateral (
+                select m.message_id, m.concurrency_key
                 from pgqrs.messages as m
                 where
-                    m.queue_id = p_queue_id and m.concurrency_key = v_candidate.concurrency_key
-                    and m.lease_token is not null and m.visible_at > p_now;
+                    m.queue_id = p_queue_id and m.priority = l.priority and m.visible_at <= p_now
+                    and (m.concurrency_key is null or m.concurrency_key <> all(v_full))
+                order by m.visible_at, m.message_id
+                limit v_room * 10 + 100
+                for update skip locked
+            ) as r
+            limit v_room * 10 + 100
+        loop
+            if v_candidate.concurrency_key is not null then
+                v_held := coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0);
                 continue when v_held >= p_max_per_key;
                 v_per_key := v_per_key || jsonb_build_object(v_candidate.concurrency_key, v_held + 1);
             end if;
