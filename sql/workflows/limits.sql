@@ -164,14 +164,19 @@ begin
         v_room := least(v_room, v_held);
     end if;
     if v_period is not null then
-        delete from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id and g.delivered_at <= p_now - v_period;
+        -- The window is counted, not the whole log: a dequeue's clock is its statement's start, so one that
+        -- waited for the queue lock comes after another with a later clock, and still needs deliveries that
+        -- left the other's window. The log keeps a minute more than the period for such a one.
+        delete from pgqrs.rate_limit_log as g
+        where g.queue_id = p_queue_id and g.delivered_at <= p_now - v_period - interval '1 minute';
         select (p_rate_limit ->> 'limit')::integer - count(*) into v_held
-        from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id;
+        from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id and g.delivered_at > p_now - v_period;
         if v_held < v_room and exists (select from pgqrs._ready_messages(p_queue_id, p_now, v_room - v_held + 1)) then
             -- more is ready than the window allows: listeners wake when its oldest delivery leaves it
             perform pgqrs._notify_queue(p_queue_id, (
                 select g.delivered_at + v_period from pgqrs.rate_limit_log as g
-                where g.queue_id = p_queue_id order by g.delivered_at offset greatest(v_held, 0) limit 1
+                where g.queue_id = p_queue_id and g.delivered_at > p_now - v_period
+                order by g.delivered_at offset greatest(v_held, 0) limit 1
             ));
         end if;
         v_room := least(v_room, v_held);
