@@ -339,6 +339,8 @@ def render(f: dict[str, Any]) -> str:
         for label, rs in per.items():
             drows.append([f"{queue_label[queue]}, {label}", lib.fmt_summary([r["runs_per_s"] for r in rs]),
                           f"{100 * statistics.median(r['runs_per_s'] for r in rs) / base:.0f} %",
+                          lib.fmt_summary([1000 * r["server_cpu_s"] / r["runs"] for r in rs]),
+                          lib.fmt_summary([r["foreign_cpu_pct"] for r in rs]),
                           f"{max(r['max_leases'] for r in rs)} ({max(r['max_leases_per_key'] for r in rs)})",
                           str(max(r["max_per_1s"] for r in rs))
                           + (f" (over the limit in {over} of {len(rs)})"
@@ -347,7 +349,8 @@ def render(f: dict[str, Any]) -> str:
     out.append(f"Flow control drains: {f['procs']} worker processes run {f['n']:,} runs of the {dl} queue "
                "(runs/s over first start → last finish; every run verified):")
     out.append("")
-    out.append(lib.md_table(["queue, setting", "runs/s", "of no limits", "most leases at once (of one key)",
+    out.append(lib.md_table(["queue, setting", "runs/s", "of no limits", "server CPU ms/run", "other CPU %",
+                             "most leases at once (of one key)",
                              "most starts in any 1 s", "priorities taken"], drows))
     out.append("")
     fills = ", ".join(f"{k}: {v:.0f} s" for k, v in f["fill_s"].items())
