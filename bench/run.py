@@ -11,6 +11,11 @@ Workloads (each repeated --reps times; the table shows the median and min-max of
                after random gaps: trigger -> first step body starts, trigger -> result() returns; p50 / p99
   rss          one worker process at concurrency 1 and 8 drains --rss-runs runs; its RSS over time
   depth        dequeue latency with 1k / 100k / 1M queued and with 1M finished runs in history
+  flow         flow control (issue 16, flow.py): dequeue p50/p99 at 1 and --flow-depth queued with no limits,
+               with max_concurrency 2, a rate limit of 200/s, and (priorities -2..2, 1,000 keys) a per-key
+               limit; then with --flow-hot runs of one key at its limit ahead of the rest; and drains of
+               --flow-n runs by --flow-procs worker processes of the deep queue under each setting, each
+               checked against its limit
   costs        round trips and write transactions per run (pg_stat_statements, xid deltas), top statements
   wakeup       event wake-up latency: --wake-samples runs wait on their own keys under one idle worker
                (--wake-concurrency); the keys are emitted one by one after random gaps: emit -> the step
@@ -37,11 +42,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import depth  # noqa: E402
 import fanout  # noqa: E402
+import flow  # noqa: E402
 import lib  # noqa: E402
 import wakeup  # noqa: E402
 import workloads  # noqa: E402
 
-PHASES = ["trigger", "e2e", "latency", "wakeup", "fanout", "rss", "depth", "costs"]
+PHASES = ["trigger", "e2e", "latency", "wakeup", "fanout", "rss", "depth", "flow", "costs"]
 
 
 def log(msg: str) -> None:
@@ -93,6 +99,10 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--depths", default="1000,100000,1000000")
     ap.add_argument("--history", type=int, default=1000000)
     ap.add_argument("--depth-calls", type=int, default=300)
+    ap.add_argument("--flow-depth", type=int, default=1000000, help="the deep queue of the flow phase")
+    ap.add_argument("--flow-hot", type=int, default=100000, help="runs of one saturated key ahead (flow)")
+    ap.add_argument("--flow-n", type=int, default=2000, help="runs per drain of the flow phase")
+    ap.add_argument("--flow-procs", type=int, default=4, help="worker processes of the flow drains")
     ap.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
     ap.add_argument("--out", default="/tmp/pgqrs-bench-results.json", help="raw results (JSON)")
     ap.add_argument("--md", default="/tmp/pgqrs-bench-results.md", help="the tables (markdown)")
@@ -101,6 +111,7 @@ def parse() -> argparse.Namespace:
         args.trigger_n, args.batch_n, args.n, args.lat_samples, args.idle_s = 300, 3000, 300, 20, 3.0
         args.wake_samples, args.fan_children = 20, 200
         args.rss_runs, args.depths, args.history, args.depth_calls = 1000, "1000,10000", 10000, 100
+        args.flow_depth, args.flow_hot, args.flow_n = 10000, 1000, 300
     return args
 
 
@@ -161,6 +172,10 @@ def main() -> None:
     if "depth" in phases:
         depths = [int(d) for d in args.depths.split(",") if d]
         res["depth"] = depth.run(args.reps, args.depth_calls, depths, args.history, log=log)
+        lib.dump_json(args.out, res)
+    if "flow" in phases:
+        res["flow"] = flow.run(args.reps, args.depth_calls, args.flow_depth, args.flow_hot, args.flow_n,
+                               args.flow_procs, log=log)
         lib.dump_json(args.out, res)
     if "costs" in phases and lib.PGSS:
         res["costs"] = {}
@@ -328,6 +343,8 @@ def render(res: dict[str, Any]) -> str:
         out.append(f"Bulk fills (not timed in the table): {fills}.")
         out.append("")
 
+    if "flow" in res:
+        out.append(flow.render(res["flow"]))
     rrows = []
     for key in sorted(k for k in res["m"] if k.startswith("rss_c")):
         rs = res["m"][key]["pgqrs"]

@@ -1,5 +1,5 @@
--- pgqrs: flow control. The deliveries of a rate-limited workflow in its current window (pgqrs.dequeue writes a
--- row per delivery and removes those older than the period): the limit counts them.
+-- pgqrs: flow control. The deliveries of a rate-limited workflow (pgqrs.dequeue writes a row per delivery, counts
+-- those of its window and removes them a minute after they have left it): the limit counts them.
 create table if not exists pgqrs.rate_limit_log (
     queue_id bigint not null references pgqrs.queues (queue_id),
     delivered_at timestamptz not null

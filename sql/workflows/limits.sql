@@ -152,7 +152,8 @@ declare
     v_room integer := p_batch_size;
     v_period interval := (p_rate_limit ->> 'period')::interval;
     v_picked bigint[] := '{}'::bigint[];
-    v_per_key jsonb := '{}'::jsonb;
+    v_per_key jsonb;  -- key -> its runs holding a lease, with this batch's picks
+    v_full text[];  -- the keys at their limit before this batch
     v_candidate record;
     v_free integer;  -- slots free under max_concurrency
     v_allowed integer;  -- deliveries the rate limit's window allows
@@ -165,18 +166,23 @@ begin
         v_room := least(v_room, v_free);
     end if;
     if v_period is not null then
-        delete from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id and g.delivered_at <= p_now - v_period;
+        -- The window is counted, not the whole log: a dequeue's clock is its statement's start, so one that
+        -- waited for the queue lock comes after another with a later clock, and still needs deliveries that
+        -- left the other's window. The log keeps a minute more than the period for such a one.
+        delete from pgqrs.rate_limit_log as g
+        where g.queue_id = p_queue_id and g.delivered_at <= p_now - v_period - interval '1 minute';
         select greatest((p_rate_limit ->> 'limit')::integer - count(*), 0) into v_allowed  -- 0: a lowered limit
-        from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id;
+        from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id and g.delivered_at > p_now - v_period;
         if
             v_allowed < v_room
             and (select count(*) from pgqrs._ready_messages(p_queue_id, p_now, v_allowed + 1)) > v_allowed
         then
             -- more is ready than the window allows: listeners wake when its oldest delivery (or, in an empty
             -- window, the ones made now) leaves it
-            perform pgqrs._notify_queue(p_queue_id, coalesce(
-                (select min(g.delivered_at) from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id), p_now
-            ) + v_period);
+            perform pgqrs._notify_queue(p_queue_id, coalesce((
+                select min(g.delivered_at) from pgqrs.rate_limit_log as g
+                where g.queue_id = p_queue_id and g.delivered_at > p_now - v_period
+            ), p_now) + v_period);
         end if;
         v_room := least(v_room, v_allowed);
     end if;
@@ -186,20 +192,49 @@ begin
     if p_max_per_key is null then
         v_picked := array(select r.message_id from pgqrs._ready_messages(p_queue_id, p_now, v_room) as r);
     else
-        -- a key at its limit is passed by, not waited for: the runs of other keys flow past it. At most 10 x
-        -- the room + 100 candidates are looked at, so a deep backlog of one key costs a bounded time.
-        for v_candidate in select r.* from pgqrs._ready_messages(p_queue_id, p_now, v_room * 10 + 100) as r loop
-            if v_candidate.concurrency_key is not null then
-                select count(*) + coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0) into v_key_load
+        -- a key at its limit is passed by, not waited for: the runs of other keys flow past it. The keys at
+        -- their limit when the dequeue starts are left out by the walk itself, so a backlog of theirs is read
+        -- past in the index, never handed out, however deep; a key that reaches its limit with this batch's picks
+        -- is passed by in the loop, for at most 10 x the room + 100 candidates. The loop's cursor locks the
+        -- candidates as it fetches them (10 at a time), not all of them up front.
+        select coalesce(jsonb_object_agg(h.key, h.held), '{}'::jsonb),
+               coalesce(array_agg(h.key) filter (where h.held >= p_max_per_key), '{}'::text[])
+        into v_per_key, v_full
+        from (
+            select m.concurrency_key as key, count(*) as held from pgqrs.messages as m
+            where
+                m.queue_id = p_queue_id and m.concurrency_key is not null and m.lease_token is not null
+                and m.visible_at > p_now
+            group by m.concurrency_key
+        ) as h;
+        for v_candidate in
+            with recursive levels (priority) as (  -- the priorities present, as in pgqrs._ready_messages
+                select max(m.priority) from pgqrs.messages as m where m.queue_id = p_queue_id
+                union all
+                select (
+                    select max(m.priority) from pgqrs.messages as m
+                    where m.queue_id = p_queue_id and m.priority < l.priority
+                )
+                from levels as l where l.priority is not null
+            )
+            select r.message_id, r.concurrency_key
+            from levels as l
+            cross join lateral (
+                select m.message_id, m.concurrency_key
                 from pgqrs.messages as m
                 where
-                    m.queue_id = p_queue_id and m.concurrency_key = v_candidate.concurrency_key
-                    and m.lease_token is not null and m.visible_at > p_now;
+                    m.queue_id = p_queue_id and m.priority = l.priority and m.visible_at <= p_now
+                    and (m.concurrency_key is null or m.concurrency_key <> all(v_full))
+                order by m.visible_at, m.message_id
+                limit v_room * 10 + 100
+                for update skip locked
+            ) as r
+            limit v_room * 10 + 100
+        loop
+            if v_candidate.concurrency_key is not null then
+                v_key_load := coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0);
                 continue when v_key_load >= p_max_per_key;
-                -- picked in this dequeue, not leased yet: counted with the leases above
-                v_per_key := v_per_key || jsonb_build_object(
-                    v_candidate.concurrency_key, coalesce((v_per_key ->> v_candidate.concurrency_key)::integer, 0) + 1
-                );
+                v_per_key := v_per_key || jsonb_build_object(v_candidate.concurrency_key, v_key_load + 1);
             end if;
             v_picked := v_picked || v_candidate.message_id;
             exit when cardinality(v_picked) >= v_room;
