@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from dev_helpers import as_server_user, pgqrs, scratch_dir, tree
+from dev_helpers import REPO, as_server_user, clean_env, pgqrs, scratch_dir, tree
 from pgqrs import embedded
 from pgqrs.install import target_version
 
@@ -186,3 +187,17 @@ def test_a_data_directory_too_long_for_a_socket_is_refused() -> None:
     with scratch_dir() as top:
         assert "too long for a unix socket" in refused("--data", str(top / ("d" * 90)))
         assert list(top.iterdir()) == []
+
+
+def test_two_commands_starting_the_same_new_server_at_once_both_get_it() -> None:
+    """Two workers started together on a fresh machine: one makes the cluster and starts it, the other waits
+    and finds it running (without the lock, the second initdb or pg_ctl failed)."""
+    with scratch_dir() as top:
+        data = str(top / "race")
+        procs = [subprocess.Popen([sys.executable, "-m", "pgqrs", "dev", "--data", data, "--json"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+                                  cwd=REPO) for _ in range(3)]
+        outcomes = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outcomes]
+        assert sorted(json.loads(out)["started"] for out, _ in outcomes) == [False, False, True]
+        dev("--data", data, "--stop")

@@ -17,6 +17,8 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,18 +98,19 @@ def start(data_dir: Path, *, fast: bool = False) -> tuple[DevServer, bool]:
         raise DevServerError(f"the data directory path is too long for a unix socket: {data_dir} "
                              f"(choose a shorter --data)")
     _server_user()  # as root without a `postgres` user: refuse before touching anything
-    running = status(data_dir)
-    if running is not None:
-        return running, False
-    _check_binaries()
-    if not (data_dir / "PG_VERSION").is_file():
-        _init_cluster(data_dir)
-    _check_writable(data_dir)
-    _write_settings(data_dir, fast)
-    result = _pg_ctl(data_dir, "start", "-w", "-t", "60", "-l", str(data_dir / LOG_FILE))
-    if result.returncode != 0:
-        raise DevServerError(f"the server in {data_dir} did not start: {_log_reason(data_dir, result)}")
-    return DevServer(data_dir, fast), True
+    with _start_lock(data_dir):
+        running = status(data_dir)
+        if running is not None:
+            return running, False
+        _check_binaries()
+        if not (data_dir / "PG_VERSION").is_file():
+            _init_cluster(data_dir)
+        _check_writable(data_dir)
+        _write_settings(data_dir, fast)
+        result = _pg_ctl(data_dir, "start", "-w", "-t", "60", "-l", str(data_dir / LOG_FILE))
+        if result.returncode != 0:
+            raise DevServerError(f"the server in {data_dir} did not start: {_log_reason(data_dir, result)}")
+        return DevServer(data_dir, fast), True
 
 
 def stop(data_dir: Path) -> bool:
@@ -123,6 +126,25 @@ def stop(data_dir: Path) -> bool:
 
 
 # ---- the steps of start ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _start_lock(data_dir: Path) -> Iterator[None]:
+    """Serialise starts of one data directory (two workers started at once on a fresh machine): an exclusive
+    flock on its parent directory, made if missing, released when the process ends at the latest."""
+    import fcntl
+
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir.parent, os.O_RDONLY)
+    except OSError as exc:
+        raise DevServerError(f"cannot use {data_dir.parent}: {exc.strerror} (choose another --data)") \
+            from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _init_cluster(data_dir: Path) -> None:
