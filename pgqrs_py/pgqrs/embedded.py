@@ -178,7 +178,9 @@ def _check_answers(data_dir: Path) -> None:
     to another process looks like a server. Refuse that (starting would fail the same way) with what to do."""
     try:
         psycopg.connect(DevServer(data_dir, False).dsn, connect_timeout=5).close()
-    except psycopg.OperationalError:
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate:  # a server answered, with a refusal (starting up, too many clients): it is there
+            return
         pid = (data_dir / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0]
         raise DevServerError(f"{data_dir / 'postmaster.pid'} names process {pid}, which is alive, but no "
                              f"server answers in {data_dir}: if no PostgreSQL runs there, remove that file "

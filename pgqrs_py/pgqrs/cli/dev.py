@@ -42,6 +42,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return _start(args, data_dir)
     except DevServerError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:  # e.g. a data directory of another user, which we may not even look into
+        raise CliError(f"{exc.strerror}: {exc.filename} (choose another --data)", EXIT_USAGE) from None
 
 
 def _start(args: argparse.Namespace, data_dir: Path) -> int:
