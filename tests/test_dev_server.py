@@ -8,8 +8,11 @@ One cluster for the module (initdb takes about a second); each test leaves it ru
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +119,27 @@ def test_a_postmaster_pid_of_a_dead_process_is_recovered(data_dir: Path) -> None
     assert dev("--data", str(data_dir), "--status")["running"] is False
     assert dev("--data", str(data_dir))["started"] is True  # PostgreSQL removes a lock of a dead pid itself
     assert postmaster_pid(data_dir) != dead.pid
+
+
+def test_a_killed_server_is_recovered_with_its_commits(data_dir: Path) -> None:
+    """SIGKILL of the postmaster leaves its postmaster.pid: the next `pgqrs dev` starts the server, which
+    replays its log (durable: the commit is there)."""
+    dsn = embedded.DevServer(data_dir, False).dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table if not exists crashed (v int); insert into crashed values (7)")
+    pid = postmaster_pid(data_dir)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the pid is gone (a zombie not yet reaped still counts)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    assert (data_dir / "postmaster.pid").exists()
+    assert dev("--data", str(data_dir))["started"] is True
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select v from crashed").fetchall() == [(7,)]
 
 
 def test_a_postmaster_pid_of_a_live_process_is_refused_and_kept(data_dir: Path) -> None:
