@@ -20,6 +20,7 @@ from dev_helpers import REPO, clean_env, scratch_dir
 from dev_helpers import pgqrs as pgqrs_cli
 from pgqrs import embedded
 from pgqrs._dsn import LIBPQ_SERVER_VARIABLES
+from test_readme import README, blocks
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +123,15 @@ def test_a_readme_style_program_runs_with_no_database_configured(dev_dir: Path, 
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "{'greeting': 'hello Ada'}"
     assert "started the embedded PostgreSQL server" in res.stderr
+
+
+def test_the_readme_python_runs_on_the_embedded_server(dev_dir: Path, tmp_path: Path) -> None:
+    """README's Python samples, as test_readme.py runs them, but with no database named: after `pgqrs dev`
+    they run as written."""
+    embedded.start(dev_dir)
+    script = tmp_path / "readme_snippets.py"
+    script.write_text("\n\n".join(blocks(README, "python")), encoding="utf-8")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env=clean_env(PGQRS_DEV_DIR=str(dev_dir)), cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, f"README python blocks failed:\n{res.stdout}\n{res.stderr}"
+    assert "SUCCESS {'file_count': 2, 'archive_path': '/tmp/archive.zip'}" in res.stdout
