@@ -135,3 +135,11 @@ def test_the_readme_python_runs_on_the_embedded_server(dev_dir: Path, tmp_path: 
                          env=clean_env(PGQRS_DEV_DIR=str(dev_dir)), cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert res.returncode == 0, f"README python blocks failed:\n{res.stdout}\n{res.stderr}"
     assert "SUCCESS {'file_count': 2, 'archive_path': '/tmp/archive.zip'}" in res.stdout
+
+
+def test_a_fallback_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a cluster\n")
+    res = pgqrs_cli("runs", env=clean_env(PGQRS_DEV_DIR=str(tmp_path)))
+    assert res.returncode == 3 and res.stderr.count("\n") == 1, res.stderr
+    assert "cannot start the embedded server" in res.stderr and "holds no PostgreSQL cluster" in res.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

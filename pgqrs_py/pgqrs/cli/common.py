@@ -98,6 +98,9 @@ def resolve_dsn(args: argparse.Namespace) -> str:
         return _dsn.resolve_dsn(args.dsn)
     except DevServerError as exc:
         raise CliError(f"cannot start the embedded server: {exc}", EXIT_UNREACHABLE) from None
+    except OSError as exc:  # its data directory cannot even be looked into
+        raise CliError(f"cannot start the embedded server: {exc.strerror}: {exc.filename}",
+                       EXIT_UNREACHABLE) from None
 
 
 def connect(args: argparse.Namespace) -> psycopg.Connection[dict[str, Any]]:
