@@ -161,6 +161,20 @@ def test_a_postmaster_pid_of_a_live_process_is_refused_and_kept(data_dir: Path) 
     assert dev("--data", str(data_dir))["started"] is True  # the pid is dead now: recovered
 
 
+def test_a_server_that_does_not_start_says_why(data_dir: Path) -> None:
+    dev("--data", str(data_dir), "--stop")
+    conf = data_dir / "postgresql.conf"
+    original = conf.read_bytes()
+    try:
+        with open(conf, "a") as f:
+            f.write("shared_buffers = 'plenty'\n")
+        line = refused("--data", str(data_dir))
+        assert "did not start" in line and "configuration file" in line, line
+    finally:
+        conf.write_bytes(original)
+    assert dev("--data", str(data_dir))["started"] is True
+
+
 def test_two_servers_run_side_by_side(data_dir: Path) -> None:
     with scratch_dir() as top:
         other = dev("--data", str(top / "other"))

