@@ -1,6 +1,6 @@
 """The Durable Workflows Guide, runnable: the 3-step data pipeline and the approval workflow.
 
-    python examples/pipeline.py      # database: $PGQRS_DSN, else the PG* variables (PGHOST, PGDATABASE...)
+    python examples/pipeline.py      # database: $PGQRS_DSN, else PG* (PGHOST...), else `pgqrs dev`'s
 
 runs the guide end to end in one process: installs the schema, registers the worker (`.handler(...)` +
 `poll_forever()`), triggers pipeline runs (one of them meets a transient error and is retried), then an
@@ -32,7 +32,7 @@ import psycopg
 import pgqrs
 from pgqrs import Step, StepStatus, TransientError, workflow
 
-DSN = os.environ.get("PGQRS_DSN", "")  # "" lets libpq read PGHOST, PGPORT, PGDATABASE, PGUSER
+DSN = pgqrs.resolve_dsn()  # $PGQRS_DSN, else the PG* variables, else the server of `pgqrs dev`
 
 # ---- the execution log the step bodies write ---------------------------------------------------------------
 

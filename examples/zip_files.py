@@ -1,6 +1,6 @@
 """The Workflows API document, runnable: the zip_files workflow, both ways the document shows it.
 
-    python examples/zip_files.py     # database: $PGQRS_DSN, else the PG* variables (PGHOST, PGDATABASE...)
+    python examples/zip_files.py     # database: $PGQRS_DSN, else PG* (PGHOST...), else `pgqrs dev`'s
 
 1. The manual worker of "Worker Registration": dequeue a message, `acquire_step` each step, record it with
    `step.guard.success(...)`, `run.complete(...)`, `consumer.archive(msg.id)`.
@@ -14,14 +14,13 @@ helpers are fakes (no network): s3.list_objects, download_all and zip.create.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from dataclasses import dataclass
 
 import pgqrs
 from pgqrs import connect, run, workflow
 
-DSN = os.environ.get("PGQRS_DSN", "")  # "" lets libpq read PGHOST, PGPORT, PGDATABASE, PGUSER
+DSN = pgqrs.resolve_dsn()  # $PGQRS_DSN, else the PG* variables, else the server of `pgqrs dev`
 
 
 # ---- fake helpers ------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 # Install what the project needs, skipping what is already there:
 #  - Debian packages: pgTAP + pg_prove, plpgsql_check, pg_cron (for tests/test_schedules_pg_cron.py)
 #    (apt-get update only when something is missing)
-#  - .venv with `pip install -e '.[dev]'`, redone only when pyproject.toml or setup.py changed (stamp file)
+#  - .venv with `pip install -e '.[dev,embedded]'`, redone only when pyproject.toml or setup.py changed (stamp file)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,5 +30,5 @@ fi
 echo "deps: setting up .venv"
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,embedded]'
 echo "$want" >"$stamp"

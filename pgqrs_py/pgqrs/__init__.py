@@ -5,6 +5,7 @@ the `pgqrs` command. See README.md for the tour.
 """
 
 from ._children import ChildHandle
+from ._dsn import resolve_dsn
 from ._json import UnreadableJson
 from .builders import RunBuilder, WorkflowBuilder, run, workflow
 from .consumer import Consumer, ConsumerBuilder, consumer
@@ -90,6 +91,7 @@ __all__ = [
     "connect",
     "consumer",
     "install",
+    "resolve_dsn",
     "run",
     "step",
     "workflow",

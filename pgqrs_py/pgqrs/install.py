@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from ._dsn import resolve_dsn
 from ._install_check import foreign_functions
 from ._sql import install as install_sql
 from .errors import PgqrsError
@@ -164,13 +165,17 @@ def upgrade_path(current: int, target: int, steps: list[Migration]) -> list[Migr
     return path
 
 
-def install(conn_or_dsn: psycopg.Connection[Any] | str, *, migrations_dir: Path | str | None = None) -> int:
+def install(conn_or_dsn: psycopg.Connection[Any] | str | None = None, *,
+            migrations_dir: Path | str | None = None) -> int:
     """Install or upgrade the pgqrs schema in one transaction; returns the schema version now installed.
+    Without a connection or DSN, into the database `pgqrs.resolve_dsn` chooses.
 
     `migrations_dir` replaces sql/migrations (tests). Never commits a caller's open transaction: with a
     connection inside a transaction the install joins it (as a savepoint).
     """
     directory = Path(migrations_dir) if migrations_dir is not None else None
+    if conn_or_dsn is None:
+        conn_or_dsn = resolve_dsn()
     if isinstance(conn_or_dsn, str):
         with psycopg.connect(conn_or_dsn, autocommit=True) as conn:
             return _install(conn, directory)

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import _sql
 from ._conncheck import connection_lost
+from ._dsn import resolve_dsn
 from ._json import ADAPTERS, dumps
 from .errors import mapped_errors, seconds
 from .records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
@@ -280,11 +281,13 @@ class PoolCheck:
         raise psycopg.OperationalError("the server closed this pooled connection")
 
 
-async def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
-    """Open a pool to the database at `dsn`. The schema must be installed (`pgqrs.install(dsn)`).
+async def connect(dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> Store:
+    """Open a pool to the database at `dsn`, by default the one `pgqrs.resolve_dsn` chooses ($PGQRS_DSN, the
+    PG* variables, the embedded server of `pgqrs dev`). The schema must be installed (`pgqrs.install`).
 
     A database that cannot be reached raises psycopg's own error at once (not a pool timeout). Calls no
     engine function."""
+    dsn = resolve_dsn(dsn)
     probe = await psycopg.AsyncConnection.connect(dsn, **conn_kwargs())
     await probe.close()
     check = PoolCheck()

@@ -1,5 +1,6 @@
 """The `pgqrs` command (also `python -m pgqrs`): install the schema, run a worker, trigger and inspect runs.
 
+    pgqrs dev [--data DIR] [--fast] [--stop | --status]
     pgqrs install | upgrade
     pgqrs worker MODULE:FUNCTION [--queue Q] [--concurrency N] [--name NAME] [--visibility SECONDS]
     pgqrs trigger NAME JSON [--idempotency-key K] [--delay S] [--priority N] [--concurrency-key K]
@@ -11,7 +12,8 @@
     pgqrs workers | stats
     pgqrs limits NAME [--max-concurrency N] [--max-concurrency-per-key N] [--rate-limit N/PERIOD]
 
-The database is `--dsn`, else $PGQRS_DSN, else libpq's own PG* variables (PGHOST, PGDATABASE, ...).
+The database is `--dsn`, else $PGQRS_DSN, else libpq's own PG* variables (PGHOST, PGDATABASE, ...), else the
+embedded server of `pgqrs dev` (pgqrs.resolve_dsn).
 Output is a table for people; `--json` prints JSON for scripts.
 
 Exit codes: 0 ok, 1 the engine refused (a pgqrs error: unknown run, wrong state...), 2 usage or bad input
@@ -20,8 +22,9 @@ Every failure is one line on stderr.
 
 Reads come from the ops views (pgqrs.run_overview, worker_status, queue_stats) and pgqrs.run_status /
 run_steps; every write is a call of an engine function, exactly as from psql. A module per command group:
-`admin` (install, upgrade), `worker`, `runs` (trigger, runs, run, update-step, resume, cancel, retry),
-`events` (emit), `schedules` (schedule add/rm/list/enable/disable), `ops` (workers, stats), `flow` (limits);
+`dev` (the local server), `admin` (install, upgrade), `worker`, `runs` (trigger, runs, run, update-step,
+resume, cancel, retry), `events` (emit), `schedules` (schedule add/rm/list/enable/disable), `ops` (workers,
+stats), `flow` (limits);
 `common` and `output` are what they share. Their SQL is in `pgqrs._sql`.
 """
 
@@ -35,7 +38,7 @@ from typing import NoReturn
 import psycopg
 
 from ..errors import InvalidArgument, PgqrsError
-from . import admin, events, flow, ops, runs, schedules, worker
+from . import admin, dev, events, flow, ops, runs, schedules, worker
 from .common import EXIT_ENGINE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Command, one_line
 
 
@@ -52,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     # from overwriting the value given before it.
     common = _Parser(add_help=False)
     common.add_argument("--dsn", default=argparse.SUPPRESS,
-                        help="libpq connection string or URI (default: $PGQRS_DSN, else the PG* variables)")
+                        help="libpq connection string or URI (default: $PGQRS_DSN, else the PG* variables, "
+                             "else the server of `pgqrs dev`)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON instead of tables")
 
@@ -70,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (admin, worker, runs, events, schedules, ops, flow):  # the order of `pgqrs --help`
+    for group in (dev, admin, worker, runs, events, schedules, ops, flow):  # the order of `pgqrs --help`
         group.register(add)
     return parser
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,7 +12,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from .. import _dsn
 from .._json import ADAPTERS, display_json
+from ..embedded import DevServerError
 from ..errors import mapped_errors
 
 EXIT_OK = 0
@@ -91,10 +92,15 @@ def status(choices: Sequence[str]) -> Callable[[str], str]:
 
 
 def resolve_dsn(args: argparse.Namespace) -> str:
-    """--dsn, else $PGQRS_DSN, else "" (libpq then reads PGHOST, PGPORT, PGDATABASE, PGUSER...)."""
-    if args.dsn is not None:
-        return str(args.dsn)
-    return os.environ.get("PGQRS_DSN", "")
+    """--dsn, else what `pgqrs.resolve_dsn` chooses ($PGQRS_DSN, the PG* variables, the embedded server of
+    `pgqrs dev`). Raises CliError (exit 3) when the embedded server cannot start."""
+    try:
+        return _dsn.resolve_dsn(args.dsn)
+    except DevServerError as exc:
+        raise CliError(f"cannot start the embedded server: {exc}", EXIT_UNREACHABLE) from None
+    except OSError as exc:  # its data directory cannot even be looked into
+        raise CliError(f"cannot start the embedded server: {exc.strerror}: {exc.filename}",
+                       EXIT_UNREACHABLE) from None
 
 
 def connect(args: argparse.Namespace) -> psycopg.Connection[dict[str, Any]]:

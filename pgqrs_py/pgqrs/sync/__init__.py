@@ -6,6 +6,7 @@ the `pgqrs` command. See README.md for the tour.
 """
 
 from .._children import ChildHandle
+from .._dsn import resolve_dsn
 from .._json import UnreadableJson
 from ..errors import (
     AttemptsExhausted,
@@ -92,6 +93,7 @@ __all__ = [
     "connect",
     "consumer",
     "install",
+    "resolve_dsn",
     "run",
     "step",
     "workflow",

@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from .. import _sql
 from .._conncheck import connection_lost
+from .._dsn import resolve_dsn
 from .._json import dumps
 from ..errors import mapped_errors
 from ..records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
@@ -234,11 +235,13 @@ class PoolCheck:
         raise psycopg.OperationalError("the server closed this pooled connection")
 
 
-def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Store:
-    """Open a pool to the database at `dsn`. The schema must be installed (`pgqrs.install(dsn)`).
+def connect(dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> Store:
+    """Open a pool to the database at `dsn`, by default the one `pgqrs.resolve_dsn` chooses ($PGQRS_DSN, the
+    PG* variables, the embedded server of `pgqrs dev`). The schema must be installed (`pgqrs.install`).
 
     A database that cannot be reached raises psycopg's own error at once (not a pool timeout). Calls no
     engine function."""
+    dsn = resolve_dsn(dsn)
     probe = psycopg.Connection.connect(dsn, **conn_kwargs())
     probe.close()
     check = PoolCheck()
