@@ -17,6 +17,8 @@ from typing import Any
 import psycopg
 from hypothesis import HealthCheck, settings
 
+from pgqrs.errors import REGISTRY
+
 MAX_EXAMPLES = int(os.environ.get("PGQRS_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=MAX_EXAMPLES,
@@ -32,19 +34,9 @@ FUZZ = settings(
 
 # --- what may come back -----------------------------------------------------------------------------------
 
-ENGINE_SQLSTATES = {
-    "QR001": "unknown workflow / queue",
-    "QR002": "unknown run / message",
-    "QR003": "invalid state for the call",
-    "QR004": "lease not held",
-    "QR005": "step SUCCESS would change",
-    "QR006": "idempotency key reused with other input",
-    "QR007": "attempts exhausted",
-    "QR008": "unknown worker",
-    "QR009": "the run was cancelled",
-    "QR010": "a wait on a step id of another kind of step",
-    "22023": "invalid_parameter_value: a malformed argument (the engine's own checks)",
-}
+# every code the engine raises (pgqrs.errors.REGISTRY: QR001 unknown workflow ... and 22023 for a malformed
+# argument caught by the engine's own checks), each named by the first line of its exception's docstring
+ENGINE_SQLSTATES = {code: (cls.__doc__ or cls.__name__).splitlines()[0] for code, cls in REGISTRY.items()}
 # PostgreSQL's own codes for malformed *literal input*: raised while PostgreSQL converts a parameter to the
 # declared type (or does arithmetic the input makes impossible), before or instead of any pgqrs logic. pgqrs
 # passes them through unchanged (docs/errors.md). Each one is listed with the input that produces it here.

@@ -48,6 +48,7 @@ from fuzz_world import (
 
 pytestmark = pytest.mark.timeout(600)
 
+
 @pytest.fixture(scope="module")
 def fuzz_dsn(pg_dsn: str) -> Iterator[str]:
     name = f"fuzz_{os.getpid()}"
@@ -471,3 +472,21 @@ def test_pausing_a_step_that_waited_for_a_retry_clears_its_retry_time(world: Wor
             None,
         )
         assert consistency_problems(conn, world.shadow) == []
+
+
+def test_every_documented_engine_code_is_an_allowed_outcome(db: str) -> None:
+    """Regression: hypothesis drew `wait_children(run, 'w', token, [run])`, which raises QR011 (the run is not
+    a child of the waiting run: documented, docs/errors.md), and the fuzz called it a bug because its list of
+    codes was written by hand before QR011 existed. The codes now come from pgqrs.errors.REGISTRY."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("select pgqrs.create_workflow('kid')")
+        worker = one(conn, "select pgqrs.register_worker('kw', 'h', 1, 'kid')")[0]
+        conn.execute("select pgqrs.trigger('kid')")
+        run, token = conn.execute(
+            "select run_id, lease_token from pgqrs.dequeue('kid', %s)", (worker,)
+        ).fetchone()
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(
+                "select * from pgqrs.wait_children(%s, 'w', %s, array[%s::bigint])", (run, token, run)
+            )
+    assert allowed(info.value, "wait_children") == "QR011"
