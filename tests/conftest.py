@@ -14,6 +14,7 @@ import importlib
 import itertools
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,6 @@ import pgqrs
 
 REPO = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO / "sql"
-DEFAULT_PGDIR = "/tmp/pgqrs-pg"  # scripts/pg.sh's default
 
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 TEMPLATE_DB = "pgqrs_tmpl" + (f"_{_worker}" if _worker else "")
@@ -37,10 +37,18 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
+def _default_pgdir() -> str:
+    """The cluster directory scripts/pg.sh uses without $PGQRS_PGDIR (it names the major version)."""
+    done = subprocess.run(
+        [str(REPO / "scripts" / "pg.sh"), "dir"], check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
 def server_dsn(dbname: str = "postgres") -> str:
     """DSN of database `dbname` on the test cluster."""
     return make_conninfo(
-        host=os.environ.get("PGHOST", DEFAULT_PGDIR),
+        host=os.environ.get("PGHOST") or _default_pgdir(),
         port=os.environ.get("PGPORT", "5432"),
         user=os.environ.get("PGUSER", "postgres"),
         dbname=dbname,

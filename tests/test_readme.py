@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from pg_binaries import pg_tool
 
 README = REPO / "README.md"
 OPERATIONS = REPO / "docs" / "operations.md"
@@ -33,17 +33,11 @@ def blocks(path: Path, lang: str) -> list[str]:
     return [body for kind, body in FENCE.findall(path.read_text(encoding="utf-8")) if kind == lang]
 
 
-def psql_binary() -> str:
-    found = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
-    assert Path(found).exists(), "psql not found"
-    return found
-
-
 def run_sql_blocks(path: Path, dsn: str) -> None:
     sql_blocks = blocks(path, "sql")
     assert sql_blocks, f"{path.name} has no sql blocks"
     script = "".join(f"\\echo @@block {i}\n{body}\n" for i, body in enumerate(sql_blocks))
-    res = subprocess.run([psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", "-"],
+    res = subprocess.run([pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", "-"],
                          input=script, capture_output=True, text=True, timeout=120)
     if res.returncode != 0:
         started = re.findall(r"^@@block (\d+)$", res.stdout, re.MULTILINE)
@@ -83,6 +77,20 @@ def test_readme_python_blocks_run_as_one_script(db: str, tmp_path: Path) -> None
     assert res.returncode == 0, f"README python blocks failed:\n{res.stdout}\n{res.stderr}"
     assert "Queued message: " in res.stdout
     assert "SUCCESS {'file_count': 2, 'archive_path': '/tmp/archive.zip'}" in res.stdout
+
+
+def test_readme_first_sample_runs_alone(db: str, tmp_path: Path) -> None:
+    """The first screen's workflow runs as written, on its own: after `pgqrs dev` it names no database, here
+    $PGQRS_DSN names the test's."""
+    first = blocks(README, "python")[0]
+    assert len(first.splitlines()) <= 30 and "pgqrs.connect()" in first
+    script = tmp_path / "first_sample.py"
+    script.write_text(first, encoding="utf-8")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PGQRS_DSN": db}, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, f"README's first sample failed:\n{res.stdout}\n{res.stderr}"
+    assert res.stdout == "Hello, Ada!\n"
+    assert 'pip install "pgqrs-engine[embedded]"' in README.read_text(encoding="utf-8").split("```python")[0]
 
 
 def test_readme_never_says_pip_install_pgqrs() -> None:

@@ -35,12 +35,12 @@ from conftest import fresh_db
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "pgqrs_py"))
 import pgqrs  # noqa: E402
+from pg_binaries import PGBIN  # noqa: E402
 from pgqrs import sync as pgqrs_sync  # noqa: E402
 from worker_procs import start_ready  # noqa: E402
 
 WORKER = REPO / "tests" / "resilience_worker.py"
 PG_SH = REPO / "scripts" / "pg.sh"
-PGBIN = Path(os.environ.get("PGQRS_PGBIN", "/usr/lib/postgresql/15/bin"))
 RESULTS_DIR = os.environ.get("PGQRS_RESULTS_DIR")  # when set, measurements are appended to resilience.jsonl
 _clusters = itertools.count(1)
 

@@ -13,13 +13,14 @@ from typing import Any
 import psycopg
 
 from conftest import REPO
-from test_readme import blocks, psql_binary
+from pg_binaries import pg_tool
+from test_readme import blocks
 
 DOC = REPO / "docs" / "transactions.md"
 
 
 def psql(dsn: str, script: str, **variables: Any) -> subprocess.CompletedProcess[str]:
-    args = [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-d", dsn]
+    args = [pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-d", dsn]
     for name, value in variables.items():
         args += ["-v", f"{name}={value}"]
     return subprocess.run(args + ["-f", "-"], input=script, capture_output=True, text=True, timeout=60)

@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 import pgqrs
 from conftest import REPO, drop_db, schema_files
+from pg_binaries import pg_tool
 from pgqrs.install import (
     BASE_VERSION,
     Migration,
@@ -45,7 +46,6 @@ from upgrade_helpers import (
     empty_db,
     new_column_values,
     one,
-    pg_bin,
     populate,
     schema_dump,
     snapshot,
@@ -411,7 +411,7 @@ def test_psql_and_the_installer_apply_the_same_manifest(make_db: Any) -> None:
     by_psql, by_installer = make_db("psql"), make_db("installer")
     subprocess.run(
         [
-            pg_bin("psql"),
+            pg_tool("psql"),
             "-X",
             "-q",
             "-v",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from conftest import REPO, _admin_execute, drop_db
+from pg_binaries import pg_tool
 from pgqrs.install import migrations, target_version
 
 FIXTURES = REPO / "sql" / "fixtures"
@@ -45,20 +45,11 @@ def apply_fixture(dsn: str, version: int) -> None:
         conn.execute(text.encode(), prepare=False)
 
 
-def pg_bin(tool: str) -> str:
-    for d in (os.environ.get("PGQRS_PGBIN"), "/usr/lib/postgresql/15/bin"):
-        if d and (Path(d) / tool).is_file():
-            return str(Path(d) / tool)
-    found = shutil.which(tool)
-    assert found, f"{tool} not found"
-    return found
-
-
 def schema_dump(dsn: str) -> list[str]:
     """`pg_dump --schema-only -n pgqrs`, normalised: no comments, blank lines, session SETs or the random
     \\restrict keys of recent pg_dump releases."""
     out = subprocess.run(
-        [pg_bin("pg_dump"), "--schema-only", "--schema=pgqrs", "--dbname", dsn],
+        [pg_tool("pg_dump"), "--schema-only", "--schema=pgqrs", "--dbname", dsn],
         check=True,
         capture_output=True,
         text=True,

@@ -19,14 +19,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "pgqrs_py"))
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "tests"))
 from repeats import (  # noqa: E402
     LEASE_LOG_DDL,
 )
 
 import pgqrs  # noqa: E402
-
-PGBIN = Path(os.environ.get("PGQRS_PGBIN", "/usr/lib/postgresql/15/bin"))
-
+from pg_binaries import PGBIN  # noqa: E402
 
 SIDE_DDL = """
 create schema if not exists chaos;
