@@ -84,7 +84,9 @@ def main() -> None:
                          (benchwf.WF,))
 
         def trigger(i: int) -> None:
-            conn.execute(_sql.TRIGGER, pad(_sql.TRIGGER, benchwf.WF, json.dumps({"n": i}))).fetchall()
+            # (priority 0: the package passes the default itself, NULL is refused)
+            args = (benchwf.WF, json.dumps({"n": i}), None, None, None, 0)
+            conn.execute(_sql.TRIGGER, pad(_sql.TRIGGER, *args)).fetchall()
 
         rows.append(("pgqrs.trigger", *timed(conn, pid, n, trigger)))
         leased: list[tuple[int, Any]] = []

@@ -30,6 +30,7 @@ from ._acompat import (
     wait_tasks,
 )
 from ._conncheck import connection_lost
+from ._groupcommit import GroupCommit, GroupCommitLost
 from ._heartbeats import Heartbeats
 from ._leases import Leases
 from ._outcome import hand_back, hand_back_interrupted, run_handler
@@ -72,6 +73,8 @@ class Consumer:
         self._contexts: dict[UUID, WorkflowContext] = {}  # of the runs in flight, by lease token
         self._heartbeats = Heartbeats(store, worker_id, concurrency, self._leases, self._inflight,
                                       self._inflight_lock, self._wakeups.event)
+        # several runs at once: their step and run completions share transactions (_groupcommit.py)
+        self._group_commit = GroupCommit(store) if concurrency > 1 else None
 
     async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
@@ -107,6 +110,8 @@ class Consumer:
         self._closing.clear()
         background = [spawn(self._wakeups.listen, self._closing, name=f"pgqrs-listen-{self.name}"),
                       spawn(self._heartbeats.loop, self._closing, name=f"pgqrs-heartbeat-{self.name}")]
+        if self._group_commit is not None:
+            background.append(spawn(self._group_commit.loop, self._closing, name=f"pgqrs-commit-{self.name}"))
         if self.schedule_interval is not None:
             background.append(spawn(fire_loop, self.store, self._closing, self.schedule_interval,
                                     name=f"pgqrs-schedules-{self.name}"))
@@ -188,14 +193,16 @@ class Consumer:
         ctx: WorkflowContext | None = None
         try:
             async with self.store.pool.connection() as conn:
-                run = Run(self.store, message, None, conn, self._leases.deadlines)
+                run = Run(self.store, message, None, conn, self._leases.deadlines, self._group_commit)
                 self._leases.runs[message.lease_token] = run
                 ctx = WorkflowContext(run, message.steps or {})
                 self._contexts[message.lease_token] = ctx
                 try:
                     await run_handler(self.handler, run, ctx)
-                except psycopg.OperationalError:
-                    own_connection_lost = connection_lost(conn)  # before the pool may hand it to another
+                except psycopg.OperationalError as exc:
+                    # before the pool may hand the connection to another; a completion sent by group commit
+                    # whose outcome is unknown counts as one sent on the run's own lost connection
+                    own_connection_lost = connection_lost(conn) or isinstance(exc, GroupCommitLost)
                     raise
         except Suspended as exc:
             log.debug("run %s left this worker: %s", message.run_id, exc.run_status)

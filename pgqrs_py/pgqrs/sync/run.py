@@ -13,8 +13,10 @@ from uuid import UUID
 import psycopg
 
 from .. import _sql
+from .._groupcommit import GROUPED
 from .._json import dumps
 from ..run import Message
+from ._groupcommit import GroupCommit
 from .store import Conn, Store
 
 
@@ -56,11 +58,13 @@ class Run:
     (QR002)."""
 
     def __init__(self, store: Store, message: Message, current_time: datetime | None,
-                 conn: Conn | None = None, lease_deadlines: dict[UUID, float] | None = None) -> None:
+                 conn: Conn | None = None, lease_deadlines: dict[UUID, float] | None = None,
+                 group_commit: GroupCommit | None = None) -> None:
         self.store = store
         self.message = message
         self.current_time = current_time
         self.conn = conn
+        self._group_commit = group_commit  # a worker's sender of step and run completions (_groupcommit.py)
         self._lease_deadlines = lease_deadlines  # a worker's view of its leases (monotonic), if it keeps one
         self.failed_call: psycopg.OperationalError | None = None
         # What a worker's heartbeat reports and watches (monotonic start times): the step bodies running now,
@@ -101,6 +105,8 @@ class Run:
         started = time.monotonic()
         self._calls.append(started)
         try:
+            if self._group_commit is not None and query in GROUPED:
+                return self._group_commit.call(query, params)
             return self.store.call(query, params, self.conn)
         except psycopg.OperationalError as exc:
             self.failed_call = exc  # lets a worker tell its own interrupted call from the user's code

@@ -1,0 +1,182 @@
+"""Group commit: a worker running several runs at once sends the step and run completions they make at the
+same moment together, in one transaction on a connection of its own: one round trip and one WAL flush for
+all of them instead of one each. Nothing waits to fill a batch: a call goes out at once when the sender is
+idle, and the calls that arrive while a batch is on its way make up the next one.
+
+Each call keeps its own fencing: the engine checks every call's lease as it always does. A call the engine
+refuses (a lost lease, a conflict) aborts the batch's transaction, so nothing of it is kept, and the batch
+is sent again one call per transaction: the refused call raises its own error and the others take effect.
+A caller returns only once the transaction holding its call has committed, so no step body starts before the
+write that precedes it is durable. docs/reliability.md, "Group commit", has the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from . import _sql
+from ._acompat import Event, wait_event
+from ._conncheck import connection_lost
+from .store import AsyncConn, Store, call_on, conn_kwargs
+
+log = logging.getLogger("pgqrs.worker")
+
+# The calls a worker's runs make most, which group commit carries; the others go out on the run's connection.
+GROUPED = frozenset({_sql.COMPLETE_STEP, _sql.COMPLETE_RUN})
+MAX_BATCH = 64  # calls per transaction: a bound on the time a batch holds its rows locked
+IDLE_CHECK = 0.5  # seconds between looks at `closing` while no call comes
+
+
+class GroupCommitLost(psycopg.OperationalError):
+    """The call's outcome is unknown: the sender's connection was lost while its batch was on its way, or the
+    sender stopped before sending it. A worker treats it as its own lost connection (the run goes back to
+    the queue at once, from its last recorded step)."""
+
+
+@dataclass(eq=False)
+class _Call:
+    query: str
+    params: tuple[Any, ...]
+    done: Event = field(default_factory=Event)
+    rows: list[tuple[Any, ...]] | None = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """The sender of one worker (`loop`, a task of its own) and the calls its runs hand it (`call`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.batches = 0  # transactions sent, and the calls they carried (tests, docs/benchmarks.md)
+        self.calls = 0
+        self._pending: list[_Call] = []
+        self._lock = threading.Lock()  # the pending calls; in pgqrs.sync the runs are threads
+        self._wake = Event()
+        self._closed = True  # until `loop` runs, and after: calls go out on their own
+        self._conn: AsyncConn | None = None
+
+    async def call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Send one engine call with the others of its moment and return its rows once committed. Raises
+        what Store.call raises, and GroupCommitLost."""
+        item = _Call(query, params)
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._pending.append(item)
+        if closed:
+            return await self.store.call(query, params)
+        self._wake.set()
+        await wait_event(item.done, None)
+        if item.error is not None:
+            raise item.error
+        assert item.rows is not None
+        return item.rows
+
+    async def loop(self, closing: Event) -> None:
+        """Send the pending calls, batch after batch, until `closing` and nothing is left."""
+        with self._lock:
+            self._closed = False
+        try:
+            while True:
+                await wait_event(self._wake, IDLE_CHECK)
+                self._wake.clear()
+                batch = self._take(closing.is_set())
+                if batch is None:
+                    return
+                if batch:
+                    await self._send(batch)
+        finally:
+            with self._lock:
+                self._closed = True
+                left, self._pending = self._pending, []
+            self._settle(left, GroupCommitLost("the worker's group commit stopped before sending the call"))
+            await self._close()
+
+    def _take(self, closing: bool) -> list[_Call] | None:
+        """The next batch; None once `closing` and nothing is pending."""
+        with self._lock:
+            if not self._pending and closing:
+                self._closed = True
+                return None
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            if self._pending:
+                self._wake.set()
+            return batch
+
+    async def _send(self, batch: list[_Call]) -> None:
+        self.batches += 1
+        self.calls += len(batch)
+        try:
+            if len(batch) == 1:
+                await self._one(batch[0])
+                return
+            try:
+                results = await self._together(batch)
+            except psycopg.Error as exc:
+                if self._conn is None:
+                    self._settle(batch, GroupCommitLost(f"the connection was lost during a batch: {exc}"))
+                    return
+                log.debug("a batch of %d calls was refused (%s); sending them one by one", len(batch), exc)
+                for item in batch:
+                    await self._one(item)
+                return
+            for item, rows in zip(batch, results, strict=True):
+                item.rows = rows
+                item.done.set()
+        finally:  # cancelled mid-batch (the worker stopping): whatever is not settled has an unknown outcome
+            self._settle([item for item in batch if not item.done.is_set()],
+                         GroupCommitLost("the batch holding the call was interrupted"))
+
+    async def _together(self, batch: list[_Call]) -> list[list[tuple[Any, ...]]]:
+        """The batch in one transaction, in one pipeline (BEGIN, the calls, COMMIT: one round trip)."""
+        conn = await self._connection()
+        try:
+            async with conn.pipeline():
+                async with conn.transaction():
+                    cursors = [await conn.execute(item.query, item.params) for item in batch]
+                return [await cursor.fetchall() for cursor in cursors]
+        except psycopg.Error:
+            await self._forget_if_lost(conn)
+            raise
+
+    async def _one(self, item: _Call) -> None:
+        """One call in a transaction of its own; its error (mapped like Store.call's) is the caller's."""
+        conn = await self._connection()
+        try:
+            item.rows = await call_on(conn, item.query, item.params)
+        except psycopg.OperationalError as exc:
+            await self._forget_if_lost(conn)
+            lost = self._conn is None
+            self._settle([item], GroupCommitLost(f"the connection was lost: {exc}") if lost else exc)
+            return
+        except Exception as exc:  # the engine's refusal (a pgqrs.errors class) or another database error
+            self._settle([item], exc)
+            return
+        item.done.set()
+
+    @staticmethod
+    def _settle(items: list[_Call], exc: BaseException) -> None:
+        for item in items:
+            item.error = exc
+            item.done.set()
+
+    async def _connection(self) -> AsyncConn:
+        """The sender's own connection (none of the pool's: a run's step body may hold those)."""
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self.store.dsn, **conn_kwargs())
+        return self._conn
+
+    async def _forget_if_lost(self, conn: AsyncConn) -> None:
+        if connection_lost(conn):
+            await conn.close()
+            self._conn = None
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

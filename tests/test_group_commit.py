@@ -1,0 +1,168 @@
+"""Group commit (pgqrs/_groupcommit.py): a worker running several runs at once sends the step and run
+completions of one moment in one transaction. Each call keeps its fencing, a refused call undoes none of the
+others, a caller returns only once its call is committed, and a lost connection hands the runs back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+import pgqrs
+from pgqrs import _sql
+from pgqrs import sync as pgqrs_sync
+from pgqrs._groupcommit import GroupCommit
+from pgqrs.errors import LeaseLost
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def leased_runs(db: str, n: int) -> list[tuple[int, Any]]:
+    """n runs of workflow `gc`, leased to one worker: (run_id, lease_token) each."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("select pgqrs.create_workflow('gc')")
+        worker = conn.execute("select pgqrs.register_worker('gcw', 'h', 1, 'gc')").fetchone()[0]  # type: ignore[index]
+        for i in range(n):
+            conn.execute("select pgqrs.trigger('gc', %s)", (json.dumps({"i": i}),))
+        return conn.execute(
+            "select run_id, lease_token from pgqrs.dequeue('gc', %s, %s)", (worker, n)
+        ).fetchall()
+
+
+def test_calls_of_one_moment_share_a_transaction_and_a_refused_one_undoes_none_of_the_others(db: str) -> None:
+    runs = leased_runs(db, 5)
+    stolen_run = runs[2][0]
+
+    async def scenario() -> tuple[list[Any], GroupCommit]:
+        async with await pgqrs.connect(db) as store:
+            group = GroupCommit(store)
+            closing = pgqrs._acompat.Event()
+            sender = asyncio.create_task(group.loop(closing))
+            await asyncio.sleep(0)  # the sender waits for calls
+            calls = [
+                group.call(
+                    _sql.COMPLETE_STEP,
+                    (
+                        run_id,
+                        "s1",
+                        token if run_id != stolen_run else "00000000-0000-0000-0000-000000000000",
+                        '"v"',
+                        None,
+                    ),
+                )
+                for run_id, token in runs
+            ]
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            closing.set()
+            await sender
+            return outcomes, group
+
+    outcomes, group = asyncio.run(scenario())
+    assert (group.batches, group.calls) == (1, 5), "the five calls were not sent as one batch"
+    for (run_id, _token), outcome in zip(runs, outcomes, strict=True):
+        if run_id == stolen_run:
+            assert isinstance(outcome, LeaseLost)
+        else:
+            assert outcome == [(True,)]
+    # committed before the callers returned: another session sees every step but the refused one
+    with psycopg.connect(db) as conn:
+        recorded = conn.execute("select run_id from pgqrs.steps where step_id = 's1' order by 1").fetchall()
+    assert [r for (r,) in recorded] == sorted(run_id for run_id, _ in runs if run_id != stolen_run)
+
+
+async def _steps(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str, Any]:
+    a = await ctx.step("a", lambda: params["i"])
+    b = await ctx.step("b", lambda: a * 2)
+    c = await ctx.step("c", lambda: b + 1)
+    return {"out": c}
+
+
+def test_a_worker_at_concurrency_8_merges_its_completions_and_every_run_is_right(db: str) -> None:
+    async def scenario() -> tuple[list[pgqrs.RunInfo], GroupCommit]:
+        async with await pgqrs.connect(db) as store:
+            await store.create_workflow("merge")
+            handles = [await pgqrs.workflow("merge").trigger({"i": i}).execute(store) for i in range(200)]
+            worker = (
+                await pgqrs.consumer("merger", None, "merge").handler(_steps).concurrency(8).create(store)
+            )
+            polling = asyncio.create_task(worker.poll_forever())
+            infos = [await pgqrs.run().status(h).store(store).result(timeout=60) for h in handles]
+            worker.stop()
+            await polling
+            assert worker._group_commit is not None
+            finals = [await pgqrs.run().status(h).store(store).get() for h in handles]
+            assert [i["out"] for i in infos] == [2 * i + 1 for i in range(200)]
+            return finals, worker._group_commit
+
+    finals, group = asyncio.run(scenario())
+    assert all(f.status == "SUCCESS" and f.attempt == 1 for f in finals)
+    assert group.calls == 200 * 4  # three steps and the completion of each run
+    assert group.batches < group.calls, "no two completions ever shared a transaction"
+
+
+def test_a_lost_sender_connection_hands_the_runs_back_and_they_finish(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sender's backend is terminated by a step body: the completions on their way have an unknown
+    outcome, so their runs go back to the queue at once (not counted against them) and finish on replay."""
+    killed: list[int] = []
+
+    async def killer(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str, Any]:
+        def kill() -> int:
+            group = worker._group_commit
+            if not killed and group._conn is not None:  # (none before the first completion)
+                pid = group._conn.info.backend_pid
+                with psycopg.connect(db, autocommit=True) as conn:
+                    conn.execute("select pg_terminate_backend(%s)", (pid,))
+                killed.append(pid)
+            return params["i"]
+
+        value = await ctx.step("kill", kill)
+        return {"out": await ctx.step("after", lambda: value + 1)}
+
+    async def scenario() -> list[pgqrs.RunInfo]:
+        nonlocal worker
+        async with await pgqrs.connect(db) as store:
+            await store.create_workflow("lost")
+            handles = [await pgqrs.workflow("lost").trigger({"i": i}).execute(store) for i in range(20)]
+            worker = await pgqrs.consumer("loser", None, "lost").handler(killer).concurrency(4).create(store)
+            polling = asyncio.create_task(worker.poll_forever())
+            outputs = [await pgqrs.run().status(h).store(store).result(timeout=60) for h in handles]
+            worker.stop()
+            await polling
+            assert outputs == [{"out": i + 1} for i in range(20)]
+            return [await pgqrs.run().status(h).store(store).get() for h in handles]
+
+    worker: Any = None
+    finals = asyncio.run(scenario())
+    assert killed, "the step never terminated the sender's connection"
+    assert all(f.status == "SUCCESS" for f in finals)
+    assert any(f.attempt == 2 for f in finals), "no run was handed back by the lost connection"
+    handed_back = [r.getMessage() for r in caplog.records if "handing it back" in r.getMessage()]
+    assert handed_back and all("interrupted by a lost connection" in m for m in handed_back), (
+        "a completion of unknown outcome was counted as a failed engine call: " + repr(handed_back)
+    )
+
+
+def test_the_sync_worker_merges_its_completions_too(db: str) -> None:
+    def steps(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
+        a = ctx.step("a", lambda: params["i"])
+        return {"out": ctx.step("b", lambda: a + 1)}
+
+    with pgqrs_sync.connect(db) as store:
+        store.create_workflow("sync_merge")
+        handles = [pgqrs_sync.workflow("sync_merge").trigger({"i": i}).execute(store) for i in range(100)]
+        worker = pgqrs_sync.consumer("sm", None, "sync_merge").handler(steps).concurrency(8).create(store)
+        import threading
+
+        polling = threading.Thread(target=worker.poll_forever)
+        polling.start()
+        outputs = [pgqrs_sync.run().status(h).store(store).result(timeout=60) for h in handles]
+        worker.stop()
+        polling.join(30)
+    assert outputs == [{"out": i + 1} for i in range(100)]
+    group = worker._group_commit
+    assert group is not None and group.calls == 300 and group.batches < group.calls
