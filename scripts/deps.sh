@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what the project needs, skipping what is already there:
 #  - Debian packages: pgTAP + pg_prove, plpgsql_check, pg_cron (for tests/test_schedules_pg_cron.py)
+#    and Debian's chromium + chromium-driver (the dashboard's browser tests, make screenshots)
 #    (apt-get update only when something is missing)
-#  - .venv with `pip install -e '.[dev,embedded]'`, redone only when pyproject.toml or setup.py changed (stamp file)
+#  - .venv with `pip install -e '.[dev,embedded,dashboard]'`, redone only when pyproject.toml or setup.py changed (stamp file)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check postgresql-15-cron)
+APT_PACKAGES=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check postgresql-15-cron
+    chromium chromium-driver)
 PYTHON=${PYTHON:-python3}
 
 missing=()
@@ -30,5 +32,5 @@ fi
 echo "deps: setting up .venv"
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,embedded]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,embedded,dashboard]'
 echo "$want" >"$stamp"
