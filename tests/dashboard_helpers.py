@@ -4,8 +4,17 @@ own functions, and a dashboard app on a test database."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -78,3 +87,61 @@ def csrf_of(html: str) -> str:
     marker = 'name="csrf" value="'
     start = html.index(marker) + len(marker)
     return html[start:html.index('"', start)]
+
+
+# ---- real processes: a worker and the dashboard (the browser tests, make screenshots) -----------------------
+
+TESTS = Path(__file__).resolve().parent
+LOGS = Path(tempfile.gettempdir()) / "pgqrs-dashboard-tests"  # the processes' output, for a post-mortem
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(*args: str, dsn: str) -> subprocess.Popen[bytes]:
+    """`python -m pgqrs ARGS` on `dsn`, in tests/ (where dashboard_worker.py is), its output in a log file."""
+    LOGS.mkdir(exist_ok=True)
+    log = open(LOGS / f"{args[0]}-{os.getpid()}.log", "ab")  # noqa: SIM115 (the child writes it)
+    return subprocess.Popen([sys.executable, "-m", "pgqrs", *args], cwd=TESTS, stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, env={**os.environ, "PGQRS_DSN": dsn})
+
+
+def serve(dsn: str, *options: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`pgqrs dashboard` on a free port; returns the process and its base URL once it answers."""
+    port = free_port()
+    proc = start("dashboard", "--port", str(port), "--poll", "0.5", *options, dsn=dsn)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/static/style.css", timeout=2).close()
+            return proc, url
+        except OSError:
+            assert proc.poll() is None, "the dashboard exited"
+            assert time.monotonic() < deadline, "the dashboard did not answer in 30 s"
+            time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then wait (kill after 20 s)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def run_status(dsn: str, run_id: int) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return str(conn.execute("select status from pgqrs.runs where run_id = %s", (run_id,)).fetchone()[0])  # type: ignore[index]
