@@ -49,7 +49,8 @@ def fail(conn: psycopg.Connection[Any], workflow: str, message: str = "boom") ->
     conn.execute("select pgqrs.acquire_step(%s, 'load', %s)", (run_id, token))
     conn.execute("select pgqrs.complete_step(%s, 'load', %s, '{\"rows\": 3}')", (run_id, token))
     error = {"type": "ValueError", "message": message,
-             "traceback": f"Traceback (most recent call last):\n  File \"job.py\", line 7\nValueError: {message}"}
+             "traceback": "Traceback (most recent call last):\n  File \"job.py\", line 7\n"
+                          f"ValueError: {message}"}
     conn.execute("select pgqrs.fail_run(%s, %s, %s::jsonb)", (run_id, token, json.dumps(error)))
     return run_id
 
@@ -89,7 +90,7 @@ def csrf_of(html: str) -> str:
     return html[start:html.index('"', start)]
 
 
-# ---- real processes: a worker and the dashboard (the browser tests, make screenshots) -----------------------
+# ---- real processes: a worker and the dashboard (the browser tests, make screenshots) ---------------------
 
 TESTS = Path(__file__).resolve().parent
 LOGS = Path(tempfile.gettempdir()) / "pgqrs-dashboard-tests"  # the processes' output, for a post-mortem

@@ -8,9 +8,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from dashboard_helpers import SCRIPT, TOKEN, csrf_of, dashboard, demo, log_in, trigger
 from psycopg.conninfo import make_conninfo
 
+from dashboard_helpers import SCRIPT, TOKEN, csrf_of, dashboard, demo, log_in, trigger
 from pgqrs.cli import main
 from pgqrs.dashboard import UnsafeSetting, check_bind
 from pgqrs.dashboard.db import NoRole
@@ -55,7 +55,8 @@ def test_every_page_shows_real_data_and_a_script_input_as_text(conn: Conn, db: s
         assert ">load<" in page.text and "{&#34;rows&#34;: 3}" in page.text  # the step and its value
         dead = client.get("/dead")
         assert f'href="/runs/{runs["failed"]}"' in dead.text and "card declined" in dead.text
-        for path in ("/attention", "/workers", "/schedules", "/runs", f"/runs/{runs['failed']}/value?what=error"):
+        whole = f"/runs/{runs['failed']}/value?what=error"
+        for path in ("/attention", "/workers", "/schedules", "/runs", whole):
             assert client.get(path).status_code == 200, path
         assert client.get("/runs/987654").status_code == 404
         script_page = client.get(f"/runs/{runs['script']}").text
@@ -84,7 +85,8 @@ def test_the_runs_filters_and_keyset_pages(conn: Conn, db: str) -> None:
         keyed = client.get("/runs?key=welcome-42").text
         assert keyed.count('<tr class="status-') == 1 and f'/runs/{runs["keyed"]}"' in keyed
         assert client.get("/runs?until=2000-01-01T00:00").text.count('<tr class="status-') == 0
-        assert client.get("/runs?since=2000-01-01T00:00&workflow=orders").text.count('<tr class="status-') == 1
+        since = client.get("/runs?since=2000-01-01T00:00&workflow=orders").text
+        assert since.count('<tr class="status-') == 1
         jump = client.get(f"/runs?run={runs['keyed']}")
         assert jump.status_code == 303 and jump.headers["location"] == f"/runs/{runs['keyed']}"
 
@@ -136,15 +138,15 @@ def test_update_step_and_resume_on_a_paused_run(conn: Conn, db: str) -> None:
         csrf = log_in(client, run_id)
         page = client.get(f"/runs/{run_id}").text
         assert 'id="action-update-step"' in page and 'id="action-resume"' in page
-        bad = client.post(f"/runs/{run_id}/update-step",
-                          data={"csrf": csrf, "step_id": "approve", "status": "SUCCESS", "value": "{not json"})
+        form = {"csrf": csrf, "step_id": "approve", "status": "SUCCESS"}
+        bad = client.post(f"/runs/{run_id}/update-step", data={**form, "value": "{not json"})
         assert bad.status_code == 409
-        ok = client.post(f"/runs/{run_id}/update-step",
-                         data={"csrf": csrf, "step_id": "approve", "status": "SUCCESS", "value": '{"ok": true}'})
+        ok = client.post(f"/runs/{run_id}/update-step", data={**form, "value": '{"ok": true}'})
         assert ok.status_code == 303
         assert client.post(f"/runs/{run_id}/resume", data={"csrf": csrf}).status_code == 303
     assert status_of(conn, run_id) == "QUEUED"
-    assert conn.execute("select value from pgqrs.steps where run_id = %s", (run_id,)).fetchone() == ({"ok": True},)
+    recorded = conn.execute("select value from pgqrs.steps where run_id = %s", (run_id,)).fetchone()
+    assert recorded == ({"ok": True},)
 
 
 def test_each_mode_connects_with_the_least_privileged_role(conn: Conn, db: str, logins: None) -> None:

@@ -1,6 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromium-driver, Selenium), as an operator
-uses it: a real `pgqrs dashboard` process with a token, a real `pgqrs worker` running tests/dashboard_worker.py,
-one browser for the module. Opens each page with real data, filters runs, opens a failed run and sees its
+uses it: a real `pgqrs dashboard` process with a token, a real `pgqrs worker` running
+tests/dashboard_worker.py, one browser for the module. Opens each page with real data, filters runs, opens a failed run and sees its
 error, fixes the cause, retries it from the page and sees it succeed without a reload; an action without the
 token is refused; a `<script>` in a run's input stays text."""
 
@@ -13,15 +13,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
 from conftest import drop_db, fresh_db
 from dashboard_helpers import SCRIPT, TOKEN, run_status, serve, start, stop, trigger, wait_for
-
-selenium = pytest.importorskip("selenium")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
