@@ -1,8 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromium-driver, Selenium), as an operator
 uses it: a real `pgqrs dashboard` process with a token, a real `pgqrs worker` running
-tests/dashboard_worker.py, one browser for the module. Opens each page with real data, filters runs, opens a failed run and sees its
-error, fixes the cause, retries it from the page and sees it succeed without a reload; an action without the
-token is refused; a `<script>` in a run's input stays text."""
+tests/dashboard_worker.py, one browser for the module. Opens each page with real data, filters runs, opens a
+failed run and sees its error, fixes the cause, retries it from the page and sees it succeed without a reload;
+an action without the token is refused; a `<script>` in a run's input stays text."""
 
 from __future__ import annotations
 
