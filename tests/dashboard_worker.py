@@ -5,7 +5,8 @@
 `invoices` loads the lines of an invoice and charges it. With "needs": PATH in the input, the charge fails for
 good (a RuntimeError: a dead letter) while PATH does not exist: creating the file is the operator's fix, and a
 retry from the dashboard then succeeds. "pause": true pauses at an approval step (update_step + resume), and
-"sleep": seconds makes the run wait durably before it charges.
+"sleep": seconds makes the run wait durably before it charges; "flaky": PATH makes the charge fail once
+with a transient error (a retry after 0.05 s), creating PATH.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pgqrs import Step, workflow
+from pgqrs import Step, TransientError, workflow
 
 
 @workflow(name="invoices")
@@ -31,7 +32,10 @@ async def invoices(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
         await ctx.sleep(float(params["sleep"]), step_id="cool_down")
 
     async def charge() -> dict[str, Any]:
-        needs = params.get("needs")
+        flaky, needs = params.get("flaky"), params.get("needs")
+        if flaky and not os.path.exists(flaky):
+            open(flaky, "w").close()
+            raise TransientError("gateway timeout", retry_after=0.05)
         if needs and not os.path.exists(needs):
             raise RuntimeError(f"card declined: {needs} is missing")
         return {"charged": sum(line["qty"] for line in lines["lines"])}

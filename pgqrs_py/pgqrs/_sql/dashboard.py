@@ -29,6 +29,9 @@ order by o.run_id desc
 WORKFLOW_NAMES = "select distinct queue from pgqrs.queue_stats order by queue"
 QUEUES = "select * from pgqrs.queue_stats order by queue"
 WORKERS = "select * from pgqrs.worker_status order by status, heartbeat_at desc"
+# a worker's /metrics (pgqrs.worker_metrics): its queue and itself
+QUEUE = "select * from pgqrs.queue_stats where queue = %s"
+WORKER = "select * from pgqrs.worker_status where worker_id = %s::bigint"
 # runs finished per minute over the last `minutes`, by outcome: the overview's chart
 FINISHED_PER_MINUTE = """
 select date_trunc('minute', finished_at) as minute,
