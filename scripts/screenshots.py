@@ -15,16 +15,16 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+import pgqrs
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import server_dsn  # noqa: E402
 from dashboard_helpers import TOKEN, run_status, serve, start, stop, trigger, wait_for  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
 from test_dashboard_browser import browser  # noqa: E402
-
-import pgqrs  # noqa: E402
 
 DB = "pgqrs_screenshots"
 OUT = ROOT / "docs" / "img"
@@ -45,7 +45,8 @@ def workload(dsn: str, tmp: Path) -> dict[str, int]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for name in ("invoices", "emails"):
             conn.execute("select pgqrs.create_workflow(p_name => %s)", (name,))
-        conn.execute("select pgqrs.create_schedule('nightly-report', 'emails', '0 3 * * *', '{}', 'Europe/Paris')")
+        conn.execute("select pgqrs.create_schedule('nightly-report', 'emails', '0 3 * * *', '{}',"
+                     " 'Europe/Paris')")
         ids = {"ok": trigger(conn, "invoices", {"customer": "ACME", "note": "x" * 400})}
         for i in range(24):
             trigger(conn, "invoices", {"customer": f"c{i}"})
