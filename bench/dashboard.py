@@ -14,9 +14,12 @@ page's query, so a missing index shows.
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from typing import Any
 
 import lib
@@ -92,6 +95,32 @@ def measure(client: Any, path: str, reps: int) -> list[float]:
     return times
 
 
+def over_http(dsn: str, path: str, reps: int) -> list[float]:
+    """Times of GET `path` from a `pgqrs dashboard` process (read-only, a free port), in ms."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "pgqrs", "dashboard", "--dsn", dsn, "--port", str(port),
+                             "--read-only"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        for _ in range(100):  # until it answers (10 s)
+            try:
+                urllib.request.urlopen(url, timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            urllib.request.urlopen(url, timeout=5).read()
+            times.append((time.perf_counter() - start) * 1000)
+        return times
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1_000_000)
@@ -116,6 +145,7 @@ def main() -> None:
         "runs, a page in the middle (keyset)": f"/runs?before={middle}",
         "runs of one workflow": "/runs?workflow=emails",
         "runs with status ERROR": "/runs?status=ERROR",
+        "runs with status QUEUED (500 of them)": "/runs?status=QUEUED",
         "runs created before a time": f"/runs?until={since}",
         "runs by idempotency key": "/runs?key=key-4242",
         "run detail": f"/runs/{middle}",
@@ -128,6 +158,10 @@ def main() -> None:
             t = measure(client, path, args.reps)
             p95 = sorted(t)[max(0, int(len(t) * 0.95) - 1)]
             print(f"  {label:40} {statistics.median(t):8.1f} {p95:8.1f}   {path}")
+    print(f"\nover HTTP, `pgqrs dashboard` in its own process (uvicorn), {args.reps} requests:\n")
+    for label, path in (("runs, first page of 100", "/runs"), ("run detail", f"/runs/{middle}")):
+        t = over_http(dsn, path, args.reps)
+        print(f"  {label:40} {statistics.median(t):8.1f} {sorted(t)[int(len(t) * 0.95) - 1]:8.1f}   {path}")
     print("\nplan of the runs page (status ERROR):")
     from pgqrs._sql import dashboard as dash_sql
 
