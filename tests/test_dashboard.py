@@ -87,6 +87,7 @@ def test_the_runs_filters_and_keyset_pages(conn: Conn, db: str) -> None:
         assert client.get("/runs?until=2000-01-01T00:00").text.count('<tr class="status-') == 0
         since = client.get("/runs?since=2000-01-01T00:00&workflow=orders").text
         assert since.count('<tr class="status-') == 1
+        assert client.get("/runs/987654/confirm/retry").status_code == 403  # no token: no confirmation
         jump = client.get(f"/runs?run={runs['keyed']}")
         assert jump.status_code == 303 and jump.headers["location"] == f"/runs/{runs['keyed']}"
 
@@ -106,6 +107,10 @@ def test_actions_need_the_token_a_session_and_the_csrf_token(conn: Conn, db: str
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
         assert client.post("/login", data={"token": "wrong"}).status_code == 403
+        for target in ("//evil.example/x", "https://evil.example", "/\\evil.example"):  # no open redirect
+            gone = client.post("/login", data={"token": TOKEN, "next": target})
+            assert gone.status_code == 303 and gone.headers["location"] == "/", target
+        client.cookies.clear()
         assert client.post(f"/runs/{dead}/retry", data={"csrf": "x"}).status_code == 401  # not logged in
         csrf = log_in(client, runs["keyed"])
         assert client.post(f"/runs/{dead}/retry", data={}).status_code == 403  # no CSRF token
@@ -123,6 +128,8 @@ def test_actions_need_the_token_a_session_and_the_csrf_token(conn: Conn, db: str
         fork = client.post(f"/runs/{dead}/fork", data={"csrf": csrf, "from_step": "load"})
         assert fork.status_code == 303
         assert status_of(conn, int(fork.headers["location"].split("/")[2].split("?")[0])) == "QUEUED"
+        assert client.get("/runs/987654/confirm/retry").status_code == 404
+        assert client.post("/runs/987654/retry", data={"csrf": csrf}).status_code == 409  # QR002
         cancel = client.post(f"/runs/{runs['keyed']}/cancel", data={"csrf": csrf, "reason": "test"})
         assert cancel.status_code == 303 and status_of(conn, runs["keyed"]) == "CANCELLED"
 

@@ -1,6 +1,7 @@
-"""Prometheus metrics after a known workload: a real `pgqrs worker --metrics-port` runs tests/dashboard_worker.py
-(4 runs that succeed, one of them after a transient failure, and 2 that fail for good); its /metrics counts
-exactly that, and the dashboard's /metrics shows the database's side (queues, workers, dead letters)."""
+"""Prometheus metrics after a known workload: a real `pgqrs worker --metrics-port` runs
+tests/dashboard_worker.py (4 runs that succeed, one of them after a transient failure, and 2 that fail for
+good); its /metrics counts exactly that, and the dashboard's /metrics shows the database's side (queues,
+workers, dead letters)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from dashboard_helpers import dashboard, free_port, run_status, start, stop, trigger, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from dashboard_helpers import dashboard, free_port, run_status, start, stop, trigger, wait_for
 from pgqrs.cli import main
 
 

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from .. import _sql
 from .._sql import dashboard as dash_sql
-from ..errors import PgqrsError
+from ..errors import PgqrsError, UnknownRun
 from ..store import update_step_params
 from ..vocabulary import UPDATABLE_STEP_STATUSES
 from .db import ACTIONS, Database
@@ -70,7 +70,10 @@ async def confirm(request: Request) -> Response:
         return refused
     action, run_id = request.path_params["action"], request.path_params["run_id"]
     db: Database = request.app.state.db
-    run = await db.one(_sql.RUN_STATUS, (run_id,))
+    try:
+        run = await db.one(_sql.RUN_STATUS, (run_id,))
+    except UnknownRun:
+        return render(request, "missing.html", status_code=404, what=f"run {run_id}")
     steps = await db.rows(dash_sql.RUN_STEPS, {"run": run_id}) if action in ("fork", "update-step") else []
     return render(request, "confirm.html", action=action, run=run, steps=steps,
                   step_statuses=UPDATABLE_STEP_STATUSES, step=request.query_params.get("step", ""))
