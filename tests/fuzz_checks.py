@@ -43,6 +43,7 @@ ENGINE_SQLSTATES = {
     "QR008": "unknown worker",
     "QR009": "the run was cancelled",
     "QR010": "a wait on a step id of another kind of step",
+    "QR011": "wait_children for a run this run did not start",
     "22023": "invalid_parameter_value: a malformed argument (the engine's own checks)",
 }
 # PostgreSQL's own codes for malformed *literal input*: raised while PostgreSQL converts a parameter to the
