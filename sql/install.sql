@@ -78,6 +78,7 @@
 
 -- ops/: views for operators
 \ir ops/views.sql
+\ir ops/dashboard.sql
 
 -- security/: roles, ownership and privileges (last)
 \ir security/roles.sql

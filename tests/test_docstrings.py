@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pgqrs_py" / "pgqrs"
-SQL_MODULES = {"_sql": "pgqrs._sql", "install_sql": "pgqrs._sql.install", "ops_sql": "pgqrs._sql.ops"}
+SQL_MODULES = {"_sql": "pgqrs._sql", "install_sql": "pgqrs._sql.install", "ops_sql": "pgqrs._sql.ops",
+               "dash_sql": "pgqrs._sql.dashboard"}
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 

@@ -20,15 +20,7 @@ from uuid import UUID
 import psycopg
 
 from . import _sql
-from ._acompat import (
-    CancelledError,
-    Event,
-    Task,
-    cancel_all,
-    on_signals,
-    spawn,
-    wait_tasks,
-)
+from ._acompat import CancelledError, Event, Task, cancel_all, on_signals, spawn, wait_tasks
 from ._conncheck import connection_lost
 from ._groupcommit import GroupCommit, GroupCommitLost
 from ._heartbeats import Heartbeats
@@ -142,6 +134,7 @@ class Consumer:
                     messages = await self.dequeue(free)
                 except (psycopg.Error, PgqrsError) as exc:  # the database away, or mid-upgrade: keep trying
                     log.warning("dequeue failed (%s); retrying in %.2f s", exc, backoff)
+                    self.store.observer.loop_error()
                     await wakeups.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -190,6 +183,7 @@ class Consumer:
     async def _execute(self, message: Message) -> None:
         assert self.handler is not None
         own_connection_lost = True  # unless the run's connection is found alive below
+        self.store.observer.run_started()
         ctx: WorkflowContext | None = None
         try:
             async with self.store.pool.connection() as conn:
@@ -220,6 +214,7 @@ class Consumer:
             raise
         except Exception:
             log.exception("run %s: unexpected error in the worker", message.run_id)
+            self.store.observer.loop_error()
 
 
 # Bounds of the worker settings. The engine leases for more than 0 s and at most 1 day, and dequeues at most

@@ -13,6 +13,7 @@ from . import _sql
 from ._conncheck import connection_lost
 from ._dsn import resolve_dsn
 from ._json import ADAPTERS, dumps
+from ._observer import NO_OBSERVER
 from .errors import mapped_errors, seconds
 from .records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from .results import ResultListener
@@ -84,6 +85,7 @@ class Store:
         self.dsn = dsn
         self.pool = pool
         self.results = ResultListener(dsn)  # result() waiters; its connection is opened at the first one
+        self.observer = NO_OBSERVER  # what its workers report, for metrics (pgqrs/_observer.py)
 
     async def close(self) -> None:
         """Close the result listener (a `result()` still waiting raises PgqrsError) and the pool."""
@@ -260,8 +262,7 @@ class Store:
 
     async def fire_schedules(self) -> list[ScheduledRun]:
         """Start the due ticks of every schedule, each exactly once whoever else calls it: calls
-        ``pgqrs.fire_schedules``; returns the runs started. Workers do this on their own. Raises nothing of
-        its own."""
+        ``pgqrs.fire_schedules``; returns the runs started. Workers do this on their own. Raises nothing."""
         return [ScheduledRun(*row) for row in await self.call(_sql.FIRE_SCHEDULES, ())]
 
 

@@ -32,6 +32,11 @@ def register(add: AddCommand) -> None:
                    help="lease duration in seconds; heartbeats renew it every third (default 30)")
     p.add_argument("--port", type=int, default=None, help="informational port stored with the worker")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics on this port at /metrics (needs the extra "
+                        "pgqrs-engine[dashboard])")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address of the metrics server (default 127.0.0.1; 0.0.0.0 for a remote Prometheus)")
 
 
 def load_handler(target: str) -> tuple[Callable[..., Any], str | None]:
@@ -84,6 +89,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
                        EXIT_USAGE)
     if args.concurrency > MAX_CONCURRENCY:
         raise CliError(f"--concurrency must be at most {MAX_CONCURRENCY}", EXIT_USAGE)
+    if args.metrics_port is not None:
+        if not 0 < args.metrics_port < 65536:
+            raise CliError("--metrics-port must be from 1 to 65535", EXIT_USAGE)
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise CliError("--metrics-port needs prometheus-client: pip install \"pgqrs-engine[dashboard]\"",
+                           EXIT_USAGE) from None
     connect(args).close()  # fail fast (exit 3) instead of waiting for the pool to time out
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -112,6 +125,11 @@ async def _worker(args: argparse.Namespace, dsn: str, handler: Callable[..., Any
                         .visibility(args.visibility).create(store))
         log.info("worker %s (id %s, pid %s) polling queue %s: concurrency %s, visibility %.1f s",
                  name, worker.id, os.getpid(), queue, args.concurrency, args.visibility)
+        if args.metrics_port is not None:
+            from ..worker_metrics import serve
+
+            serve(args.metrics_host, args.metrics_port, dsn, queue, worker.id, store)
+            log.info("metrics on http://%s:%s/metrics", args.metrics_host, args.metrics_port)
         if not stopping:
             await worker.poll_forever()  # installs its own SIGTERM / SIGINT handlers: a graceful stop
         log.info("worker %s stopped", name)

@@ -143,6 +143,7 @@ class Consumer:
                     messages = self.dequeue(free)
                 except (psycopg.Error, PgqrsError) as exc:  # the database away, or mid-upgrade: keep trying
                     log.warning("dequeue failed (%s); retrying in %.2f s", exc, backoff)
+                    self.store.observer.loop_error()
                     wakeups.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -191,6 +192,7 @@ class Consumer:
     def _execute(self, message: Message) -> None:
         assert self.handler is not None
         own_connection_lost = True  # unless the run's connection is found alive below
+        self.store.observer.run_started()
         ctx: WorkflowContext | None = None
         try:
             with self.store.pool.connection() as conn:
@@ -221,6 +223,7 @@ class Consumer:
             raise
         except Exception:
             log.exception("run %s: unexpected error in the worker", message.run_id)
+            self.store.observer.loop_error()
 
 
 class ConsumerBuilder:

@@ -138,6 +138,7 @@ class Run:
         complete_step."""
         params = (self.run_id, step_id, self.lease_token, payload, duration)
         rows = self._call(_sql.COMPLETE_STEP, params)
+        self.store.observer.step_finished(None, duration)
         return bool(rows[0][0])
 
     def fail_step(self, step_id: str, error: Any, *, transient: bool = True,
@@ -155,6 +156,7 @@ class Run:
             _sql.FAIL_STEP,
             (self.run_id, step_id, self.lease_token, payload, transient, retry_after, policy, duration),
         )
+        self.store.observer.step_finished(str(rows[0][0]), duration)
         return str(rows[0][0])
 
     def pause_step(self, step_id: str, timeout: float | None = None) -> tuple[str, Any]:
@@ -227,14 +229,18 @@ class Run:
 
     def complete_json(self, payload: str) -> str:
         """complete() with the output as JSON text: calls ``pgqrs.complete_run``; raises as complete()."""
-        return str((self._call(_sql.COMPLETE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
+        status = str((self._call(_sql.COMPLETE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
+        self.store.observer.run_finished(status)
+        return status
 
     def fail(self, error: Any) -> str:
         """Finish the run ERROR with `error` (as JSON): calls ``pgqrs.fail_run``, which dead-letters its
         message and wakes `result()` waiters; returns "ERROR". Raises the lease errors (InvalidState also
         when the run is not RUNNING) and NotSerializable."""
         payload = dumps(error, f"the error of run {self.run_id}")
-        return str((self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
+        status = str((self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
+        self.store.observer.run_finished(status)
+        return status
 
     def release(self, error: Any = None) -> str:
         """Hand the run back to its queue: calls ``pgqrs.release_run``. `error` None for a shutdown (visible

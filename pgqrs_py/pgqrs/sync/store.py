@@ -14,6 +14,7 @@ from .. import _sql
 from .._conncheck import connection_lost
 from .._dsn import resolve_dsn
 from .._json import dumps
+from .._observer import NO_OBSERVER
 from ..errors import mapped_errors
 from ..records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from ..store import as_id, conn_kwargs, limits_params, trigger_params, update_step_params
@@ -38,6 +39,7 @@ class Store:
         self.dsn = dsn
         self.pool = pool
         self.results = ResultListener(dsn)  # result() waiters; its connection is opened at the first one
+        self.observer = NO_OBSERVER  # what its workers report, for metrics (pgqrs/_observer.py)
 
     def close(self) -> None:
         """Close the result listener (a `result()` still waiting raises PgqrsError) and the pool."""
@@ -214,8 +216,7 @@ class Store:
 
     def fire_schedules(self) -> list[ScheduledRun]:
         """Start the due ticks of every schedule, each exactly once whoever else calls it: calls
-        ``pgqrs.fire_schedules``; returns the runs started. Workers do this on their own. Raises nothing of
-        its own."""
+        ``pgqrs.fire_schedules``; returns the runs started. Workers do this on their own. Raises nothing."""
         return [ScheduledRun(*row) for row in self.call(_sql.FIRE_SCHEDULES, ())]
 
 
