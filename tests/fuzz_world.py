@@ -384,6 +384,9 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_rate_limit": st.sampled_from([None, Jsonb({"limit": 5, "period": "1 minute"})]),
         "p_priority": st.integers(-100, 100),
         "p_concurrency_key": st.sampled_from([None, "k1", "k2"]),
+        "p_trace_context": st.sampled_from(
+            [None, Jsonb({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})]
+        ),
         "p_steps": st.one_of(
             st.sampled_from([None, Jsonb([])]),
             st.sampled_from(world.tokens).map(

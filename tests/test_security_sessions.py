@@ -142,6 +142,7 @@ INJECTIONS = [
 ]
 
 # a valid value for every parameter name of the public functions; one text parameter at a time gets a payload
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_name": lambda c: "sec_name",
     "p_workflow": lambda c: c["wf"],
@@ -184,6 +185,7 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_rate_limit": lambda c: None,
     "p_priority": lambda c: 0,
     "p_concurrency_key": lambda c: None,
+    "p_trace_context": lambda c: Jsonb({"traceparent": TRACEPARENT}),
     "p_cron": lambda c: "*/15 * * * *",
     "p_timezone": lambda c: "UTC",
     "p_catch_up": lambda c: "latest",

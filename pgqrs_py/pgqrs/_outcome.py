@@ -10,6 +10,7 @@ import psycopg
 from . import _sql
 from ._acompat import CancelledError, sleep
 from ._json import UnreadableJson, dumps, storable_text
+from ._tracing import run_span
 from .errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError, UnreadableValue
 from .handler import WorkflowFunction, invoke
 from .outcomes import Suspended, error_json
@@ -20,6 +21,17 @@ from .workflow import WorkflowContext
 log = logging.getLogger("pgqrs.worker")
 
 HANDLER_STEP = "$handler"  # the step id under which a TransientError raised outside any step is retried
+
+
+async def run_traced(workflow: str, handler: WorkflowFunction, run: Run, ctx: WorkflowContext) -> None:
+    """run_handler inside a span of the run's execution, with its outcome (pgqrs/_tracing.py)."""
+    with run_span(workflow, run.message) as outcome:
+        try:
+            await run_handler(handler, run, ctx)
+        except Suspended as exc:
+            outcome(exc.run_status)
+            raise
+        outcome(run.outcome or "")
 
 
 async def run_handler(handler: WorkflowFunction, run: Run, ctx: WorkflowContext) -> None:

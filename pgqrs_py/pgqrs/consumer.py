@@ -25,7 +25,7 @@ from ._conncheck import connection_lost
 from ._groupcommit import GroupCommit, GroupCommitLost
 from ._heartbeats import Heartbeats
 from ._leases import Leases
-from ._outcome import hand_back, hand_back_interrupted, run_handler
+from ._outcome import hand_back, hand_back_interrupted, run_traced
 from ._schedules import FIRE_INTERVAL, fire_loop
 from ._wakeups import Wakeups
 from .errors import InvalidArgument, LeaseLost, PgqrsError, RunCancelled
@@ -192,7 +192,7 @@ class Consumer:
                 ctx = WorkflowContext(run, message.steps or {})
                 self._contexts[message.lease_token] = ctx
                 try:
-                    await run_handler(self.handler, run, ctx)
+                    await run_traced(self.queue, self.handler, run, ctx)
                 except psycopg.OperationalError as exc:
                     # before the pool may hand the connection to another; a completion sent by group commit
                     # whose outcome is unknown counts as one sent on the run's own lost connection

@@ -14,6 +14,7 @@ import psycopg
 from . import _sql
 from ._groupcommit import GROUPED, GroupCommit
 from ._json import dumps
+from ._tracing import injected
 from .store import AsyncConn, Store
 
 
@@ -29,6 +30,7 @@ class Message:
     lease_token: UUID
     steps: dict[str, Any] = field(default_factory=dict)
     fencing_token: int = 0
+    trace_context: Any = None  # the trace context its trigger stored (pgqrs/_tracing.py)
 
     @property
     def id(self) -> int:
@@ -88,6 +90,7 @@ class Run:
         self._group_commit = group_commit  # a worker's sender of step and run completions (_groupcommit.py)
         self._lease_deadlines = lease_deadlines  # a worker's view of its leases (monotonic), if it keeps one
         self.failed_call: psycopg.OperationalError | None = None
+        self.outcome: str | None = None  # the run's status after this worker's last completion or failure
         # What a worker's heartbeat reports and watches (monotonic start times): the step bodies running now,
         # and the engine calls on their way (a call that never returns must not hold the lease forever; steps
         # run side by side make several).
@@ -177,8 +180,9 @@ class Run:
             _sql.FAIL_STEP,
             (self.run_id, step_id, self.lease_token, payload, transient, retry_after, policy, duration),
         )
-        self.store.observer.step_finished(str(rows[0][0]), duration)
-        return str(rows[0][0])
+        self.outcome = str(rows[0][0])
+        self.store.observer.step_finished(self.outcome, duration)
+        return self.outcome
 
     async def pause_step(self, step_id: str, timeout: float | None = None) -> tuple[str, Any]:
         """Pause the run at step `step_id` until ``pgqrs.resume_run`` or `timeout` seconds (None: until
@@ -229,7 +233,8 @@ class Run:
         StepKindConflict (QR010: the step id is another kind of step), UnknownWorkflow (QR001),
         InvalidArgument (22023) and NotSerializable."""
         payload = dumps({} if input is None else input, f"the input of child workflow {workflow!r}")
-        rows = await self._call(_sql.START_CHILD, (self.run_id, step_id, self.lease_token, workflow, payload))
+        rows = await self._call(_sql.START_CHILD,
+                                (self.run_id, step_id, self.lease_token, workflow, payload, injected()))
         return int(rows[0][0])
 
     async def wait_children(self, step_id: str, children: Sequence[int]) -> tuple[str, Any]:
@@ -250,18 +255,19 @@ class Run:
 
     async def complete_json(self, payload: str) -> str:
         """complete() with the output as JSON text: calls ``pgqrs.complete_run``; raises as complete()."""
-        status = str((await self._call(_sql.COMPLETE_RUN, (self.run_id, self.lease_token, payload)))[0][0])
-        self.store.observer.run_finished(status)
-        return status
+        rows = await self._call(_sql.COMPLETE_RUN, (self.run_id, self.lease_token, payload))
+        self.outcome = str(rows[0][0])
+        self.store.observer.run_finished(self.outcome)
+        return self.outcome
 
     async def fail(self, error: Any) -> str:
         """Finish the run ERROR with `error` (as JSON): calls ``pgqrs.fail_run``, which dead-letters its
         message and wakes `result()` waiters; returns "ERROR". Raises the lease errors (InvalidState also
         when the run is not RUNNING) and NotSerializable."""
         payload = dumps(error, f"the error of run {self.run_id}")
-        status = str((await self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
-        self.store.observer.run_finished(status)
-        return status
+        self.outcome = str((await self._call(_sql.FAIL_RUN, (self.run_id, self.lease_token, payload)))[0][0])
+        self.store.observer.run_finished(self.outcome)
+        return self.outcome
 
     async def release(self, error: Any = None) -> str:
         """Hand the run back to its queue: calls ``pgqrs.release_run``. `error` None for a shutdown (visible

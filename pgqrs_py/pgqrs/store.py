@@ -14,6 +14,7 @@ from ._conncheck import connection_lost
 from ._dsn import resolve_dsn
 from ._json import ADAPTERS, dumps
 from ._observer import NO_OBSERVER
+from ._tracing import injected
 from .errors import mapped_errors, seconds
 from .records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from .results import ResultListener
@@ -33,11 +34,11 @@ async def call_on(conn: AsyncConn, query: str, params: tuple[Any, ...]) -> list[
 def trigger_params(workflow: str, params: Any, idempotency_key: str | None, delay: float | Any,
                    run_at: datetime | None, priority: int = 0,
                    concurrency_key: str | None = None) -> tuple[Any, ...]:
-    """The parameters of _sql.TRIGGER: the input (dict or dataclass, None for {}) as JSON, the delay in
-    seconds. Every trigger of the package and the CLI marshals through here. Raises NotSerializable."""
+    """The parameters of _sql.TRIGGER (input as JSON, delay in seconds, the caller's trace context): every
+    trigger of the package and the CLI marshals through here. Raises NotSerializable."""
     payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
     delay_s = seconds(delay) if delay is not None else None
-    return (workflow, payload, idempotency_key, delay_s, run_at, priority, concurrency_key)
+    return (workflow, payload, idempotency_key, delay_s, run_at, priority, concurrency_key, injected())
 
 
 def limits_params(max_concurrency: int | None, max_concurrency_per_key: int | None,
@@ -60,9 +61,8 @@ def update_step_params(run_id: Any, step_id: str, status: str | StepStatus, valu
 
 def conn_kwargs() -> dict[str, Any]:
     """The options of every connection the package opens. Autocommit: one engine call = one transaction.
-    prepare_threshold=0 prepares every statement at once: the package sends a dozen fixed statements, each
-    many times. ADAPTERS: stored JSON that Python's json cannot read becomes an UnreadableJson marker instead
-    of failing the fetch (see _json.py)."""
+    prepare_threshold=0 prepares each of the package's few fixed statements at once. ADAPTERS: stored JSON
+    Python's json cannot read becomes an UnreadableJson marker instead of failing the fetch (_json.py)."""
     return {"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS}
 
 

@@ -27,7 +27,7 @@ create or replace function pgqrs.dequeue(
 )
 returns table (
     message_id bigint, run_id bigint, input jsonb, attempt integer, lease_token uuid, steps jsonb,
-    fencing_token bigint
+    fencing_token bigint, trace_context jsonb
 )
 language plpgsql
 volatile
@@ -101,10 +101,10 @@ begin
             updated_at = v_now
         from leased
         where r.run_id = leased.message_id
-        returning r.run_id, r.input, r.attempt
+        returning r.run_id, r.input, r.attempt, r.trace_context
     )
-    select s.run_id, s.input, s.attempt, l.lease_token, l.read_count, p.lost, p.lost_leased_at, p.lost_steps,
-           pgqrs._journal(s.run_id, v_journal_bytes) as journal
+    select s.run_id, s.input, s.attempt, s.trace_context, l.lease_token, l.read_count, p.lost, p.lost_leased_at,
+           p.lost_steps, pgqrs._journal(s.run_id, v_journal_bytes) as journal
     from started as s join leased as l on l.message_id = s.run_id join picked as p on p.message_id = s.run_id
     order by s.run_id;
 
@@ -120,6 +120,7 @@ begin
             lease_token := v_row.lease_token;
             steps := v_row.journal;
             fencing_token := v_row.read_count;
+            trace_context := v_row.trace_context;
             return next;
         end if;
     end loop;
@@ -130,8 +131,8 @@ comment on function pgqrs.dequeue(text, bigint, integer, interval) is
 'Leases up to p_batch_size (1-1000) visible messages of queue p_queue for p_visibility (0 < v <= 1 day), the
 highest priority first and oldest first within one, within the workflow''s limits (max_concurrency,
 max_concurrency_per_key, rate_limit), and marks their runs RUNNING. Returns (message_id, run_id, input, attempt,
-lease_token, steps, fencing_token): attempt counts deliveries; steps maps step id -> {status, value, attempt,
-retry_at}, with kind for a step of a durable wait or a child workflow, a value left out past
+lease_token, steps, fencing_token, trace_context): attempt counts deliveries; steps maps step id -> {status,
+value, attempt, retry_at}, with kind for a step of a durable wait or a child workflow, a value left out past
 pgqrs.max_journal_bytes marked "value_omitted": true (read it with acquire_step, a wait step with its wait);
-fencing_token strictly increases with each delivery of a run. A run whose last lease expired is settled first
-(pgqrs._settle_lost_lease) and may end ERROR instead. Raises QR001, QR008, 22023.';
+fencing_token strictly increases with each delivery of a run; trace_context is the run''s (runs.trace_context).
+A run whose last lease expired is settled first (pgqrs._settle_lost_lease) and may end ERROR instead. Raises QR001, QR008, 22023.';

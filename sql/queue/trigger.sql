@@ -9,7 +9,8 @@ create or replace function pgqrs.trigger(
     p_delay interval default null,
     p_run_at timestamptz default null,
     p_priority integer default 0,
-    p_concurrency_key text default null
+    p_concurrency_key text default null,
+    p_trace_context jsonb default null
 )
 returns table (run_id bigint, message_id bigint, created boolean)
 language plpgsql
@@ -43,10 +44,13 @@ begin
     if p_concurrency_key = '' or length(p_concurrency_key) > 255 then
         raise exception using errcode = '22023', message = 'concurrency key must be 1-255 characters';
     end if;
+    if p_trace_context is not null then
+        perform pgqrs._check_trace_context(p_trace_context);
+    end if;
     v_visible_at := greatest(v_now, coalesce(p_run_at, v_now + coalesce(p_delay, interval '0')));
 
-    insert into pgqrs.runs (workflow_id, status, input, idempotency_key, created_at, updated_at)
-    select q.workflow_id, 'QUEUED', p_input, p_idempotency_key, v_now, v_now
+    insert into pgqrs.runs (workflow_id, status, input, idempotency_key, created_at, updated_at, trace_context)
+    select q.workflow_id, 'QUEUED', p_input, p_idempotency_key, v_now, v_now, p_trace_context
     from pgqrs.queues as q where q.queue_id = v_queue_id
     on conflict (workflow_id, idempotency_key) do nothing
     returning runs.run_id into v_run_id;
@@ -72,10 +76,12 @@ begin
     return query select v_run_id, v_run_id, true;
 end
 $$;
-comment on function pgqrs.trigger(text, jsonb, text, interval, timestamptz, integer, text) is
+comment on function pgqrs.trigger(text, jsonb, text, interval, timestamptz, integer, text, jsonb) is
 'Starts a run: run QUEUED plus its message (message_id = run_id), visible after p_delay or at p_run_at, and one
 NOTIFY. p_priority (-100..100, default 0): higher is delivered first, FIFO within one priority, kept across
-retries. p_concurrency_key (1-255 characters): the key the workflow''s max_concurrency_per_key counts. Returns
+retries. p_concurrency_key (1-255 characters): the key the workflow''s max_concurrency_per_key counts.
+p_trace_context: the caller''s trace context (a JSON object of strings, runs.trace_context), kept for the workers''
+spans. Returns
 (run_id, message_id, created). The same idempotency key with the same input returns the existing run with
 created = false. Raises QR001 (unknown workflow), QR006 (key reused with other input), 22023 (bad input: not an
 object, over pgqrs.max_input_bytes, negative delay, priority out of range...).';

@@ -4,7 +4,8 @@
 create or replace function pgqrs.trigger_batch(
     p_workflow text,
     p_inputs jsonb,
-    p_delay interval default null
+    p_delay interval default null,
+    p_trace_context jsonb default null
 )
 returns table (run_id bigint, message_id bigint, created boolean)
 language plpgsql
@@ -24,11 +25,12 @@ begin
     end if;
     perform pgqrs._check_input(i) from jsonb_array_elements(p_inputs) as i;
     perform pgqrs._check_interval('delay', p_delay, interval '0', interval '365 days');
+    perform pgqrs._check_trace_context(p_trace_context);
     v_visible_at := v_now + coalesce(p_delay, interval '0');
     return query
     with new_runs as (
-        insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at)
-        select q.workflow_id, 'QUEUED', i.value, v_now, v_now
+        insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at, trace_context)
+        select q.workflow_id, 'QUEUED', i.value, v_now, v_now, p_trace_context
         from pgqrs.queues as q, jsonb_array_elements(p_inputs) with ordinality as i (value, n)
         where q.queue_id = v_queue_id
         order by i.n
@@ -42,6 +44,7 @@ begin
     perform pgqrs._notify_queue(v_queue_id, v_visible_at);
 end
 $$;
-comment on function pgqrs.trigger_batch(text, jsonb, interval) is
+comment on function pgqrs.trigger_batch(text, jsonb, interval, jsonb) is
 'Starts one run per element of the JSON array p_inputs (1-10000 objects) with one NOTIFY. Returns a row per run.
+Every run gets p_trace_context (runs.trace_context).
 Raises QR001 and 22023 like trigger.';

@@ -82,3 +82,28 @@ begin
     end if;
 end
 $$;
+
+-- A trace context: NULL, or a JSON object of at most 8 string values (the W3C traceparent and tracestate, or
+-- another propagator's fields), 2048 bytes in all. The engine stores and returns it; it never reads it.
+create or replace function pgqrs._check_trace_context(p_trace_context jsonb)
+returns void
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if p_trace_context is null then
+        return;
+    end if;
+    if jsonb_typeof(p_trace_context) <> 'object'
+        or octet_length(p_trace_context::text) > 2048
+        or (select count(*) from jsonb_each(p_trace_context)) > 8
+        or exists (select from jsonb_each(p_trace_context) as e where jsonb_typeof(e.value) <> 'string')
+    then
+        raise exception using
+            errcode = '22023',
+            message = 'a trace context must be a JSON object of at most 8 string values, 2048 bytes in all',
+            hint = 'Pass what an OpenTelemetry propagator injects: {"traceparent": "00-...", "tracestate": "..."}.';
+    end if;
+end
+$$;

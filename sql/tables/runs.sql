@@ -18,6 +18,8 @@ create table if not exists pgqrs.runs (
     -- added in schema version 5: new columns go last, where ALTER TABLE puts them
     parent_run_id bigint references pgqrs.runs (run_id),
     forked_from bigint references pgqrs.runs (run_id),
+    -- added in schema version 6
+    trace_context jsonb,
     constraint runs_idempotency_key unique (workflow_id, idempotency_key)
 );
 comment on table pgqrs.runs is 'Workflow runs. attempt counts deliveries to a worker.';
@@ -25,4 +27,7 @@ comment on column pgqrs.runs.attempt is 'How many times the run was delivered by
 comment on column pgqrs.runs.parent_run_id is
 'The run whose pgqrs.start_child step started this run (a child workflow); NULL for a run started otherwise.';
 comment on column pgqrs.runs.forked_from is 'The run this run was forked from (pgqrs.fork_run); NULL otherwise.';
+comment on column pgqrs.runs.trace_context is
+'The trace context of the caller that started the run (W3C trace context: {"traceparent": ..., "tracestate": ...}),
+given to trigger; a child run gets its parent''s unless start_child is given another. NULL: none.';
 create index if not exists runs_parent_run_id_idx on pgqrs.runs (parent_run_id) where parent_run_id is not null;

@@ -54,7 +54,8 @@ end
 $$;
 
 create or replace function pgqrs.start_child(
-    p_run bigint, p_step_id text, p_lease_token uuid, p_workflow text, p_input jsonb default '{}'
+    p_run bigint, p_step_id text, p_lease_token uuid, p_workflow text, p_input jsonb default '{}',
+    p_trace_context jsonb default null
 )
 returns bigint
 language plpgsql
@@ -75,7 +76,13 @@ begin
     if v_step.status = 'SUCCESS' then  -- started before (a replay, or a retry after a crash): the same child
         return (v_step.value ->> 'run_id')::bigint;
     end if;
-    select t.run_id into v_child from pgqrs.trigger(p_workflow, coalesce(p_input, '{}'::jsonb)) as t;
+    select t.run_id into v_child
+    from pgqrs.trigger(
+        p_workflow, coalesce(p_input, '{}'::jsonb),
+        p_trace_context => coalesce(
+            p_trace_context, (select r.trace_context from pgqrs.runs as r where r.run_id = p_run)
+        )
+    ) as t;
     update pgqrs.runs as r set parent_run_id = p_run where r.run_id = v_child;
     v_value := jsonb_build_object('run_id', v_child, 'workflow', p_workflow);
     insert into pgqrs.steps (
@@ -85,10 +92,11 @@ begin
     return v_child;
 end
 $$;
-comment on function pgqrs.start_child(bigint, text, uuid, text, jsonb) is
+comment on function pgqrs.start_child(bigint, text, uuid, text, jsonb, jsonb) is
 'Starts a run of p_workflow with p_input as a child of p_run (runs.parent_run_id), recorded as step p_step_id
 (kind child, value {run_id, workflow}) in the same transaction: a replay or a retry of the step gets the same
-child, never a second one. Returns the child''s run id. Raises QR004 (lease), QR002/QR003/QR009, QR010 (step id
+child, never a second one. The child''s trace context is p_trace_context, else the parent''s. Returns the child''s
+run id. Raises QR004 (lease), QR002/QR003/QR009, QR010 (step id
 of another kind of step), QR001 (unknown workflow), 22023 (step id, input).';
 
 -- The outcome of each child in p_children, in that order: {run_id, status, output, error}.

@@ -23,7 +23,7 @@ SET_WORKFLOW_LIMITS = (
 TRIGGER = (
     "select run_id, message_id, created from pgqrs.trigger(p_workflow => %s, p_input => %s::jsonb,"
     " p_idempotency_key => %s, p_delay => %s * interval '1 second', p_run_at => %s, p_priority => %s,"
-    " p_concurrency_key => %s)"
+    " p_concurrency_key => %s, p_trace_context => %s::jsonb)"
 )
 REGISTER_WORKER = (
     "select pgqrs.register_worker(p_name => %s, p_hostname => %s, p_port => %s::integer, p_queue => %s),"
@@ -31,7 +31,7 @@ REGISTER_WORKER = (
 )
 STOP_WORKER = "select pgqrs.stop_worker(p_worker => %s::bigint)"
 DEQUEUE = (
-    "select message_id, run_id, input, attempt, lease_token, steps, fencing_token"
+    "select message_id, run_id, input, attempt, lease_token, steps, fencing_token, trace_context"
     " from pgqrs.dequeue(p_queue => %s,"
     " p_worker => %s::bigint, p_batch_size => %s::integer, p_visibility => %s * interval '1 second')"
 )
@@ -74,7 +74,7 @@ RECV = (
 )
 START_CHILD = (
     "select pgqrs.start_child(p_run => %s::bigint, p_step_id => %s, p_lease_token => %s, p_workflow => %s,"
-    " p_input => %s::jsonb)"
+    " p_input => %s::jsonb, p_trace_context => %s::jsonb)"
 )
 WAIT_CHILDREN = (
     "select status, children from pgqrs.wait_children(p_run => %s::bigint, p_step_id => %s,"

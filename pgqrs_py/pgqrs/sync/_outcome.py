@@ -10,6 +10,7 @@ import psycopg
 from .. import _sql
 from .._json import UnreadableJson, dumps
 from .._outcome import HANDLER_STEP, engine_error, log
+from .._tracing import run_span
 from ..errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError, UnreadableValue
 from ..outcomes import Suspended, error_json
 from ..run import Message
@@ -18,6 +19,17 @@ from .handler import WorkflowFunction, invoke
 from .run import Run
 from .store import Store
 from .workflow import WorkflowContext
+
+
+def run_traced(workflow: str, handler: WorkflowFunction, run: Run, ctx: WorkflowContext) -> None:
+    """run_handler inside a span of the run's execution, with its outcome (pgqrs/_tracing.py)."""
+    with run_span(workflow, run.message) as outcome:
+        try:
+            run_handler(handler, run, ctx)
+        except Suspended as exc:
+            outcome(exc.run_status)
+            raise
+        outcome(run.outcome or "")
 
 
 def run_handler(handler: WorkflowFunction, run: Run, ctx: WorkflowContext) -> None:

@@ -39,7 +39,7 @@ from ..store import as_id
 from ._compat import CancelledError, Event, Task, cancel_all, on_signals, spawn, wait_tasks
 from ._groupcommit import GroupCommit
 from ._heartbeats import Heartbeats
-from ._outcome import hand_back, hand_back_interrupted, run_handler
+from ._outcome import hand_back, hand_back_interrupted, run_traced
 from ._schedules import fire_loop
 from ._wakeups import Wakeups
 from .handler import as_workflow
@@ -201,7 +201,7 @@ class Consumer:
                 ctx = WorkflowContext(run, message.steps or {})
                 self._contexts[message.lease_token] = ctx
                 try:
-                    run_handler(self.handler, run, ctx)
+                    run_traced(self.queue, self.handler, run, ctx)
                 except psycopg.OperationalError as exc:
                     # before the pool may hand the connection to another; a completion sent by group commit
                     # whose outcome is unknown counts as one sent on the run's own lost connection

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from .._json import dumps
+from .._tracing import Outcome, step_span
 from ..errors import DuplicateStepId, LeaseLost, StepConflict, StepKindConflict, TransientError
 from ..outcomes import BodyNotStarted, StepPause, Suspended, error_json
 from ._children import ChildWorkflows
@@ -193,6 +194,13 @@ class WorkflowContext(ChildWorkflows):
         found, value = self._replayed(step_id)
         if found:
             return value
+        attempt = int((self.journal.get(step_id) or {}).get("attempt") or 0) + 1
+        with step_span(self.run_id, step_id, attempt) as outcome:
+            return self._execute(step_id, fn, retry_policy, outcome)
+
+    def _execute(self, step_id: str, fn: Callable[[], Any], retry_policy: dict[str, Any] | None,
+                 outcome: Outcome) -> Any:
+        """Run the body of a step not recorded yet and record what it did (step's docstring)."""
         started = time.monotonic()
         self.run.steps_in_flight[step_id] = started  # reported by the worker's heartbeat while it runs
         try:
@@ -204,6 +212,7 @@ class WorkflowContext(ChildWorkflows):
             raise  # nothing ran, nothing is written: the run is another worker's now
         except StepPause as pause:
             status, value = self.run.pause_step(step_id, pause.timeout)
+            outcome(status)
             if status == "SUCCESS":  # the external event was recorded before we paused
                 return self._recorded(step_id, value)
             raise Suspended("PAUSED") from None
@@ -211,6 +220,7 @@ class WorkflowContext(ChildWorkflows):
             status = self.run.fail_step(step_id, error_json(exc), transient=True,
                                         retry_after=exc.retry_after, retry_policy=retry_policy,
                                         duration=time.monotonic() - started)
+            outcome(status)
             raise Suspended(status) from None
         except Exception as exc:
             # The body never uses the worker's connection, so a psycopg OperationalError here is the body's
@@ -219,6 +229,7 @@ class WorkflowContext(ChildWorkflows):
             status = self.run.fail_step(step_id, error_json(exc), transient=transient,
                                         retry_policy=retry_policy if transient else None,
                                         duration=time.monotonic() - started)
+            outcome(status)
             raise Suspended(status) from None
         text = dumps(result, f"the result of step {step_id!r}")
         try:
@@ -226,6 +237,7 @@ class WorkflowContext(ChildWorkflows):
         except StepConflict:
             # update_step recorded this step from outside while the body ran: the recorded result wins.
             return self._recorded(step_id, (self.run.acquire_step(step_id)).value)
+        outcome("SUCCESS")
         return json.loads(text)
 
     def send(self, run_id: Any, topic: str, message: Any, step_id: str | None = None) -> int:

@@ -1,0 +1,9 @@
+-- pgqrs schema 5 -> 6 (issue 19: the trace context of a run). Functions, views and grants are re-applied from
+-- the schema files after this file: only what re-running those files cannot do is here.
+
+-- ==== runs.trace_context: given to trigger, trigger_batch and start_child, returned by dequeue
+alter table pgqrs.runs add column if not exists trace_context jsonb;
+drop function if exists pgqrs.trigger(text, jsonb, text, interval, timestamptz, integer, text);
+drop function if exists pgqrs.trigger_batch(text, jsonb, interval);
+drop function if exists pgqrs.start_child(bigint, text, uuid, text, jsonb);
+drop function if exists pgqrs.dequeue(text, bigint, integer, interval);  -- returns trace_context
