@@ -50,7 +50,9 @@ declare
     v_run bigint;
 begin
     select t.run_id into v_run from pgqrs.trigger('wf', p_input) as t;
-    return query select d.* from pgqrs.dequeue('wf', pgqrs_tests.worker_id()) as d;
+    return query
+    select d.message_id, d.run_id, d.input, d.attempt, d.lease_token, d.steps, d.fencing_token
+    from pgqrs.dequeue('wf', pgqrs_tests.worker_id()) as d;
     if not exists (select from pgqrs.messages as m where m.message_id = v_run and m.lease_token is not null) then
         raise exception 'pgqrs_tests.leased_run: run % was not the one leased', v_run;
     end if;
