@@ -7,3 +7,10 @@ drop function if exists pgqrs.trigger(text, jsonb, text, interval, timestamptz, 
 drop function if exists pgqrs.trigger_batch(text, jsonb, interval);
 drop function if exists pgqrs.start_child(bigint, text, uuid, text, jsonb);
 drop function if exists pgqrs.dequeue(text, bigint, integer, interval);  -- returns trace_context
+
+-- ==== no foreign keys on the hot tables (sql/tables/messages.sql says why)
+alter table pgqrs.messages drop constraint if exists messages_message_id_fkey;
+alter table pgqrs.messages drop constraint if exists messages_queue_id_fkey;
+alter table pgqrs.messages_archive drop constraint if exists messages_archive_message_id_fkey;
+alter table pgqrs.messages_archive drop constraint if exists messages_archive_queue_id_fkey;
+alter table pgqrs.steps drop constraint if exists steps_run_id_fkey;

@@ -10,8 +10,8 @@ as $$
 declare
     v_run pgqrs.runs;
 begin
-    -- no key update: the foreign-key checks of step inserts (key share on the run) must not wait for it, or
-    -- update_step (run, then step) and complete_step (step insert, then the run's key) deadlock.
+    -- no key update: the foreign-key checks of inserts that reference the run (waits, run_messages, a child's
+    -- parent_run_id: key share on the run) must not wait for it.
     select * into v_run from pgqrs.runs as r where r.run_id = p_run for no key update;
     if v_run.run_id is null then
         raise exception using errcode = 'QR002', message = format('unknown run: %s', coalesce(p_run::text, 'NULL'));

@@ -2,9 +2,13 @@
 
 -- message_id = run_id: a run has exactly one message for its whole life.
 -- visible_at is both "deliverable from" and, while leased, the lease expiry.
+-- No foreign keys on the hot tables (messages, messages_archive, steps; since schema version 6): only the
+-- engine's functions write them, always for a run they have just made or locked, and the row-level checks
+-- cost each run more than anything else on its path but the commits (docs/benchmarks.md, "Foreign keys").
+-- tests/fuzz_checks.py checks after every fuzzed call that no message or step is without its run.
 create table if not exists pgqrs.messages (
-    message_id bigint primary key references pgqrs.runs (run_id),
-    queue_id bigint not null references pgqrs.queues (queue_id),
+    message_id bigint primary key,
+    queue_id bigint not null,
     visible_at timestamptz not null,
     enqueued_at timestamptz not null default pgqrs.now(),
     read_count integer not null default 0,
@@ -44,8 +48,8 @@ create unique index if not exists messages_lease_token_idx on pgqrs.messages (le
 where lease_token is not null;
 
 create table if not exists pgqrs.messages_archive (
-    message_id bigint primary key references pgqrs.runs (run_id),
-    queue_id bigint not null references pgqrs.queues (queue_id),
+    message_id bigint primary key,
+    queue_id bigint not null,
     outcome text not null
     constraint messages_archive_outcome_check check (outcome in ('SUCCESS', 'DEAD_LETTER', 'CANCELLED')),
     enqueued_at timestamptz not null,

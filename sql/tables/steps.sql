@@ -1,7 +1,7 @@
 -- pgqrs: the step journal.
 
 create table if not exists pgqrs.steps (
-    run_id bigint not null references pgqrs.runs (run_id),
+    run_id bigint not null,  -- no foreign key (sql/tables/messages.sql says why)
     step_id text not null,
     step_order bigint generated always as identity,
     status text not null
