@@ -22,6 +22,7 @@
 \ir tables/waits.sql
 \ir tables/flow.sql
 \ir tables/schedules.sql
+\ir tables/retention.sql
 
 -- workflows/: workflow definitions and retry policies
 \ir workflows/retry_policy.sql
@@ -75,6 +76,9 @@
 \ir schedules/cron.sql
 \ir schedules/schedules.sql
 \ir schedules/fire.sql
+
+-- retention/: purging finished runs, per workflow retention
+\ir retention/purge.sql
 
 -- ops/: views for operators
 \ir ops/views.sql

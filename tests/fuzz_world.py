@@ -331,6 +331,7 @@ def kind_of(param: str, typ: str) -> str:
         "uuid[]": "token",
         "bigint[]": "ids",
         "boolean": "bool",
+        "text[]": "names",
     }.get(typ, "other")
 
 
@@ -384,6 +385,11 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_rate_limit": st.sampled_from([None, Jsonb({"limit": 5, "period": "1 minute"})]),
         "p_priority": st.integers(-100, 100),
         "p_concurrency_key": st.sampled_from([None, "k1", "k2"]),
+        "p_older_than": st.sampled_from([timedelta(days=1), timedelta(microseconds=1)]),
+        "p_statuses": st.sampled_from([None, ["SUCCESS"], ["ERROR", "CANCELLED"]]),
+        "p_limit": st.sampled_from([1, 10, 10000]),
+        "p_dry_run": st.booleans(),
+        "p_retention": st.sampled_from([None, timedelta(days=7)]),
         "p_trace_context": st.sampled_from(
             [None, Jsonb({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})]
         ),
@@ -418,6 +424,8 @@ def hostile_value(param: str, typ: str, world: World) -> st.SearchStrategy[Any]:
         return hostile_bool
     if kind == "ids":
         return st.one_of(hostile_ids, st.lists(st.sampled_from(world.runs), max_size=3))
+    if kind == "names":
+        return st.one_of(st.none(), st.lists(st.one_of(st.none(), hostile_text), max_size=3))
     raise AssertionError(f"no hostile strategy for {param} {typ}")
 
 

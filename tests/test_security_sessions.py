@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -186,6 +187,11 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_priority": lambda c: 0,
     "p_concurrency_key": lambda c: None,
     "p_trace_context": lambda c: Jsonb({"traceparent": TRACEPARENT}),
+    "p_older_than": lambda c: timedelta(days=1),
+    "p_statuses": lambda c: ["SUCCESS"],
+    "p_limit": lambda c: 10,
+    "p_dry_run": lambda c: True,
+    "p_retention": lambda c: timedelta(days=7),
     "p_cron": lambda c: "*/15 * * * *",
     "p_timezone": lambda c: "UTC",
     "p_catch_up": lambda c: "latest",

@@ -26,5 +26,11 @@ async def fire_loop(store: Store, closing: Event, interval: float) -> None:
                          started.run_id)
         except Exception as exc:
             log.warning("firing schedules failed: %s", exc)
+        try:  # at most once a minute per workflow across all workers (pgqrs.apply_retention)
+            removed = await store.apply_retention()
+            if removed:
+                log.info("retention: removed %d finished runs", removed)
+        except Exception as exc:
+            log.warning("applying retention failed: %s", exc)
         if await wait_event(closing, interval):
             return

@@ -14,6 +14,7 @@ from ._conncheck import connection_lost
 from ._dsn import resolve_dsn
 from ._json import ADAPTERS, dumps
 from ._observer import NO_OBSERVER
+from ._retention import RetentionCalls
 from ._tracing import injected
 from .errors import mapped_errors, seconds
 from .records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
@@ -78,7 +79,7 @@ def as_id(value: Any) -> int:
     raise TypeError(f"expected a run id, trigger handle, message or run, got {type(value).__name__}")
 
 
-class Store:
+class Store(RetentionCalls):
     """A pool of connections to one database. Make one with `await pgqrs.connect(dsn)`."""
 
     def __init__(self, dsn: str, pool: AsyncConnectionPool[AsyncConn]) -> None:
@@ -226,8 +227,7 @@ class Store:
         return TriggerHandle(rows[0][0])
 
     async def steps(self, run_id: Any) -> list[StepRecord]:
-        """The run's recorded steps, in the order they were first recorded: calls ``pgqrs.run_steps``. Raises
-        UnknownRun (QR002)."""
+        """The run's steps, first recorded first: calls ``pgqrs.run_steps``. Raises UnknownRun (QR002)."""
         rows = await self.call(_sql.RUN_STEPS, (as_id(run_id),))
         return [
             StepRecord(run_id=as_id(run_id), step_id=r[0], status=r[1], value=r[2], error=r[3], attempt=r[4])

@@ -14,3 +14,7 @@ alter table pgqrs.messages drop constraint if exists messages_queue_id_fkey;
 alter table pgqrs.messages_archive drop constraint if exists messages_archive_message_id_fkey;
 alter table pgqrs.messages_archive drop constraint if exists messages_archive_queue_id_fkey;
 alter table pgqrs.steps drop constraint if exists steps_run_id_fkey;
+
+-- ==== retention (issue 20): create_workflow gained p_retention (the table pgqrs.retention and the archive's
+-- archived_at index are made by the schema files)
+drop function if exists pgqrs.create_workflow(text, jsonb, integer, integer, jsonb);

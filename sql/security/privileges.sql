@@ -58,9 +58,11 @@ begin
             -- schedules: clients define them, workers fire them (every worker, on its own); both read cron
             ('create_schedule', 'pgqrs_client'), ('drop_schedule', 'pgqrs_client'),
             ('set_schedule_enabled', 'pgqrs_client'), ('fire_schedules', 'pgqrs_worker'),
-            ('cron_next', 'pgqrs_worker'), ('cron_next', 'pgqrs_client')
-            -- pgqrs_admin only (granted every function above): retry_run, fork_run and set_workflow_limits (ops), and
-            -- every function not named here
+            ('cron_next', 'pgqrs_worker'), ('cron_next', 'pgqrs_client'),
+            -- retention: workers apply the workflows' retention on their own
+            ('apply_retention', 'pgqrs_worker')
+            -- pgqrs_admin only (granted every function above): retry_run, fork_run, set_workflow_limits,
+            -- purge_runs and set_workflow_retention (ops), and every function not named here
         ) as g (proname, role_name) on g.proname = p.proname
         where p.pronamespace = 'pgqrs'::regnamespace
         order by p.oid, g.role_name

@@ -8,7 +8,8 @@ create or replace function pgqrs.create_workflow(
     p_retry_policy jsonb default null,
     p_max_concurrency integer default null,
     p_max_concurrency_per_key integer default null,
-    p_rate_limit jsonb default null
+    p_rate_limit jsonb default null,
+    p_retention interval default null
 )
 returns pgqrs.workflows
 language plpgsql
@@ -43,11 +44,15 @@ begin
     end if;
     insert into pgqrs.queues (name, workflow_id) values (p_name, v_workflow.workflow_id)
     on conflict do nothing;
+    if p_retention is not null then
+        perform pgqrs.set_workflow_retention(p_name, p_retention);
+    end if;
     return v_workflow;
 end
 $$;
-comment on function pgqrs.create_workflow(text, jsonb, integer, integer, jsonb) is
+comment on function pgqrs.create_workflow(text, jsonb, integer, integer, jsonb, interval) is
 'Creates the workflow definition and its queue (same name); idempotent. p_retry_policy: {max_attempts, backoff
 fixed|exponential, base_seconds, max_seconds, jitter}; limits (see pgqrs.set_workflow_limits): p_max_concurrency,
 p_max_concurrency_per_key (1-1000000), p_rate_limit ({"limit": n, "period": "1 minute"}). Each one given replaces
-the stored one; NULL keeps it. Returns the row. Raises 22023 for a bad name, policy or limit.';
+the stored one; NULL keeps it. p_retention: how long its finished runs are kept (pgqrs.set_workflow_retention;
+NULL keeps the stored one). Returns the row. Raises 22023 for a bad name, policy, limit or retention.';

@@ -124,6 +124,12 @@ CREATE_SCHEDULE = (
 DROP_SCHEDULE = "select pgqrs.drop_schedule(p_name => %s)"
 SET_SCHEDULE_ENABLED = "select pgqrs.set_schedule_enabled(p_name => %s, p_enabled => %s)"
 FIRE_SCHEDULES = "select schedule, tick, run_id from pgqrs.fire_schedules()"
+PURGE_RUNS = (
+    "select pgqrs.purge_runs(p_older_than => %s::interval, p_statuses => %s::text[], p_limit => %s,"
+    " p_dry_run => %s)"
+)
+SET_WORKFLOW_RETENTION = "select pgqrs.set_workflow_retention(p_workflow => %s, p_retention => %s::interval)"
+APPLY_RETENTION = "select pgqrs.apply_retention()"
 SCHEDULES = (
     "select name, workflow, cron, timezone, catch_up, enabled, input, next_fire_at, last_fire_at,"
     " last_run_id, last_run_status from pgqrs.schedules order by name"

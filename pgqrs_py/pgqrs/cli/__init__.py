@@ -11,6 +11,7 @@
     pgqrs emit KEY [JSON]
     pgqrs workers | stats
     pgqrs limits NAME [--max-concurrency N] [--max-concurrency-per-key N] [--rate-limit N/PERIOD]
+    pgqrs purge --older-than 7d [--status S] [--batch N] [--dry-run] | retention NAME 30d|none
     pgqrs dashboard [--host 127.0.0.1] [--port 8080] [--token T] [--read-only]
 
 The database is `--dsn`, else $PGQRS_DSN, else libpq's own PG* variables (PGHOST, PGDATABASE, ...), else the
@@ -25,7 +26,7 @@ Reads come from the ops views (pgqrs.run_overview, worker_status, queue_stats) a
 run_steps; every write is a call of an engine function, exactly as from psql. A module per command group:
 `dev` (the local server), `admin` (install, upgrade), `worker`, `runs` (trigger, runs, run, update-step,
 resume, cancel, retry), `events` (emit), `schedules` (schedule add/rm/list/enable/disable), `ops` (workers,
-stats), `flow` (limits), `dashboard` (the web UI, docs/dashboard.md);
+stats), `flow` (limits), `retention` (purge, retention), `dashboard` (the web UI, docs/dashboard.md);
 `common` and `output` are what they share. Their SQL is in `pgqrs._sql`.
 """
 
@@ -39,7 +40,7 @@ from typing import NoReturn
 import psycopg
 
 from ..errors import InvalidArgument, PgqrsError
-from . import admin, dashboard, dev, events, flow, ops, runs, schedules, worker
+from . import admin, dashboard, dev, events, flow, ops, retention, runs, schedules, worker
 from .common import EXIT_ENGINE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Command, one_line
 
 
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     # the order of `pgqrs --help`
-    for group in (dev, admin, worker, runs, events, schedules, ops, flow, dashboard):
+    for group in (dev, admin, worker, runs, events, schedules, ops, flow, retention, dashboard):
         group.register(add)
     return parser
 

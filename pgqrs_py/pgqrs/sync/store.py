@@ -19,6 +19,7 @@ from ..errors import mapped_errors
 from ..records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from ..store import as_id, conn_kwargs, limits_params, trigger_params, update_step_params
 from ..vocabulary import StepStatus
+from ._retention import RetentionCalls
 from .results import ResultListener
 
 Conn = psycopg.Connection[TupleRow]
@@ -32,7 +33,7 @@ def call_on(conn: Conn, query: str, params: tuple[Any, ...]) -> list[tuple[Any, 
         return cur.fetchall()
 
 
-class Store:
+class Store(RetentionCalls):
     """A pool of connections to one database. Make one with `pgqrs.connect(dsn)`."""
 
     def __init__(self, dsn: str, pool: ConnectionPool[Conn]) -> None:
@@ -180,8 +181,7 @@ class Store:
         return TriggerHandle(rows[0][0])
 
     def steps(self, run_id: Any) -> list[StepRecord]:
-        """The run's recorded steps, in the order they were first recorded: calls ``pgqrs.run_steps``. Raises
-        UnknownRun (QR002)."""
+        """The run's steps, first recorded first: calls ``pgqrs.run_steps``. Raises UnknownRun (QR002)."""
         rows = self.call(_sql.RUN_STEPS, (as_id(run_id),))
         return [
             StepRecord(run_id=as_id(run_id), step_id=r[0], status=r[1], value=r[2], error=r[3], attempt=r[4])
