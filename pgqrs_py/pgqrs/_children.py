@@ -38,7 +38,7 @@ class ChildWorkflows(DurableWaits):
         ChildHandle.
         Raises StepKindConflict (QR010), UnknownWorkflow (QR001), InvalidArgument (22023), NotSerializable,
         DuplicateStepId and the lease errors."""
-        step_id = self._claim(step_id, "start_child")
+        step_id = await self._claim(step_id, "start_child")
         found, recorded = self._journal_outcome(step_id, "child")  # {"run_id": ..., "workflow": ...}
         if found:
             return ChildHandle(int(recorded["run_id"]), str(recorded["workflow"]))
@@ -51,7 +51,7 @@ class ChildWorkflows(DurableWaits):
         the run is WAITING, holds no lease, and the handler unwinds (Suspended) until the child's finish wakes
         it; the replay then returns the recorded outcome. Raises NotAChild (QR011: not started by this run),
         StepKindConflict (QR010), DuplicateStepId and the lease errors."""
-        (output,) = await self._wait_children(self._claim(step_id, "wait_child"), [child], False)
+        (output,) = await self._wait_children(await self._claim(step_id, "wait_child"), [child], False)
         return output
 
     async def gather(self, *children: ChildHandle | int, step_id: str | None = None,
@@ -64,7 +64,8 @@ class ChildWorkflows(DurableWaits):
         InvalidArgument (over 100,000 children), DuplicateStepId and the lease errors."""
         if not children:
             return []
-        return await self._wait_children(self._claim(step_id, "gather"), list(children), return_exceptions)
+        step_id = await self._claim(step_id, "gather")
+        return await self._wait_children(step_id, list(children), return_exceptions)
 
     async def _wait_children(self, step_id: str, children: list[ChildHandle | int],
                              return_exceptions: bool) -> list[Any]:

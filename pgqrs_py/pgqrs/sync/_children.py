@@ -56,7 +56,8 @@ class ChildWorkflows(DurableWaits):
         InvalidArgument (over 100,000 children), DuplicateStepId and the lease errors."""
         if not children:
             return []
-        return self._wait_children(self._claim(step_id, "gather"), list(children), return_exceptions)
+        step_id = self._claim(step_id, "gather")
+        return self._wait_children(step_id, list(children), return_exceptions)
 
     def _wait_children(self, step_id: str, children: list[ChildHandle | int],
                        return_exceptions: bool) -> list[Any]:
