@@ -1,11 +1,11 @@
 """Replay drift (issue 20): a run recorded by one version of a handler and replayed by another.
 
-Each scenario runs version 1 in a real worker until the run waits for an event (steps a and b recorded, then
-the wait), emits the event, and lets version 2 replay it. A version that asks for the recorded steps in another
-order (a step renamed, removed, reordered, or added before recorded ones) gets ReplayDrift: the run ends ERROR
-with kind replay_drift, no step body of version 2 runs and nothing is recorded under its step ids, and
-retry_run with version 1 finishes the run from its journal. Compatible versions (steps appended, loops, steps
-run side by side in tasks or threads) are not flagged. The rule is in pgqrs/_replay_order.py.
+Each scenario runs version 1 in a real worker until the run waits for an event (steps a and b recorded,
+then the wait), emits the event, and lets version 2 replay it. A version that asks for the recorded steps in
+another order (a step renamed, removed, reordered, or added before recorded ones) gets ReplayDrift: the run
+ends ERROR with kind replay_drift, no step body of version 2 runs and nothing is recorded under its step ids,
+and retry_run with version 1 finishes the run from its journal. Compatible versions (steps appended, loops,
+steps run side by side in tasks or threads) are not flagged. The rule is in pgqrs/_replay_order.py.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ DRIFTS = {  # version 2: (its steps, the expected and the requested step of the 
 
 
 @pytest.mark.parametrize("change", list(DRIFTS))
-def test_a_changed_step_order_is_replay_drift_and_retry_run_after_the_fix_finishes(db: str, change: str) -> None:
+def test_a_changed_step_order_is_replay_drift_and_retry_run_after_the_fix_finishes(db: str,
+                                                                                     change: str) -> None:
     """Before, a replay of changed code ran new bodies against the old journal and recorded their results
     (or ended SUCCESS with a journal it never asked for): now it stops before any body runs."""
     names, expected, requested = DRIFTS[change]
@@ -115,6 +116,34 @@ def test_a_changed_step_order_is_replay_drift_and_retry_run_after_the_fix_finish
     assert bodies[:3] == ["a", "b", "c"] and len(bodies) == 3, "no body of version 2 ran; c ran once, fixed"
     assert seen["fixed"].status == "SUCCESS", seen["fixed"].error
     assert seen["fixed"].output() == ["a!", "b!", "c!"]
+
+
+def test_a_fix_of_a_failed_step_under_another_id_is_no_drift(db: str) -> None:
+    """Only steps recorded SUCCESS hold a replay to their order: a step that failed returned nothing to the
+    code after it, so a fix deployed while the run failed there may replace it (retry_run, then SUCCESS)."""
+
+    def broken() -> None:
+        raise ValueError("bug")
+
+    def version(second: str, body: Callable[[], Any]) -> Any:
+        async def handler(ctx: pgqrs.WorkflowContext, params: Any) -> list[Any]:
+            return [await ctx.step("a", lambda: "a!"), await ctx.step(second, body)]
+
+        return handler
+
+    async def scenario() -> None:
+        async with InProcess(db) as env:
+            await env.store.create_workflow("drift_fix", {"max_attempts": 1})
+            run_id = (await pgqrs.workflow("drift_fix").trigger({}).execute(env.store)).id
+            failed = await serve_until(env, "drift_fix", version("b", broken), run_id, {"ERROR"})
+            assert failed.error["type"] == "ValueError"
+            await env.store.retry_run(run_id)
+            fixed = await serve_until(env, "drift_fix", version("b_fixed", lambda: "b!"), run_id,
+                                      {"SUCCESS", "ERROR"})
+            assert fixed.status == "SUCCESS", fixed.error
+            assert fixed.output() == ["a!", "b!"]
+
+    asyncio.run(scenario())
 
 
 def test_a_handler_that_catches_replay_drift_still_ends_with_it(db: str) -> None:
@@ -213,12 +242,51 @@ def test_steps_gathered_side_by_side_are_no_drift(db: str) -> None:
     assert seen["v2"].output() == ["slow!", "fast!", "c!"] and bodies == ["slow"]
 
 
-def test_a_step_in_a_task_beside_the_handlers_own_steps_is_no_drift(db: str) -> None:
-    """A task started beside the handler's own step records first (it is quicker), but the replay asks for
-    the handler's step first: the recorded times show the two ran side by side, so the order is not held."""
+def test_a_gathered_step_asked_for_before_a_recorded_one_is_no_drift(db: str) -> None:
+    """The first delivery records "fast" alone (nothing overlaps it), then "slow" fails; the replay asks for
+    "slow" before "fast". Both are asked for from gather's tasks, not the handler's own: no drift. (Held to
+    the order, this replay would be flagged: the recorded spans do not overlap.)"""
+    tries: list[int] = []
+
+    def flaky() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise pgqrs.TransientError("once", retry_after=0)
+        return "slow!"
 
     async def handler(ctx: pgqrs.WorkflowContext, params: Any) -> list[Any]:
-        beside = asyncio.create_task(ctx.step("beside", lambda: "beside!"))
+        async def side(step_id: str, fn: Callable[[], Any], late_on_attempt: int) -> Any:
+            if ctx.attempt == late_on_attempt:  # timing differs between deliveries (say, a slow network)
+                await asyncio.sleep(0.2)
+            return await ctx.step(step_id, fn)
+
+        # the first delivery records fast first; the replay asks for slow first, fast 0.2 s later
+        return list(await asyncio.gather(side("slow", flaky, 1), side("fast", lambda: "fast!", 2)))
+
+    async def scenario() -> None:
+        async with InProcess(db) as env:
+            await env.store.create_workflow("drift_gather_new")
+            run_id = (await pgqrs.workflow("drift_gather_new").trigger({}).execute(env.store)).id
+            info = await serve_until(env, "drift_gather_new", handler, run_id, {"SUCCESS", "ERROR"})
+            assert info.status == "SUCCESS", info.error
+            assert info.output() == ["slow!", "fast!"] and info.attempt == 2
+            assert await recorded(env, run_id) == ["fast", "slow"]
+
+    asyncio.run(scenario())
+
+
+def test_a_step_in_a_task_beside_the_handlers_own_steps_is_no_drift(db: str) -> None:
+    """A task started beside the handler's own step records first (it is quicker), but the replay asks for
+    the handler's step first: the recorded times show the two ran side by side, so the order is not held.
+    (Held to the order, this replay would be flagged: the task asks for its step 0.2 s late.)"""
+
+    async def handler(ctx: pgqrs.WorkflowContext, params: Any) -> list[Any]:
+        async def beside_step() -> Any:
+            if ctx.attempt > 1:  # timing differs between deliveries
+                await asyncio.sleep(0.2)
+            return await ctx.step("beside", lambda: "beside!")
+
+        beside = asyncio.create_task(beside_step())
         own = await ctx.step("own", lambda: time.sleep(0.3) or "own!")
         await ctx.wait_for_event(f"go:{ctx.run_id}")
         return [own, await beside, await ctx.step("c", lambda: "c!")]
@@ -309,8 +377,10 @@ def test_sync_a_renamed_step_is_replay_drift(db: str) -> None:
 
 
 def test_the_order_check_passes_by_steps_of_other_flows_and_steps_run_side_by_side() -> None:
-    journal = {sid: {"order": n} for n, sid in enumerate(["a", "b", "c", "d"], start=10)}
-    journal["$handler"] = {"order": 12}  # a handler's own failure: never asked for
+    journal: dict[str, Any] = {sid: {"status": "SUCCESS", "order": n}
+                               for n, sid in enumerate(["a", "b", "c", "d"], start=10)}
+    journal["$handler"] = {"status": "ERROR", "order": 12}  # a handler's own failure (TransientError)
+    journal["failed"] = {"status": "ERROR", "order": 11}  # no value: the code may go another way from it
     order = ReplayOrder(journal)
     assert order.ask("a", True) is None
     assert order.ask("c", True) == "b"  # b recorded before c, not asked for yet
@@ -320,7 +390,7 @@ def test_the_order_check_passes_by_steps_of_other_flows_and_steps_run_side_by_si
     assert order.ask("c", True) is None  # b and c overlapped: either order
     assert order.ask("new", True) == "d"  # a new step before a recorded one
     assert order.ask("d", False) is None and order.ask("new2", True) is None
-    assert order.unasked() == ["b"]
+    assert order.unasked() == ["b"]  # "failed" is not held to
     assert ReplayOrder({"a": {"status": "SUCCESS"}}).ask("z", True) is None  # an engine without orders
 
 

@@ -10,7 +10,6 @@ import psycopg
 from . import _sql
 from ._acompat import CancelledError, sleep
 from ._json import UnreadableJson, dumps, storable_text
-from ._replay_order import HANDLER_STEP  # a TransientError raised outside any step is retried under it
 from .errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError, UnreadableValue
 from .handler import WorkflowFunction, invoke
 from .outcomes import Suspended, error_json
@@ -19,6 +18,8 @@ from .store import Store
 from .workflow import WorkflowContext
 
 log = logging.getLogger("pgqrs.worker")
+
+HANDLER_STEP = "$handler"  # the step id under which a TransientError raised outside any step is retried
 
 
 

@@ -2,7 +2,10 @@
 "Replay drift".) Flavour-neutral: `pgqrs.sync` uses the same class.
 
 The journal of a delivery (``pgqrs.dequeue``) gives each recorded step its `order` (steps.step_order: when it
-was first recorded). The rule:
+was first recorded). The steps a replay is held to are those recorded SUCCESS: their values are what a
+replay returns. A step recorded but not succeeded (a failed attempt waiting for its retry, a pause, a wait
+still waiting) returned nothing to the code after it, so the code may take another way from there (a fix
+deployed while a step fails and retries is no drift). The rule:
 
 - The handler's own flow (the task or thread that runs the handler) must ask for the recorded steps in their
   recorded order: when it asks for a step, every recorded step before it must have been asked for already.
@@ -25,19 +28,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-HANDLER_STEP = "$handler"  # the worker's record of a handler's own failure, never asked for by a handler
-
 # (step id, start, end) of a recorded step, as pgqrs.run_steps has it; start None: recorded from outside.
 Span = tuple[str, datetime | None, datetime | None]
 
 
 class ReplayOrder:
-    """The recorded steps of one delivery's journal in recorded order, and which of them this execution has
-    asked for so far."""
+    """The steps of one delivery's journal recorded SUCCESS, in recorded order, and which of them this
+    execution has asked for so far."""
 
     def __init__(self, journal: dict[str, Any]) -> None:
         entries = [(entry.get("order"), step_id) for step_id, entry in journal.items()
-                   if step_id != HANDLER_STEP and isinstance(entry, dict)]
+                   if isinstance(entry, dict) and entry.get("status") == "SUCCESS"]
         if any(not isinstance(order, int) for order, _ in entries):
             entries = []  # a journal without orders (an engine older than the worker): nothing to check
         self._recorded = [step_id for _order, step_id in sorted(entries)]

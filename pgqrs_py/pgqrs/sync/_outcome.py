@@ -9,8 +9,7 @@ import psycopg
 
 from .. import _sql
 from .._json import UnreadableJson, dumps
-from .._outcome import engine_error, log
-from .._replay_order import HANDLER_STEP
+from .._outcome import HANDLER_STEP, engine_error, log
 from ..errors import LeaseLost, NotSerializable, PgqrsError, RunCancelled, TransientError, UnreadableValue
 from ..outcomes import Suspended, error_json
 from ..run import Message
