@@ -22,7 +22,6 @@ log = logging.getLogger("pgqrs.worker")
 HANDLER_STEP = "$handler"  # the step id under which a TransientError raised outside any step is retried
 
 
-
 async def run_handler(handler: WorkflowFunction, run: Run, ctx: WorkflowContext) -> None:
     """Call the handler and record its outcome: the run's output, its failure, or a retry of HANDLER_STEP.
     Suspended, LeaseLost, this run's RunCancelled and the worker's own interrupted calls propagate."""

@@ -47,7 +47,7 @@ class DurableWaits:
             raise self.drift
 
     async def replay_finished(self) -> None:
-        """The handler has returned: raises ReplayDrift when a step a worker recorded was never asked for (a
+        """The handler has returned: raises ReplayDrift when a step recorded SUCCESS was never asked for (a
         step removed), or when a step raised it before (whatever the handler made of it). Reads the
         recorded steps (``pgqrs.run_steps``) only when some were not asked for, to leave out those recorded
         from outside a worker (``pgqrs.update_step``)."""
@@ -108,8 +108,8 @@ class DurableWaits:
         and is delivered again at the wake-up, when the replay of this call returns at once (it keeps the
         first wake-up time; a sleep the journal has as done returns without a round trip). A duration of 0
         returns at once. Raises InvalidArgument (a negative, infinite or NaN duration, or more than 365
-        days), StepKindConflict (QR010: the id is another kind of step), DuplicateStepId and the lease
-        errors."""
+        days), StepKindConflict (QR010: the id is another kind of step), DuplicateStepId, ReplayDrift and the
+        lease errors."""
         value = seconds(duration)
         if not math.isfinite(value) or value < 0:
             raise InvalidArgument(f"sleep duration must be a finite number of seconds >= 0, got {duration!r}")
@@ -118,7 +118,7 @@ class DurableWaits:
     async def sleep_until(self, when: datetime, step_id: str | None = None) -> None:
         """Durable sleep until `when` (an aware datetime; a time that has come returns at once): as
         `sleep`, through ``pgqrs.sleep_step``. Raises InvalidArgument (a naive datetime, or more than 365
-        days ahead), StepKindConflict (QR010), DuplicateStepId and the lease errors."""
+        days ahead), StepKindConflict (QR010), DuplicateStepId, ReplayDrift and the lease errors."""
         if when.tzinfo is None:
             raise InvalidArgument("sleep_until needs an aware datetime (with a time zone)")
         await self._sleep(await self._claim(step_id, "sleep"), until=when)
@@ -139,7 +139,7 @@ class DurableWaits:
         passes; the replay then returns the payload or raises WaitTimeout (a replay gives the same outcome,
         from the journal without a round trip once it is recorded; the handler may catch it). Raises
         InvalidArgument (22023: a key not of 1-255 characters, a timeout not within 0-365 days),
-        StepKindConflict (QR010), DuplicateStepId and the lease errors."""
+        StepKindConflict (QR010), DuplicateStepId, ReplayDrift and the lease errors."""
         step_id = await self._claim(step_id, "wait_for_event")
         wait = None if timeout is None else seconds(timeout)
         found, outcome = self._journal_outcome(step_id, "event")  # {"payload": ...} or {"timeout": true}
@@ -164,7 +164,7 @@ class DurableWaits:
         a replay raises it again; the handler may catch it). A recorded outcome the journal holds is
         answered from it, without a round trip. Raises InvalidArgument (22023: a topic not of
         1-255 characters, a timeout not within 0-365 days), StepKindConflict (QR010: the id is another kind
-        of step, or a recv of another topic), DuplicateStepId and the lease errors."""
+        of step, or a recv of another topic), DuplicateStepId, ReplayDrift and the lease errors."""
         step_id = await self._claim(step_id, "recv")
         wait = None if timeout is None else seconds(timeout)
         # {"topic": t, "message": m} or {"topic": t, "timeout": true}; another topic: the engine raises QR010
