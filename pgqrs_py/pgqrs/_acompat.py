@@ -35,6 +35,15 @@ def spawn(fn: Callable[..., Coroutine[Any, Any, None]], *args: Any, name: str,
     return task
 
 
+def current_flow() -> object | None:
+    """What runs the calling code concurrently with others: its task (None outside one). Replay drift checks
+    the step order only for the steps a handler's own flow asks for (pgqrs/_replay_order.py)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running event loop
+        return None
+
+
 def cancel(task: Task) -> bool:
     """Stop the task at its next await; False when it had already ended."""
     return task.cancel()

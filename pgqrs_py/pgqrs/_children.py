@@ -37,8 +37,8 @@ class ChildWorkflows(DurableWaits):
         crashes. A replay whose journal holds the step answers from it, without a round trip. Returns a
         ChildHandle.
         Raises StepKindConflict (QR010), UnknownWorkflow (QR001), InvalidArgument (22023), NotSerializable,
-        DuplicateStepId and the lease errors."""
-        step_id = self._claim(step_id, "start_child")
+        DuplicateStepId, ReplayDrift and the lease errors."""
+        step_id = await self._claim(step_id, "start_child")
         found, recorded = self._journal_outcome(step_id, "child")  # {"run_id": ..., "workflow": ...}
         if found:
             return ChildHandle(int(recorded["run_id"]), str(recorded["workflow"]))
@@ -50,8 +50,8 @@ class ChildWorkflows(DurableWaits):
         ChildFailed (with the child's status and error) when it ended ERROR or CANCELLED. While the child runs
         the run is WAITING, holds no lease, and the handler unwinds (Suspended) until the child's finish wakes
         it; the replay then returns the recorded outcome. Raises NotAChild (QR011: not started by this run),
-        StepKindConflict (QR010), DuplicateStepId and the lease errors."""
-        (output,) = await self._wait_children(self._claim(step_id, "wait_child"), [child], False)
+        StepKindConflict (QR010), DuplicateStepId, ReplayDrift and the lease errors."""
+        (output,) = await self._wait_children(await self._claim(step_id, "wait_child"), [child], False)
         return output
 
     async def gather(self, *children: ChildHandle | int, step_id: str | None = None,
@@ -61,10 +61,11 @@ class ChildWorkflows(DurableWaits):
         finishes, which wakes it. Returns their outputs in the order given. A child that ended ERROR or
         CANCELLED raises ChildFailed (the first such in that order), or with `return_exceptions` stands in the
         list as its ChildFailed. No children: [] at once. Raises NotAChild (QR011), StepKindConflict (QR010),
-        InvalidArgument (over 100,000 children), DuplicateStepId and the lease errors."""
+        InvalidArgument (over 100,000 children), DuplicateStepId, ReplayDrift and the lease errors."""
         if not children:
             return []
-        return await self._wait_children(self._claim(step_id, "gather"), list(children), return_exceptions)
+        step_id = await self._claim(step_id, "gather")
+        return await self._wait_children(step_id, list(children), return_exceptions)
 
     async def _wait_children(self, step_id: str, children: list[ChildHandle | int],
                              return_exceptions: bool) -> list[Any]:

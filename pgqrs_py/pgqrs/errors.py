@@ -132,6 +132,33 @@ class DuplicateStepId(PgqrsError):
     """`ctx.step` was called twice with the same explicit id in one execution of a workflow."""
 
 
+class ReplayDrift(PgqrsError):
+    """A replay asked for steps in another order than the run recorded them: the workflow's code changed
+    while the run was in flight (a step renamed, removed, reordered, or added before recorded ones).
+    `expected` is the recorded step the replay should have asked for, `requested` the one it asked for
+    (None: the handler returned without asking for `expected`). Raised before anything runs or is recorded
+    under the wrong step; the run ends ERROR with kind replay_drift, whatever the handler does with the
+    exception; `retry_run` after the code is fixed continues it (docs/reliability.md, "Replay drift")."""
+
+    def __init__(self, run_id: int, expected: str, requested: str | None) -> None:
+        if requested is None:
+            message = (f"run {run_id} recorded step {expected!r}, but the handler returned without asking for"
+                       " it: a step was removed while the run was in flight")
+        else:
+            message = (f"run {run_id} recorded step {expected!r} before {requested!r} was asked for: the"
+                       " workflow's steps changed while the run was in flight (renamed, removed, reordered,"
+                       " or added before recorded ones)")
+        super().__init__(message)
+        self.run_id = run_id
+        self.expected = expected
+        self.requested = requested
+
+    def error(self) -> dict[str, Any]:
+        """The run's stored error: kind replay_drift, expected, requested and message."""
+        return {"kind": "replay_drift", "type": "ReplayDrift", "message": self.message,
+                "expected": self.expected, "requested": self.requested}
+
+
 class ResultTimeout(PgqrsError, TimeoutError):
     """`result(timeout=...)` gave up before the run finished."""
 

@@ -247,6 +247,12 @@ class Run:
         rows = await self._call(_sql.WAIT_CHILDREN, (self.run_id, step_id, self.lease_token, list(children)))
         return str(rows[0][0]), rows[0][1]
 
+    async def step_spans(self) -> list[tuple[str, datetime | None, datetime | None]]:
+        """(step id, start, end) of each recorded step of the run, from ``pgqrs.run_steps``: how a worker
+        tells steps that ran side by side from a replay's drift. Raises UnknownRun (QR002)."""
+        return [(str(step_id), start, end) for step_id, start, end in await self._call(_sql.RUN_STEP_SPANS,
+                                                                                         (self.run_id,))]
+
     async def complete(self, output: Any = None) -> str:
         """Finish the run SUCCESS with `output` (as JSON): calls ``pgqrs.complete_run``, which archives its
         message and wakes `result()` waiters; returns "SUCCESS". Raises the lease errors (InvalidState also

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from ._acompat import call_body
+from ._acompat import call_body, current_flow
 from ._children import ChildWorkflows
 from ._json import dumps
 from ._tracing import Outcome, step_span
@@ -42,6 +42,9 @@ class WorkflowContext(ChildWorkflows):
         self.journal = journal
         self._seen: set[str] = set()
         self._auto_counts: dict[str, int] = {}
+        self._own_flow = current_flow()  # a worker makes it in the task (thread) that runs the handler
+        self._order = None
+        self.drift = None
         # Plain step bodies run in threads, which nothing can stop: the worker must know whether one runs.
         self._bodies_lock = threading.Lock()
         self._bodies_running = 0
@@ -97,14 +100,16 @@ class WorkflowContext(ChildWorkflows):
         """What a step does before its body: (True, value) when the journal has `step_id` recorded SUCCESS
         (a value left out of the journal is read with ``pgqrs.acquire_step``), else (False, None) once the
         lease is known to be held still. Raises DuplicateStepId (the id is used twice in this execution),
-        StepKindConflict (QR010: the journal has the id as a durable wait's or a child workflow's step) and
-        LeaseLost (the worker's view of the lease has run out: the body must not start)."""
+        ReplayDrift (asked for out of the recorded order), StepKindConflict (QR010: the journal has the id as
+        a durable wait's or a child workflow's step) and LeaseLost (the worker's view of the lease has run
+        out: the body must not start)."""
         if step_id in self._seen:
             raise DuplicateStepId(
                 f"step id {step_id!r} is used twice in one execution of run {self.run_id};"
                 " step ids must be unique"
             )
         self._seen.add(step_id)
+        await self._in_order(step_id)
         recorded = self.journal.get(step_id)
         if recorded is not None and recorded.get("kind") is not None:
             # The engine would refuse it too (QR010, pgqrs.acquire_step / complete_step): no round trip.
@@ -193,9 +198,14 @@ class WorkflowContext(ChildWorkflows):
         a retryable one out of attempts, ends the run ERROR (its message dead-lettered). Either way the
         handler is unwound (Suspended).
 
-        Raises DuplicateStepId when `step_id` is used twice in one execution, StepKindConflict (QR010) when
-        the run recorded `step_id` as a durable wait's or a child workflow's step (from the journal, without a
-        round trip), and LeaseLost, RunCancelled and NotSerializable as above."""
+        Replay drift. A replay must ask for the recorded steps in the order they were recorded (steps run
+        side by side excepted; new steps go after the recorded ones): otherwise ReplayDrift is raised before
+        the body runs, and the run ends ERROR with kind replay_drift (docs/reliability.md, "Replay drift").
+
+        Raises DuplicateStepId when `step_id` is used twice in one execution, ReplayDrift as above,
+        StepKindConflict (QR010) when the run recorded `step_id` as a durable wait's or a child workflow's
+        step (from the journal, without a round trip), and LeaseLost, RunCancelled and NotSerializable as
+        above."""
         found, value = await self._replayed(step_id)
         if found:
             return value

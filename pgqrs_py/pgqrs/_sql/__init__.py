@@ -103,6 +103,11 @@ RUN_STEPS = (
     "select step_id, status, value, error, attempt, retry_at, started_at, completed_at"
     " from pgqrs.run_steps(p_run => %s::bigint)"
 )
+# The recorded time span of each step of a run (replay drift: which steps ran side by side); the end of a step
+# not finished is its last update.
+RUN_STEP_SPANS = (
+    "select step_id, started_at, coalesce(completed_at, updated_at) from pgqrs.run_steps(p_run => %s::bigint)"
+)
 RUNS_CHANNEL = "pgqrs_runs"
 # LISTEN on a channel: the queue's (pgqrs.queue_channel, a lowercase identifier) or RUNS_CHANNEL. Format it
 # with the channel name: LISTEN takes no parameter.

@@ -43,6 +43,12 @@ def spawn(fn: Callable[..., None], *args: Any, name: str, done: Callable[[Task],
     return thread
 
 
+def current_flow() -> object | None:
+    """What runs the calling code concurrently with others: its thread. Replay drift checks the step order
+    only for the steps a handler's own flow asks for (pgqrs/_replay_order.py)."""
+    return threading.get_ident()
+
+
 def cancel(task: Task) -> bool:
     """A thread cannot be stopped: whether it still runs (the caller has seen to it that it starts no
     further step body)."""

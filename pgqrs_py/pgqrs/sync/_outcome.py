@@ -42,6 +42,7 @@ def run_handler(handler: WorkflowFunction, run: Run, ctx: WorkflowContext) -> No
         return
     try:
         output = invoke(handler, ctx, run.message.input)
+        ctx.replay_finished()  # before complete_run: a recorded step never asked for is drift too
     except RunCancelled as exc:
         if exc.run_id not in (None, run.run_id):  # another run's (its result() awaited): a handler error
             run.fail(error_json(exc))
@@ -49,17 +50,8 @@ def run_handler(handler: WorkflowFunction, run: Run, ctx: WorkflowContext) -> No
         raise  # this run was cancelled: stop
     except (Suspended, LeaseLost, CancelledError):
         raise
-    except psycopg.OperationalError as exc:
-        if exc is run.failed_call:
-            raise  # our own call was cut off: not the handler's failure (see hand_back_interrupted)
-        run.fail_step(HANDLER_STEP, error_json(exc), transient=True)  # the user's database trouble
-        return
-    except TransientError as exc:
-        run.fail_step(HANDLER_STEP, error_json(exc), transient=True, retry_after=exc.retry_after)
-        return
-    except Exception as exc:  # a handler error never stops the loop: the run fails permanently
-        log.info("run %s failed: %r", run.run_id, exc)
-        run.fail(error_json(exc))
+    except Exception as exc:
+        handler_failed(run, ctx, exc)
         return
     try:
         payload = dumps(output, f"the output of run {run.run_id}")
@@ -67,6 +59,24 @@ def run_handler(handler: WorkflowFunction, run: Run, ctx: WorkflowContext) -> No
         run.fail(error_json(exc))
         return
     run.complete_json(payload)
+
+
+def handler_failed(run: Run, ctx: WorkflowContext, exc: Exception) -> None:
+    """Record the failure of a handler that raised `exc`: ReplayDrift's when a step raised it (whatever the
+    handler made of it), a retry of HANDLER_STEP for a transient error, else the run's failure. The worker's
+    own interrupted call propagates."""
+    if ctx.drift is not None:
+        log.warning("run %s failed: %s", run.run_id, ctx.drift)
+        run.fail(ctx.drift.error())
+    elif isinstance(exc, psycopg.OperationalError):
+        if exc is run.failed_call:
+            raise exc  # our own call was cut off: not the handler's failure (see hand_back_interrupted)
+        run.fail_step(HANDLER_STEP, error_json(exc), transient=True)  # the user's database trouble
+    elif isinstance(exc, TransientError):
+        run.fail_step(HANDLER_STEP, error_json(exc), transient=True, retry_after=exc.retry_after)
+    else:  # a handler error never stops the loop: the run fails permanently
+        log.info("run %s failed: %r", run.run_id, exc)
+        run.fail(error_json(exc))
 
 
 def unreadable(run: Run) -> UnreadableValue:

@@ -13,18 +13,60 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._json import UnreadableJson
-from ..errors import DuplicateStepId, InvalidArgument, WaitTimeout, seconds
+from .._replay_order import ReplayOrder
+from ..errors import DuplicateStepId, InvalidArgument, ReplayDrift, WaitTimeout, seconds
 from ..outcomes import Suspended, error_json
+from ._compat import current_flow
 from .run import Run
 
 
 class DurableWaits:
-    """The waits of `ctx`, and the step ids and recorded values they share with ctx.step."""
+    """The waits of `ctx`, and the step ids, their recorded order and the recorded values they share with
+    ctx.step."""
 
     run: Run
     journal: dict[str, Any]
     _seen: set[str]
     _auto_counts: dict[str, int]
+    _own_flow: object | None  # the task (thread) that runs the handler: _acompat.current_flow()
+    _order: ReplayOrder | None  # built from the journal at the first step
+    drift: ReplayDrift | None  # once raised, raised again by every later step and by the end of the handler
+
+    def _in_order(self, step_id: str) -> None:
+        """Step `step_id` is asked for: raises ReplayDrift when the ask passes by a recorded step that it
+        should have come after (pgqrs/_replay_order.py has the rule), before anything runs or is recorded.
+        Only then, once per execution, are the recorded time spans read (``pgqrs.run_steps``)."""
+        if self.drift is not None:
+            raise self.drift
+        order = self._replay_order()
+        passed = order.ask(step_id, current_flow() == self._own_flow)
+        if passed is not None and not order.exempt_known:
+            order.exempt(self.run.step_spans())
+            passed = order.ask(step_id, True)
+        if passed is not None:
+            self.drift = ReplayDrift(self.run.run_id, passed, step_id)
+            raise self.drift
+
+    def replay_finished(self) -> None:
+        """The handler has returned: raises ReplayDrift when a step recorded SUCCESS was never asked for (a
+        step removed), or when a step raised it before (whatever the handler made of it). Reads the
+        recorded steps (``pgqrs.run_steps``) only when some were not asked for, to leave out those recorded
+        from outside a worker (``pgqrs.update_step``)."""
+        if self.drift is not None:
+            raise self.drift
+        unasked = self._replay_order().unasked()
+        if not unasked:
+            return
+        from_outside = {step_id for step_id, start, _end in self.run.step_spans() if start is None}
+        removed = [step_id for step_id in unasked if step_id not in from_outside]
+        if removed:
+            self.drift = ReplayDrift(self.run.run_id, removed[0], None)
+            raise self.drift
+
+    def _replay_order(self) -> ReplayOrder:
+        if self._order is None:
+            self._order = ReplayOrder(self.journal if isinstance(self.journal, dict) else {})
+        return self._order
 
     def auto_id(self, base: str) -> str:
         """The id of a `@step` call: its name, then name#2, name#3 for repeated calls in this execution."""
@@ -38,13 +80,14 @@ class DurableWaits:
 
     def _claim(self, step_id: str | None, base: str) -> str:
         """The id of a wait: `step_id`, or `base` auto-numbered (base, base#2, ...); each id once per
-        execution (DuplicateStepId)."""
+        execution (DuplicateStepId), in the recorded order (ReplayDrift)."""
         if step_id is None:
             step_id = self.auto_id(base)
         if step_id in self._seen:
             run_id = self.run.run_id
             raise DuplicateStepId(f"step id {step_id!r} is used twice in one execution of run {run_id}")
         self._seen.add(step_id)
+        self._in_order(step_id)
         return step_id
 
     def _journal_outcome(self, step_id: str, kind: str) -> tuple[bool, Any]:
@@ -66,8 +109,8 @@ class DurableWaits:
         and is delivered again at the wake-up, when the replay of this call returns at once (it keeps the
         first wake-up time; a sleep the journal has as done returns without a round trip). A duration of 0
         returns at once. Raises InvalidArgument (a negative, infinite or NaN duration, or more than 365
-        days), StepKindConflict (QR010: the id is another kind of step), DuplicateStepId and the lease
-        errors."""
+        days), StepKindConflict (QR010: the id is another kind of step), DuplicateStepId, ReplayDrift and the
+        lease errors."""
         value = seconds(duration)
         if not math.isfinite(value) or value < 0:
             raise InvalidArgument(f"sleep duration must be a finite number of seconds >= 0, got {duration!r}")
@@ -76,7 +119,7 @@ class DurableWaits:
     def sleep_until(self, when: datetime, step_id: str | None = None) -> None:
         """Durable sleep until `when` (an aware datetime; a time that has come returns at once): as
         `sleep`, through ``pgqrs.sleep_step``. Raises InvalidArgument (a naive datetime, or more than 365
-        days ahead), StepKindConflict (QR010), DuplicateStepId and the lease errors."""
+        days ahead), StepKindConflict (QR010), DuplicateStepId, ReplayDrift and the lease errors."""
         if when.tzinfo is None:
             raise InvalidArgument("sleep_until needs an aware datetime (with a time zone)")
         self._sleep(self._claim(step_id, "sleep"), until=when)
@@ -97,7 +140,7 @@ class DurableWaits:
         passes; the replay then returns the payload or raises WaitTimeout (a replay gives the same outcome,
         from the journal without a round trip once it is recorded; the handler may catch it). Raises
         InvalidArgument (22023: a key not of 1-255 characters, a timeout not within 0-365 days),
-        StepKindConflict (QR010), DuplicateStepId and the lease errors."""
+        StepKindConflict (QR010), DuplicateStepId, ReplayDrift and the lease errors."""
         step_id = self._claim(step_id, "wait_for_event")
         wait = None if timeout is None else seconds(timeout)
         found, outcome = self._journal_outcome(step_id, "event")  # {"payload": ...} or {"timeout": true}
@@ -122,7 +165,7 @@ class DurableWaits:
         a replay raises it again; the handler may catch it). A recorded outcome the journal holds is
         answered from it, without a round trip. Raises InvalidArgument (22023: a topic not of
         1-255 characters, a timeout not within 0-365 days), StepKindConflict (QR010: the id is another kind
-        of step, or a recv of another topic), DuplicateStepId and the lease errors."""
+        of step, or a recv of another topic), DuplicateStepId, ReplayDrift and the lease errors."""
         step_id = self._claim(step_id, "recv")
         wait = None if timeout is None else seconds(timeout)
         # {"topic": t, "message": m} or {"topic": t, "timeout": true}; another topic: the engine raises QR010
