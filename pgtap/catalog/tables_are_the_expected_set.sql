@@ -6,7 +6,8 @@ select tables_are(
     'pgqrs',
     array[
         'schema_version', 'workflows', 'queues', 'workers', 'runs', 'messages', 'messages_archive', 'steps',
-        'channel_key', 'waits', 'events', 'run_messages', 'rate_limit_log', 'schedule_defs'
+        'channel_key', 'waits', 'events', 'run_messages', 'rate_limit_log', 'schedule_defs',
+        'retention'
     ],
     'tables of pgqrs'
 );
