@@ -31,3 +31,5 @@ comment on column pgqrs.runs.trace_context is
 'The trace context of the caller that started the run (W3C trace context: {"traceparent": ..., "tracestate": ...}),
 given to trigger; a child run gets its parent''s unless start_child is given another. NULL: none.';
 create index if not exists runs_parent_run_id_idx on pgqrs.runs (parent_run_id) where parent_run_id is not null;
+-- the forks of a run (a purge clears their forked_from): few rows, so a small partial index
+create index if not exists runs_forked_from_idx on pgqrs.runs (forked_from) where forked_from is not null;

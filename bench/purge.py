@@ -1,0 +1,119 @@
+"""What a purge costs the workers (issue 20): `pgqrs.purge_runs` removing a large history while 4 worker
+processes drain runs, next to the same drain without it.
+
+Fills a database of its own with N finished runs spread over 30 days (as bench/dashboard.py does: 3 steps and
+an archived message each), then, twice (without and with a purge running): queues --drain runs of the 3-step
+benchmark workflow, starts 4 worker processes (bench/worker.py, concurrency 1) and times the drain, while a
+probe connection calls `pgqrs.dequeue` on an empty queue every 5 ms (its latency: what any dequeue pays for
+the purge's locks and I/O). The purge removes the runs finished more than a day ago, 10,000 per transaction,
+until none is left (it may outlast the drain: the drain's figures are those of the time they overlap).
+Prints runs/s, the probe's p50/p99, the purge's time and rate, and the table and index sizes before and after.
+
+    PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on scripts/pg.sh start && eval "$(scripts/pg.sh env)"
+    .venv/bin/python bench/purge.py [--runs 1000000] [--drain 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from typing import Any
+
+import benchwf
+import dashboard
+import lib
+import workloads
+
+# the benchmark workflow's runs only (the history is other workflows')
+DONE_SQL = (
+    "select count(*) from pgqrs.runs as r join pgqrs.workflows as w using (workflow_id)"
+    f" where w.name = '{benchwf.WF}' and r.status = 'SUCCESS'"
+)
+SIZES = """
+select c.relname, pg_size_pretty(pg_total_relation_size(c.oid)) from pg_class as c
+where c.relnamespace = 'pgqrs'::regnamespace and c.relname in ('runs', 'steps', 'messages_archive') order by 1
+"""
+
+
+def probe(dsn: str, stop: threading.Event, out: list[float]) -> None:
+    """Dequeue from an empty queue every 5 ms until `stop`; the latencies in ms."""
+    with lib.connect(dsn) as conn:
+        conn.prepare_threshold = 0
+        worker = lib.scalar(conn, "select pgqrs.register_worker(p_name => 'probe', p_queue => 'probe')")
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            conn.execute("select * from pgqrs.dequeue('probe', %s, 1)", (worker,)).fetchall()
+            out.append((time.perf_counter() - t0) * 1000)
+            time.sleep(0.005)
+
+
+def purge(dsn: str, result: dict[str, Any]) -> None:
+    """Purge every run finished more than a day ago, 10,000 per transaction; its time and count."""
+    removed, t0 = 0, time.perf_counter()
+    with lib.connect(dsn) as conn:
+        while n := lib.scalar(conn, "select pgqrs.purge_runs(interval '1 day', null, 10000)"):
+            removed += n
+    result.update(removed=removed, seconds=time.perf_counter() - t0)
+
+
+def drain(dsn: str, n: int, with_purge: bool) -> dict[str, Any]:
+    """n runs drained by 4 worker processes, with the probe and (optionally) the purge running meanwhile."""
+    benchwf.fill(dsn, 0, n)
+    latencies: list[float] = []
+    purged: dict[str, Any] = {}
+    stop = threading.Event()
+    helpers = [threading.Thread(target=probe, args=(dsn, stop, latencies))]
+    if with_purge:
+        helpers.append(threading.Thread(target=purge, args=(dsn, purged)))
+    engine = workloads.ENGINES["pgqrs"]
+    with lib.Procs([engine.worker_argv(dsn, i) for i in range(4)], "purge-drain") as workers:
+        workers.wait_ready()
+        with lib.connect(dsn) as conn:
+            for t in helpers:
+                t.start()
+            done_before = lib.scalar(conn, lib.TAG + DONE_SQL)
+            t0 = time.perf_counter()
+            workers.go()
+            while lib.scalar(conn, lib.TAG + DONE_SQL) < done_before + n:
+                time.sleep(0.025)
+                workers.check()
+            seconds = time.perf_counter() - t0
+    stop.set()
+    for t in helpers:
+        t.join()
+    return {"runs_per_s": n / seconds, "probe_p50_ms": lib.percentile(latencies, 50),
+            "probe_p99_ms": lib.percentile(latencies, 99), "purge": purged}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=1_000_000, help="finished runs of history")
+    ap.add_argument("--drain", type=int, default=4000, help="runs drained in each phase")
+    args = ap.parse_args()
+    dsn = dashboard.fill(args.runs)
+    benchwf.install(dsn)
+    with lib.connect(dsn) as conn:
+        conn.execute("select pgqrs.create_workflow(p_name => 'probe')")
+        before = conn.execute(SIZES).fetchall()
+    quiet = drain(dsn, args.drain, with_purge=False)
+    busy = drain(dsn, args.drain, with_purge=True)
+    with lib.connect(dsn) as conn:
+        conn.execute("vacuum analyze")
+        after = conn.execute(SIZES).fetchall()
+    p = busy["purge"]
+    print(f"history: {args.runs:,} finished runs; each drain: {args.drain:,} runs, 4 worker processes")
+    print(lib.md_table(["", "drain runs/s", "dequeue probe p50 ms", "dequeue probe p99 ms"], [
+        ["without a purge", f"{quiet['runs_per_s']:.0f}", f"{quiet['probe_p50_ms']:.2f}",
+         f"{quiet['probe_p99_ms']:.2f}"],
+        ["while purging", f"{busy['runs_per_s']:.0f}", f"{busy['probe_p50_ms']:.2f}",
+         f"{busy['probe_p99_ms']:.2f}"],
+    ]))
+    rate = p["removed"] / p["seconds"]
+    print(f"\npurge: {p['removed']:,} runs in {p['seconds']:.1f} s ({rate:,.0f} runs/s)")
+    print(lib.md_table(["table (with its indexes)", "before", "after the purge and VACUUM"],
+                       [[name, size, dict(after)[name]] for name, size in before]))
+
+
+if __name__ == "__main__":
+    main()
