@@ -89,7 +89,7 @@ def drain(dsn: str, n: int, with_purge: bool) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=1_000_000, help="finished runs of history")
-    ap.add_argument("--drain", type=int, default=18000, help="runs drained in each phase (about as long as the purge)")
+    ap.add_argument("--drain", type=int, default=18000, help="runs per drain (about as long as the purge)")
     args = ap.parse_args()
     dsn = dashboard.fill(args.runs)
     benchwf.install(dsn)
