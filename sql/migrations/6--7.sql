@@ -1,0 +1,3 @@
+-- pgqrs schema 6 -> 7 (issue 20: versions of workflow code, partitioned history; issue 21: pgqrs 0.15 drop-in).
+-- Functions, views and grants are re-applied from the schema files after this file: only what re-running those
+-- files cannot do is here.
