@@ -55,6 +55,7 @@
 \ir runs/release_run.sql
 \ir runs/cancel_run.sql
 \ir runs/fork_run.sql
+\ir runs/set_run_version.sql
 
 -- steps/: the step protocol
 \ir steps/attempts.sql

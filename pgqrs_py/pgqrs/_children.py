@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._params import as_id
 from ._waits import DurableWaits
 from .errors import ChildFailed
 from .outcomes import Suspended
-from .store import as_id
 
 
 @dataclass(frozen=True)

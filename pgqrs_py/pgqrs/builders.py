@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 import psycopg
 
 from . import _sql
+from ._params import as_id, trigger_params
 from .errors import ResultTimeout, mapped_errors, seconds
 from .handler import WorkflowFunction
 from .records import RunInfo, TriggerHandle, WorkflowDef, run_outcome
 from .run import Message, Run
-from .store import AsyncConn, Store, as_id, call_on, trigger_params
+from .store import AsyncConn, Store, call_on
 from .vocabulary import FINISHED_RUN_STATUSES
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class TriggerBuilder:
         self._run_at: datetime | None = None
         self._priority = 0
         self._concurrency_key: str | None = None
+        self._version: str | None = None
 
     def idempotency_key(self, key: str) -> TriggerBuilder:
         """A key that makes the trigger idempotent: the same key with the same input returns the existing run;
@@ -63,13 +65,19 @@ class TriggerBuilder:
         self._concurrency_key = key
         return self
 
+    def version(self, version: str) -> TriggerBuilder:
+        """Pin the run to this version of the workflow code (1-128 letters, digits and _ . : -): only workers
+        of that version take it. Default: the first versioned worker that takes it. Returns the builder."""
+        self._version = version
+        return self
+
     async def execute(self, target: Store | AsyncConn | None = None) -> TriggerHandle:
         """Start the run through `target`: a store, or a connection whose transaction the trigger joins
         (default: the workflow builder's store). Calls ``pgqrs.trigger``; raises as Store.trigger, and
         ValueError without a store."""
         if isinstance(target, psycopg.AsyncConnection):
             params = trigger_params(self._name, self._params, self._key, self._delay, self._run_at,
-                                    self._priority, self._concurrency_key)
+                                    self._priority, self._concurrency_key, self._version)
             rows = await call_on(target, _sql.TRIGGER, params)
             return TriggerHandle(rows[0][0], rows[0][2])
         store = target or self._store
@@ -77,14 +85,15 @@ class TriggerBuilder:
             raise ValueError("pass a store: .execute(store), or .store(store) before .trigger(...)")
         return await store.trigger(self._name, self._params, idempotency_key=self._key, delay=self._delay,
                                    run_at=self._run_at, priority=self._priority,
-                                   concurrency_key=self._concurrency_key)
+                                   concurrency_key=self._concurrency_key, version=self._version)
 
 
 class WorkflowBuilder:
     """`pgqrs.workflow()`: `.name(n).store(s).create()`, `.trigger(p).execute()`, `@workflow(name=...)`."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, version: str | None = None) -> None:
         self._name = name
+        self._version = version
         self._store: Store | None = None
         self._retry_policy: dict[str, Any] | None = None
         self._limits: dict[str, Any] = {}
@@ -143,14 +152,15 @@ class WorkflowBuilder:
         return TriggerBuilder(self._need_name(), params, self._store)
 
     def __call__(self, fn: Callable[..., Awaitable[T]]) -> WorkflowFunction:
-        """Decorator: `@pgqrs.workflow(name=...)` makes `fn(ctx, params)` a WorkflowFunction (named after the
-        function without a name)."""
-        return WorkflowFunction(self._name or fn.__name__, fn)
+        """Decorator: `@pgqrs.workflow(name=..., version=...)` makes `fn(ctx, params)` a WorkflowFunction
+        (named after the function without a name); a worker running it takes only runs of its version."""
+        return WorkflowFunction(self._name or fn.__name__, fn, self._version)
 
 
-def workflow(name: str | None = None) -> WorkflowBuilder:
-    """`pgqrs.workflow(name)`: a WorkflowBuilder; also the `@pgqrs.workflow(name=...)` decorator."""
-    return WorkflowBuilder(name)
+def workflow(name: str | None = None, version: str | None = None) -> WorkflowBuilder:
+    """`pgqrs.workflow(name)`: a WorkflowBuilder; also the `@pgqrs.workflow(name=..., version=...)` decorator
+    (`version`: the version of this code, runs.version; docs/operations.md, "Retention and deploys")."""
+    return WorkflowBuilder(name, version)
 
 
 class RunBuilder:

@@ -8,7 +8,6 @@ heartbeats. The primitives that differ between the flavours come from pgqrs/_aco
 from __future__ import annotations
 
 import logging
-import numbers
 import socket
 import threading
 import time
@@ -26,14 +25,23 @@ from ._groupcommit import GroupCommit, GroupCommitLost
 from ._heartbeats import Heartbeats
 from ._leases import Leases
 from ._outcome import hand_back, hand_back_interrupted, run_traced
+from ._params import as_id
 from ._schedules import FIRE_INTERVAL, fire_loop
+from ._settings import (
+    MAX_CONCURRENCY,
+    POLL_INTERVAL_RANGE,
+    SHUTDOWN_TIMEOUT_RANGE,
+    VISIBILITY_RANGE,
+    checked_seconds,
+    checked_version,
+)
 from ._wakeups import Wakeups
 from .errors import InvalidArgument, LeaseLost, PgqrsError, RunCancelled
 from .handler import as_workflow
 from .install import check_version
 from .outcomes import Suspended
 from .run import Message, Run
-from .store import Store, as_id
+from .store import Store
 from .workflow import WorkflowContext
 
 log = logging.getLogger("pgqrs.worker")
@@ -44,13 +52,15 @@ class Consumer:
 
     def __init__(self, store: Store, worker_id: int, name: str, queue: str, channel: str,
                  handler: Callable[..., Any] | None, concurrency: int, visibility: float,
-                 poll_interval: float, schedule_interval: float | None = FIRE_INTERVAL) -> None:
+                 poll_interval: float, schedule_interval: float | None = FIRE_INTERVAL,
+                 version: str | None = None) -> None:
         self.store = store
         self.id = worker_id
         self.name = name
         self.queue = queue
         self.channel = channel
         self.handler = as_workflow(handler) if handler is not None else None
+        self.version = version  # of the code this worker runs (runs.version): it takes only runs of it
         self.concurrency = concurrency
         self.visibility = visibility
         self.poll_interval = poll_interval
@@ -70,10 +80,11 @@ class Consumer:
 
     async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
-        ``pgqrs.dequeue``; [] when none is visible. Raises UnknownWorker (QR008), UnknownWorkflow (QR001)
-        and InvalidArgument (22023: a batch not of 1-1000, a visibility not within 0-1 day)."""
+        ``pgqrs.dequeue``, for the worker's version; [] when none is visible. Raises UnknownWorker (QR008),
+        UnknownWorkflow (QR001) and InvalidArgument (22023: a batch not of 1-1000, a visibility not within 0-1
+        day)."""
         lease = visibility if visibility is not None else self.visibility
-        rows = await self.store.call(_sql.DEQUEUE, (self.queue, self.id, batch_size, lease))
+        rows = await self.store.call(_sql.DEQUEUE, (self.queue, self.id, batch_size, lease, self.version))
         return [Message(*row) for row in rows]
 
     async def archive(self, message_id: Any) -> bool:
@@ -217,24 +228,6 @@ class Consumer:
             self.store.observer.loop_error()
 
 
-# Bounds of the worker settings. The engine leases for more than 0 s and at most 1 day, and dequeues at most
-# 1000 runs at once; below the lower bounds a worker would flood the database (a heartbeat every third of the
-# visibility, a dequeue every poll interval when idle).
-MAX_CONCURRENCY = 1000
-VISIBILITY_RANGE = (0.1, 86400.0)
-POLL_INTERVAL_RANGE = (0.01, 86400.0)
-SHUTDOWN_TIMEOUT_RANGE = (0.0, 86400.0)
-
-
-def checked_seconds(name: str, value: float | timedelta, low: float, high: float) -> float:
-    """A worker setting in seconds (a number or a timedelta) from `low` to `high`, else InvalidArgument (a
-    ValueError); bools, NaN and infinities are refused."""
-    number = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(number, bool) or not isinstance(number, numbers.Real) or not low <= number <= high:
-        raise InvalidArgument(f"{name} must be from {low:g} to {high:g} seconds, got {value!r}")
-    return float(number)
-
-
 class ConsumerBuilder:
     """`pgqrs.consumer(name, port, queue)`, optionally `.handler(fn)`, then `await .create(store)`."""
 
@@ -247,6 +240,7 @@ class ConsumerBuilder:
         self._visibility = 30.0
         self._poll_interval = 2.0
         self._schedule_interval: float | None = FIRE_INTERVAL
+        self._version: str | None = None
 
     def handler(self, fn: Callable[..., Any]) -> ConsumerBuilder:
         """The handler `fn(ctx, params)` that poll_forever runs for each run; returns the builder."""
@@ -277,6 +271,13 @@ class ConsumerBuilder:
                                                                                *VISIBILITY_RANGE)
         return self
 
+    def version(self, version: str | None) -> ConsumerBuilder:
+        """The version of the workflow code this worker runs (default: the @workflow handler's version): it
+        takes only runs of that version and new runs without one, which it gives its version (runs.version).
+        InvalidArgument for a version not of 1-128 letters, digits and _ . : -."""
+        self._version = checked_version(version)
+        return self
+
     async def create(self, store: Store) -> Consumer:
         """Register the worker for the queue (an upsert by name): calls ``pgqrs.register_worker``,
         ``pgqrs.queue_channel`` and ``pgqrs.schema_version``; grows the store's pool to 2 * concurrency + 2.
@@ -292,7 +293,8 @@ class ConsumerBuilder:
         if store.pool.max_size < needed:
             await store.pool.resize(min_size=store.pool.min_size, max_size=needed)
         return Consumer(store, worker_id, self._name, self._queue, channel, self._handler, self._concurrency,
-                        self._visibility, self._poll_interval, self._schedule_interval)
+                        self._visibility, self._poll_interval, self._schedule_interval,
+                        checked_version(self._version or getattr(self._handler, "version", None)))
 
 
 def consumer(name: str, port: int | None, queue: str) -> ConsumerBuilder:

@@ -42,9 +42,10 @@ def step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> An
 class WorkflowFunction:
     """A handler registered with `@workflow(name=...)`: call it as the worker does, `await f(ctx, params)`."""
 
-    def __init__(self, name: str, fn: Callable[..., Awaitable[Any]]) -> None:
+    def __init__(self, name: str, fn: Callable[..., Awaitable[Any]], version: str | None = None) -> None:
         self.name = name
         self.fn = fn
+        self.version = version  # of this code: a worker running it takes only runs of this version
         functools.update_wrapper(self, fn)
         params = list(inspect.signature(fn).parameters.values())
         hints = _type_hints(fn)

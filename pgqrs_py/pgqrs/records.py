@@ -84,6 +84,7 @@ class RunInfo:
     current_step_since: datetime | None = None
     parent_run_id: int | None = None  # the run that started this one with start_child
     forked_from: int | None = None  # the run fork_run made this one from
+    version: str | None = None  # of the workflow code it runs on (runs.version)
 
     def output(self, as_type: Any = None) -> Any:
         """The run's output as stored (JSON), or built into `as_type` when that is a dataclass. Raises

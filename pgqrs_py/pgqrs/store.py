@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -14,9 +14,9 @@ from ._conncheck import connection_lost
 from ._dsn import resolve_dsn
 from ._json import ADAPTERS, dumps
 from ._observer import NO_OBSERVER
+from ._params import as_id, limits_params, trigger_params, update_step_params
 from ._retention import RetentionCalls
-from ._tracing import injected
-from .errors import mapped_errors, seconds
+from .errors import mapped_errors
 from .records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from .results import ResultListener
 from .vocabulary import StepStatus
@@ -32,51 +32,11 @@ async def call_on(conn: AsyncConn, query: str, params: tuple[Any, ...]) -> list[
         return await cur.fetchall()
 
 
-def trigger_params(workflow: str, params: Any, idempotency_key: str | None, delay: float | Any,
-                   run_at: datetime | None, priority: int = 0,
-                   concurrency_key: str | None = None) -> tuple[Any, ...]:
-    """The parameters of _sql.TRIGGER (input as JSON, delay in seconds, the caller's trace context): every
-    trigger of the package and the CLI marshals through here. Raises NotSerializable."""
-    payload = dumps({} if params is None else params, f"the input of workflow {workflow!r}")
-    delay_s = seconds(delay) if delay is not None else None
-    return (workflow, payload, idempotency_key, delay_s, run_at, priority, concurrency_key, injected())
-
-
-def limits_params(max_concurrency: int | None, max_concurrency_per_key: int | None,
-                  rate_limit: dict[str, Any] | None) -> tuple[Any, ...]:
-    """The limit parameters of _sql.CREATE_WORKFLOW and SET_WORKFLOW_LIMITS: the rate limit as JSON, its
-    period given as seconds, a timedelta or an interval text ("1 minute"). Raises NotSerializable."""
-    if rate_limit is not None and isinstance(rate_limit.get("period"), int | float | timedelta):
-        rate_limit = {**rate_limit, "period": f"{seconds(rate_limit['period'])} seconds"}
-    rate = dumps(rate_limit, "the rate limit") if rate_limit is not None else None
-    return (max_concurrency, max_concurrency_per_key, rate)
-
-
-def update_step_params(run_id: Any, step_id: str, status: str | StepStatus, value: Any) -> tuple[Any, ...]:
-    """The parameters of _sql.UPDATE_STEP: the status as text, the value as JSON. Store.update_step and the
-    CLI marshal through here. Raises NotSerializable, and TypeError for something that is not a run id."""
-    status_text = status.value if isinstance(status, StepStatus) else status
-    payload = dumps(value, f"the value of step {step_id!r}")
-    return (as_id(run_id), step_id, status_text, payload)
-
-
 def conn_kwargs() -> dict[str, Any]:
     """The options of every connection the package opens. Autocommit: one engine call = one transaction.
     prepare_threshold=0 prepares each of the package's few fixed statements at once. ADAPTERS: stored JSON
     Python's json cannot read becomes an UnreadableJson marker instead of failing the fetch (_json.py)."""
     return {"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS}
-
-
-def as_id(value: Any) -> int:
-    """An id from anything that stands for a run: an int, a trigger handle, a message, a run, a status. Raises
-    TypeError for anything else (a str, a float, None): every call that takes a run goes through here."""
-    for attr in ("run_id", "id"):
-        inner = getattr(value, attr, None)
-        if isinstance(inner, int):
-            return int(inner)
-    if isinstance(value, int):
-        return int(value)
-    raise TypeError(f"expected a run id, trigger handle, message or run, got {type(value).__name__}")
 
 
 class Store(RetentionCalls):
@@ -150,18 +110,21 @@ class Store(RetentionCalls):
         run_at: datetime | None = None,
         priority: int = 0,
         concurrency_key: str | None = None,
+        version: str | None = None,
         conn: AsyncConn | None = None,
     ) -> TriggerHandle:
         """Start a run of `workflow` with `params` (a dict or dataclass, None for {}): calls
         ``pgqrs.trigger``. `delay` (seconds or a timedelta) or `run_at` (not both) start it later; a second
         trigger with the same `idempotency_key` and input returns the existing run (`.created` False).
         `priority` (-100..100, default 0): higher runs are delivered first. `concurrency_key`: the key the
-        workflow's max_concurrency_per_key counts. `conn` joins its transaction. Raises UnknownWorkflow
-        (QR001), IdempotencyConflict (QR006: the key's run has another input), InvalidArgument (22023: input
-        not a JSON object or too big; a delay outside 0-365 days, a run_at more than 365 days ahead, or both;
-        a key not of 1-255 characters; a priority out of range) and NotSerializable."""
+        workflow's max_concurrency_per_key counts. `version`: the version of the workflow code the run must
+        run on (default: the first versioned worker that takes it). `conn` joins its transaction. Raises
+        UnknownWorkflow (QR001), IdempotencyConflict (QR006: the key's run has another input), InvalidArgument
+        (22023: input not a JSON object or too big; a delay outside 0-365 days, a run_at more than 365 days
+        ahead, or both; a key not of 1-255 characters; a priority out of range; a version not of 1-128
+        letters, digits and _ . : -) and NotSerializable."""
         marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at, priority,
-                                    concurrency_key)
+                                    concurrency_key, version)
         rows = await self.call(_sql.TRIGGER, marshalled, conn)
         return TriggerHandle(rows[0][0], rows[0][2])
 
@@ -225,6 +188,14 @@ class Store(RetentionCalls):
         not a run id."""
         rows = await self.call(_sql.FORK_RUN, (as_id(run_id), from_step))
         return TriggerHandle(rows[0][0])
+
+    async def set_run_version(self, run_id: Any, version: str | None) -> str | None:
+        """Move a run to `version` of its workflow's code (None: unversioned), asserting that the code replays
+        the steps it recorded (ops): calls ``pgqrs.set_run_version``; its next delivery goes to a worker of
+        that version. Returns the version it had. Raises UnknownRun (QR002), InvalidState (QR003: SUCCESS or
+        CANCELLED), InvalidArgument (22023: a malformed version), TypeError for something not a run id."""
+        rows = await self.call(_sql.SET_RUN_VERSION, (as_id(run_id), version))
+        return None if rows[0][0] is None else str(rows[0][0])
 
     async def steps(self, run_id: Any) -> list[StepRecord]:
         """The run's steps, first recorded first: calls ``pgqrs.run_steps``. Raises UnknownRun (QR002)."""

@@ -9,7 +9,7 @@ select
     -- a message never visible by itself (a pause or an event wait without timeout) has visible_at 'infinity',
     -- which clients cannot read as a time (Python's datetime has no infinity): shown as NULL
     nullif(m.visible_at, 'infinity') as visible_at, wk.name as worker, r.error,
-    coalesce(fl.since, cur.since) as current_step_since, r.parent_run_id
+    coalesce(fl.since, cur.since) as current_step_since, r.parent_run_id, r.version
 from pgqrs.runs as r
 join pgqrs.workflows as w using (workflow_id)
 left join pgqrs.messages as m on m.message_id = r.run_id
@@ -31,7 +31,8 @@ left join lateral (  -- a step body running now, as the worker's heartbeat repor
 ) as fl on r.status = 'RUNNING';
 comment on view pgqrs.run_overview is
 'Every run with its current step (the step body running now, once the worker''s heartbeat has reported it;
-else the step recorded last), since when, while live its lease, and the run that started it (parent_run_id).';
+else the step recorded last), since when, while live its lease, the run that started it (parent_run_id) and the
+version of the code it runs on (runs.version).';
 
 create or replace view pgqrs.retrying_runs as
 select
@@ -123,6 +124,27 @@ comment on view pgqrs.queue_stats is
 waiting: runs in a durable wait (sleep, event, message, children), part of delayed until their time comes;
 limited: ready runs that the workflow''s limits hold back now, and limited_by: which (max_concurrency,
 max_concurrency_per_key, rate_limit).';
+
+-- queue_stats per version of the workflow code (runs.version): during a rolling deploy, the live runs each
+-- version still has; the old version's workers can stop when its depth reaches 0.
+create or replace view pgqrs.queue_version_stats as
+select
+    q.name as queue, m.version,
+    count(*) filter (where m.visible_at <= pgqrs.now()) as ready,
+    count(*) filter (where m.lease_token is not null and m.visible_at > pgqrs.now()) as leased,
+    count(*) filter (where m.visible_at > pgqrs.now() and m.lease_token is null) as delayed,
+    count(*) as depth,
+    pgqrs.now() - min(m.enqueued_at) as oldest_age,
+    count(*) filter (where r.status = 'WAITING') as waiting,
+    count(*) filter (where m.read_count = 0) as never_delivered
+from pgqrs.messages as m
+join pgqrs.queues as q using (queue_id)
+join pgqrs.runs as r on r.run_id = m.message_id
+group by q.name, m.version;
+comment on view pgqrs.queue_version_stats is
+'pgqrs.queue_stats per queue and version of the workflow code (runs.version; NULL: unversioned): the live runs
+(queued, running, waiting, paused) of each version that has any. never_delivered: runs without a version yet that
+the first worker to take them gives its own (counted under version NULL).';
 
 create or replace view pgqrs.waiting_runs as
 select r.run_id, wf.name as workflow, w.kind, w.key, w.until, w.since, w.step_id, w.pending

@@ -23,7 +23,8 @@ create or replace function pgqrs.dequeue(
     p_queue text,
     p_worker bigint,
     p_batch_size integer default 1,
-    p_visibility interval default '30 seconds'
+    p_visibility interval default '30 seconds',
+    p_version text default null
 )
 returns table (
     message_id bigint, run_id bigint, input jsonb, attempt integer, lease_token uuid, steps jsonb,
@@ -66,13 +67,16 @@ begin
         perform pgqrs._queue_id(p_queue);  -- raises QR001 (or 22023 for a malformed name)
     end if;
     perform pgqrs._check_worker(p_worker);
+    if p_version is not null then
+        perform pgqrs._check_name('version', p_version);
+    end if;
 
     -- 1. Pick the messages (locked).
     if num_nonnulls(v_max_concurrency, v_max_per_key, v_rate_limit) = 0 then
-        v_picked := array(select r.message_id from pgqrs._ready_messages(v_queue_id, v_now, p_batch_size) as r);
+        v_picked := array(select r.message_id from pgqrs._ready_messages(v_queue_id, v_now, p_batch_size, p_version) as r);
     else
         v_picked := pgqrs._pick_within_limits(
-            v_queue_id, v_max_concurrency, v_max_per_key, v_rate_limit, p_batch_size, v_now
+            v_queue_id, v_max_concurrency, v_max_per_key, v_rate_limit, p_batch_size, v_now, p_version
         );
     end if;
     if cardinality(v_picked) = 0 then
@@ -92,13 +96,14 @@ begin
     ), leased as (
         update pgqrs.messages as m
         set visible_at = v_now + p_visibility, read_count = m.read_count + 1, lease_token = gen_random_uuid(),
-            lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null
+            lease_duration = p_visibility, leased_at = v_now, worker_id = p_worker, steps_in_flight = null,
+            version = coalesce(m.version, p_version)
         where m.message_id = any(v_picked)
         returning m.message_id, m.lease_token, m.read_count
     ), started as (
         update pgqrs.runs as r
         set status = 'RUNNING', attempt = r.attempt + 1, started_at = coalesce(r.started_at, v_now),
-            updated_at = v_now
+            updated_at = v_now, version = coalesce(r.version, p_version)
         from leased
         where r.run_id = leased.message_id
         returning r.run_id, r.input, r.attempt, r.trace_context
@@ -127,7 +132,7 @@ begin
     close v_leased;
 end
 $$;
-comment on function pgqrs.dequeue(text, bigint, integer, interval) is
+comment on function pgqrs.dequeue(text, bigint, integer, interval, text) is
 'Leases up to p_batch_size (1-1000) visible messages of queue p_queue for p_visibility (0 < v <= 1 day), the
 highest priority first and oldest first within one, within the workflow''s limits (max_concurrency,
 max_concurrency_per_key, rate_limit), and marks their runs RUNNING. Returns (message_id, run_id, input, attempt,
@@ -135,4 +140,7 @@ lease_token, steps, fencing_token, trace_context): attempt counts deliveries; st
 value, attempt, retry_at}, with kind for a step of a durable wait or a child workflow, a value left out past
 pgqrs.max_journal_bytes marked "value_omitted": true (read it with acquire_step, a wait step with its wait);
 fencing_token strictly increases with each delivery of a run; trace_context is the run''s (runs.trace_context).
+p_version: the version of the caller''s workflow code (a name, 1-128 characters). It gets the runs of that version
+and the never-delivered runs without one, whose version it sets (runs.version); NULL (an unversioned worker) gets
+the runs without a version.
 A run whose last lease expired is settled first (pgqrs._settle_lost_lease) and may end ERROR instead. Raises QR001, QR008, 22023.';

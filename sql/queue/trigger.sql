@@ -10,7 +10,8 @@ create or replace function pgqrs.trigger(
     p_run_at timestamptz default null,
     p_priority integer default 0,
     p_concurrency_key text default null,
-    p_trace_context jsonb default null
+    p_trace_context jsonb default null,
+    p_version text default null
 )
 returns table (run_id bigint, message_id bigint, created boolean)
 language plpgsql
@@ -47,10 +48,15 @@ begin
     if p_trace_context is not null then
         perform pgqrs._check_trace_context(p_trace_context);
     end if;
+    if p_version is not null then
+        perform pgqrs._check_name('version', p_version);
+    end if;
     v_visible_at := greatest(v_now, coalesce(p_run_at, v_now + coalesce(p_delay, interval '0')));
 
-    insert into pgqrs.runs (workflow_id, status, input, idempotency_key, created_at, updated_at, trace_context)
-    select q.workflow_id, 'QUEUED', p_input, p_idempotency_key, v_now, v_now, p_trace_context
+    insert into pgqrs.runs (
+        workflow_id, status, input, idempotency_key, created_at, updated_at, trace_context, version
+    )
+    select q.workflow_id, 'QUEUED', p_input, p_idempotency_key, v_now, v_now, p_trace_context, p_version
     from pgqrs.queues as q where q.queue_id = v_queue_id
     on conflict (workflow_id, idempotency_key) do nothing
     returning runs.run_id into v_run_id;
@@ -70,18 +76,19 @@ begin
         return;
     end if;
 
-    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, priority, concurrency_key)
-    values (v_run_id, v_queue_id, v_visible_at, v_now, p_priority, p_concurrency_key);
+    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, priority, concurrency_key, version)
+    values (v_run_id, v_queue_id, v_visible_at, v_now, p_priority, p_concurrency_key, p_version);
     perform pgqrs._notify_queue(v_queue_id, v_visible_at);
     return query select v_run_id, v_run_id, true;
 end
 $$;
-comment on function pgqrs.trigger(text, jsonb, text, interval, timestamptz, integer, text, jsonb) is
+comment on function pgqrs.trigger(text, jsonb, text, interval, timestamptz, integer, text, jsonb, text) is
 'Starts a run: run QUEUED plus its message (message_id = run_id), visible after p_delay or at p_run_at, and one
 NOTIFY. p_priority (-100..100, default 0): higher is delivered first, FIFO within one priority, kept across
 retries. p_concurrency_key (1-255 characters): the key the workflow''s max_concurrency_per_key counts.
 p_trace_context: the caller''s trace context (a JSON object of strings, runs.trace_context), kept for the workers''
-spans. Returns
+spans. p_version (a name: 1-128 letters, digits and _ . : -): the version of the workflow code the run must run on
+(runs.version); NULL: the first worker that serves a version and takes it sets it. Returns
 (run_id, message_id, created). The same idempotency key with the same input returns the existing run with
 created = false. Raises QR001 (unknown workflow), QR006 (key reused with other input), 22023 (bad input: not an
 object, over pgqrs.max_input_bytes, negative delay, priority out of range...).';

@@ -5,7 +5,8 @@ create or replace function pgqrs.trigger_batch(
     p_workflow text,
     p_inputs jsonb,
     p_delay interval default null,
-    p_trace_context jsonb default null
+    p_trace_context jsonb default null,
+    p_version text default null
 )
 returns table (run_id bigint, message_id bigint, created boolean)
 language plpgsql
@@ -26,25 +27,28 @@ begin
     perform pgqrs._check_input(i) from jsonb_array_elements(p_inputs) as i;
     perform pgqrs._check_interval('delay', p_delay, interval '0', interval '365 days');
     perform pgqrs._check_trace_context(p_trace_context);
+    if p_version is not null then
+        perform pgqrs._check_name('version', p_version);
+    end if;
     v_visible_at := v_now + coalesce(p_delay, interval '0');
     return query
     with new_runs as (
-        insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at, trace_context)
-        select q.workflow_id, 'QUEUED', i.value, v_now, v_now, p_trace_context
+        insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at, trace_context, version)
+        select q.workflow_id, 'QUEUED', i.value, v_now, v_now, p_trace_context, p_version
         from pgqrs.queues as q, jsonb_array_elements(p_inputs) with ordinality as i (value, n)
         where q.queue_id = v_queue_id
         order by i.n
         returning runs.run_id
     ), new_messages as (
-        insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at)
-        select nr.run_id, v_queue_id, v_visible_at, v_now from new_runs as nr
+        insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, version)
+        select nr.run_id, v_queue_id, v_visible_at, v_now, p_version from new_runs as nr
         returning messages.message_id
     )
     select nm.message_id, nm.message_id, true from new_messages as nm order by nm.message_id;
     perform pgqrs._notify_queue(v_queue_id, v_visible_at);
 end
 $$;
-comment on function pgqrs.trigger_batch(text, jsonb, interval, jsonb) is
+comment on function pgqrs.trigger_batch(text, jsonb, interval, jsonb, text) is
 'Starts one run per element of the JSON array p_inputs (1-10000 objects) with one NOTIFY. Returns a row per run.
-Every run gets p_trace_context (runs.trace_context).
+Every run gets p_trace_context (runs.trace_context) and p_version (runs.version, as in trigger).
 Raises QR001 and 22023 like trigger.';

@@ -27,6 +27,7 @@ declare
     v_new_run bigint;
     v_queue_id bigint;
     v_child pgqrs.steps;
+    v_version text;  -- the fork's runs.version
 begin
     -- read, not locked: forking never waits for (nor blocks) the original's worker
     select * into v_run from pgqrs.runs as r where r.run_id = p_run;
@@ -59,8 +60,15 @@ begin
         end if;
     end if;
 
-    insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at, forked_from)
-    values (v_run.workflow_id, 'QUEUED', v_run.input, v_now, v_now, p_run)
+    -- copied steps were recorded by the original's version of the code: the fork stays on it (set_run_version
+    -- moves it); a fork with nothing copied is a fresh run, for whichever version takes it first
+    if exists (
+        select from pgqrs.steps as s where s.run_id = p_run and s.status = 'SUCCESS' and s.step_order < v_from_order
+    ) then
+        v_version := v_run.version;
+    end if;
+    insert into pgqrs.runs (workflow_id, status, input, created_at, updated_at, forked_from, version)
+    values (v_run.workflow_id, 'QUEUED', v_run.input, v_now, v_now, p_run, v_version)
     returning run_id into v_new_run;
 
     insert into pgqrs.steps (
@@ -74,8 +82,8 @@ begin
     order by s.step_order;
 
     select q.queue_id into v_queue_id from pgqrs.queues as q where q.workflow_id = v_run.workflow_id;
-    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at)
-    values (v_new_run, v_queue_id, v_now, v_now);
+    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, version)
+    values (v_new_run, v_queue_id, v_now, v_now, v_version);
     perform pgqrs._notify_queue(v_queue_id, v_now);
     return v_new_run;
 end

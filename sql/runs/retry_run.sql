@@ -27,8 +27,8 @@ begin
     with revived as (
         delete from pgqrs.messages_archive as a where a.message_id = p_run returning a.*
     )
-    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, read_count)
-    select rv.message_id, rv.queue_id, v_now, rv.enqueued_at, rv.read_count from revived as rv
+    insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, read_count, version)
+    select rv.message_id, rv.queue_id, v_now, rv.enqueued_at, rv.read_count, v_run.version from revived as rv
     returning queue_id into v_queue_id;
     perform pgqrs._notify_queue(v_queue_id, v_now);
     return 'QUEUED';
@@ -36,4 +36,4 @@ end
 $$;
 comment on function pgqrs.retry_run(bigint) is
 'Ops: puts an ERROR run back in its queue (QUEUED, visible now, NOTIFY), keeping its successful steps and
-forgetting failed ones. Returns the new status. Raises QR002 (unknown run), QR003 (not ERROR).';
+forgetting failed ones, on its version (runs.version; pgqrs.set_run_version moves it). Returns the new status. Raises QR002 (unknown run), QR003 (not ERROR).';

@@ -5,7 +5,7 @@ returns table (
     run_id bigint, workflow text, status text, input jsonb, output jsonb, error jsonb, attempt integer,
     created_at timestamptz, started_at timestamptz, finished_at timestamptz, updated_at timestamptz,
     current_step text, visible_at timestamptz, current_step_status text, current_step_since timestamptz,
-    parent_run_id bigint, forked_from bigint
+    parent_run_id bigint, forked_from bigint, version text
 )
 language plpgsql
 stable
@@ -20,7 +20,7 @@ begin
     select o.run_id, o.workflow, o.status, r.input, r.output, o.error, o.attempt,
            o.created_at, o.started_at, o.finished_at, o.updated_at,
            o.current_step, o.visible_at, o.current_step_status, o.current_step_since,
-           r.parent_run_id, r.forked_from
+           r.parent_run_id, r.forked_from, r.version
     from pgqrs.run_overview as o
     join pgqrs.runs as r on r.run_id = o.run_id
     where o.run_id = p_run;
@@ -35,7 +35,7 @@ current_step (the step running now, once the worker''s heartbeat has reported it
 visible_at (next delivery, or lease expiry while RUNNING; NULL once finished, and while PAUSED or WAITING
 without a timeout), current_step_status and
 current_step_since (when the step started RUNNING, or its last change), parent_run_id (the run that started it
-with pgqrs.start_child) and forked_from (pgqrs.fork_run). Raises QR002 for an unknown id.';
+with pgqrs.start_child), forked_from (pgqrs.fork_run) and version (runs.version). Raises QR002 for an unknown id.';
 
 create or replace function pgqrs.run_steps(p_run bigint)
 returns setof pgqrs.steps

@@ -62,7 +62,7 @@ begin
             -- retention: workers apply the workflows' retention on their own
             ('apply_retention', 'pgqrs_worker')
             -- pgqrs_admin only (granted every function above): retry_run, fork_run, set_workflow_limits,
-            -- purge_runs and set_workflow_retention (ops), and every function not named here
+            -- purge_runs, set_workflow_retention and set_run_version (ops), and every function not named here
         ) as g (proname, role_name) on g.proname = p.proname
         where p.pronamespace = 'pgqrs'::regnamespace
         order by p.oid, g.role_name

@@ -21,7 +21,9 @@ create table if not exists pgqrs.messages (
     steps_in_flight jsonb,
     -- added in schema version 5: flow control (trigger p_priority, p_concurrency_key)
     priority smallint not null default 0,
-    concurrency_key text
+    concurrency_key text,
+    -- added in schema version 7: the run's version (runs.version), here for dequeue's filter
+    version text
 );
 comment on table pgqrs.messages is
 'Live queue entries (the hot path). A lease is (lease_token, visible_at): valid while visible_at > pgqrs.now().';
@@ -34,6 +36,9 @@ comment on column pgqrs.messages.priority is
 'Higher is delivered first (-100..100, trigger p_priority); FIFO (visible_at, message_id) within a priority.';
 comment on column pgqrs.messages.concurrency_key is
 'The run''s key for its workflow''s max_concurrency_per_key (trigger p_concurrency_key); NULL: none.';
+comment on column pgqrs.messages.version is
+'A copy of runs.version, kept with it by the engine, so that dequeue picks a worker''s versions from the queue
+alone.';
 comment on column pgqrs.messages.steps_in_flight is
 'The step bodies running under the current lease, as the worker''s last heartbeat reported them: step id ->
 start time. A lost lease is a failed attempt of these steps (pgqrs._settle_lost_lease).';

@@ -105,7 +105,12 @@ the next dequeue; listening workers are notified. Returns the workflow row. Rais
 -- message_id), at most p_limit, locked (SKIP LOCKED). The priorities present are walked from the highest down
 -- through messages_ready_idx (one probe each: a loose index scan), and each is an index range, so the cost does
 -- not grow with the depth of the queue, nor with the rows of a priority that are leased or delayed.
-create or replace function pgqrs._ready_messages(p_queue_id bigint, p_now timestamptz, p_limit integer)
+-- p_version: the version of the worker's code (NULL: unversioned). It takes the runs of that version and the runs
+-- without one that were never delivered (the first delivery sets a run's version: sql/queue/dequeue.sql); an
+-- unversioned worker takes the runs without a version. Runs of other versions are read past in the index.
+create or replace function pgqrs._ready_messages(
+    p_queue_id bigint, p_now timestamptz, p_limit integer, p_version text
+)
 returns table (message_id bigint, concurrency_key text)
 language plpgsql
 volatile
@@ -128,7 +133,9 @@ begin
     cross join lateral (
         select m.message_id, m.concurrency_key
         from pgqrs.messages as m
-        where m.queue_id = p_queue_id and m.priority = l.priority and m.visible_at <= p_now
+        where
+            m.queue_id = p_queue_id and m.priority = l.priority and m.visible_at <= p_now
+            and (m.version = p_version or m.version is null and (p_version is null or m.read_count = 0))
         order by m.visible_at, m.message_id
         limit p_limit
         for update skip locked
@@ -141,7 +148,7 @@ $$;
 -- log written. Holds the queue row lock until the dequeue commits (see the top of this file).
 create or replace function pgqrs._pick_within_limits(
     p_queue_id bigint, p_max_concurrency integer, p_max_per_key integer, p_rate_limit jsonb, p_batch_size integer,
-    p_now timestamptz
+    p_now timestamptz, p_version text
 )
 returns bigint[]
 language plpgsql
@@ -175,7 +182,7 @@ begin
         from pgqrs.rate_limit_log as g where g.queue_id = p_queue_id and g.delivered_at > p_now - v_period;
         if
             v_allowed < v_room
-            and (select count(*) from pgqrs._ready_messages(p_queue_id, p_now, v_allowed + 1)) > v_allowed
+            and (select count(*) from pgqrs._ready_messages(p_queue_id, p_now, v_allowed + 1, p_version)) > v_allowed
         then
             -- more is ready than the window allows: listeners wake when its oldest delivery (or, in an empty
             -- window, the ones made now) leaves it
@@ -190,7 +197,7 @@ begin
         return v_picked;
     end if;
     if p_max_per_key is null then
-        v_picked := array(select r.message_id from pgqrs._ready_messages(p_queue_id, p_now, v_room) as r);
+        v_picked := array(select r.message_id from pgqrs._ready_messages(p_queue_id, p_now, v_room, p_version) as r);
     else
         -- a key at its limit is passed by, not waited for: the runs of other keys flow past it. The keys at
         -- their limit when the dequeue starts are left out by the walk itself, so a backlog of theirs is read
@@ -225,6 +232,7 @@ begin
                 where
                     m.queue_id = p_queue_id and m.priority = l.priority and m.visible_at <= p_now
                     and (m.concurrency_key is null or m.concurrency_key <> all(v_full))
+                    and (m.version = p_version or m.version is null and (p_version is null or m.read_count = 0))
                 order by m.visible_at, m.message_id
                 limit v_room * 10 + 100
                 for update skip locked

@@ -23,7 +23,7 @@ SET_WORKFLOW_LIMITS = (
 TRIGGER = (
     "select run_id, message_id, created from pgqrs.trigger(p_workflow => %s, p_input => %s::jsonb,"
     " p_idempotency_key => %s, p_delay => %s * interval '1 second', p_run_at => %s, p_priority => %s,"
-    " p_concurrency_key => %s, p_trace_context => %s::jsonb)"
+    " p_concurrency_key => %s, p_trace_context => %s::jsonb, p_version => %s)"
 )
 REGISTER_WORKER = (
     "select pgqrs.register_worker(p_name => %s, p_hostname => %s, p_port => %s::integer, p_queue => %s),"
@@ -33,7 +33,8 @@ STOP_WORKER = "select pgqrs.stop_worker(p_worker => %s::bigint)"
 DEQUEUE = (
     "select message_id, run_id, input, attempt, lease_token, steps, fencing_token, trace_context"
     " from pgqrs.dequeue(p_queue => %s,"
-    " p_worker => %s::bigint, p_batch_size => %s::integer, p_visibility => %s * interval '1 second')"
+    " p_worker => %s::bigint, p_batch_size => %s::integer, p_visibility => %s * interval '1 second',"
+    " p_version => %s)"
 )
 HEARTBEAT = (
     "select lease_token, held, visible_until"
@@ -90,6 +91,7 @@ UPDATE_STEP = (
 RESUME_RUN = "select pgqrs.resume_run(p_run => %s::bigint)"
 RETRY_RUN = "select pgqrs.retry_run(p_run => %s::bigint)"
 FORK_RUN = "select pgqrs.fork_run(p_run => %s::bigint, p_from_step => %s)"
+SET_RUN_VERSION = "select pgqrs.set_run_version(p_run => %s::bigint, p_version => %s)"
 RELEASE_RUN = "select pgqrs.release_run(p_run => %s::bigint, p_lease_token => %s, p_error => %s::jsonb)"
 CANCEL_RUN = "select pgqrs.cancel_run(p_run => %s::bigint, p_reason => %s)"
 COMPLETE_RUN = "select pgqrs.complete_run(p_run => %s::bigint, p_lease_token => %s, p_output => %s::jsonb)"
@@ -97,7 +99,7 @@ FAIL_RUN = "select pgqrs.fail_run(p_run => %s::bigint, p_lease_token => %s, p_er
 RUN_STATUS = (
     "select run_id, workflow, status, input, output, error, attempt, created_at, started_at, finished_at,"
     " updated_at, current_step, visible_at, current_step_status, current_step_since, parent_run_id,"
-    " forked_from from pgqrs.run_status(p_run => %s::bigint)"
+    " forked_from, version from pgqrs.run_status(p_run => %s::bigint)"
 )
 RUN_STEPS = (
     "select step_id, status, value, error, attempt, retry_at, started_at, completed_at"

@@ -40,7 +40,7 @@ from typing import NoReturn
 import psycopg
 
 from ..errors import InvalidArgument, PgqrsError
-from . import admin, dashboard, dev, events, flow, ops, retention, runs, schedules, worker
+from . import admin, dashboard, dev, events, flow, ops, retention, runs, schedules, versions, worker
 from .common import EXIT_ENGINE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Command, one_line
 
 
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     # the order of `pgqrs --help`
-    for group in (dev, admin, worker, runs, events, schedules, ops, flow, retention, dashboard):
+    for group in (dev, admin, worker, runs, events, schedules, ops, flow, retention, versions, dashboard):
         group.register(add)
     return parser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import _sql
-from ..store import limits_params
+from .._params import limits_params
 from .common import EXIT_OK, AddCommand, connect, emit_json, positive_int, query
 
 

@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 from .. import _sql
+from .._params import trigger_params, update_step_params
 from .._sql import ops as ops_sql
-from ..store import trigger_params, update_step_params
 from ..vocabulary import RUN_STATUSES, UPDATABLE_STEP_STATUSES
 from .common import (
     EXIT_OK,
@@ -42,10 +42,13 @@ def register(add: AddCommand) -> None:
     p.add_argument("--delay", type=seconds, default=None, help="start after this many seconds")
     p.add_argument("--priority", type=int, default=0, help="-100 to 100 (default 0): higher runs go first")
     p.add_argument("--concurrency-key", help="the key the workflow's max_concurrency_per_key counts")
+    p.add_argument("--version", help="pin the run to this version of the workflow code (default: the first"
+                   " versioned worker that takes it)")
 
     p = add("runs", "list runs, newest first (pgqrs.run_overview)", cmd_runs)
     p.add_argument("--status", "-s", type=status(RUN_STATUSES), help=", ".join(RUN_STATUSES))
     p.add_argument("--workflow", "-w")
+    p.add_argument("--version", help="only runs of this version of the workflow code")
     p.add_argument("--limit", "-n", type=positive_int, default=20, help="default 20")
 
     p = add("run", "show one run: status, input, output, error and its steps", cmd_run)
@@ -84,7 +87,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     if not isinstance(payload, dict):
         raise CliError(f"the run input must be a JSON object, got {type(payload).__name__}", EXIT_USAGE)
     params = trigger_params(args.workflow, payload, args.idempotency_key, args.delay, None, args.priority,
-                            args.concurrency_key)
+                            args.concurrency_key, args.version)
     with connect(args) as conn:
         row = query(conn, _sql.TRIGGER, params)[0]
     if args.json:
@@ -98,9 +101,10 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """`pgqrs runs`: the newest rows of the view pgqrs.run_overview, filtered by status and workflow."""
+    """`pgqrs runs`: the newest rows of pgqrs.run_overview, filtered by status, workflow and version."""
     with connect(args) as conn:
-        params = {"status": args.status, "workflow": args.workflow, "limit": args.limit}
+        params = {"status": args.status, "workflow": args.workflow, "version": args.version,
+                  "limit": args.limit}
         rows = query(conn, ops_sql.RUNS, params)
     if args.json:
         emit_json(rows)
@@ -147,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("visible at", run.get("visible_at")),
         ("parent run", run.get("parent_run_id")),
         ("forked from", run.get("forked_from")),
+        ("version", run.get("version")),
     ]
     for label, value in fields:
         if value is not None:

@@ -31,6 +31,9 @@ def register(add: AddCommand) -> None:
     p.add_argument("--visibility", type=float, default=30.0,
                    help="lease duration in seconds; heartbeats renew it every third (default 30)")
     p.add_argument("--port", type=int, default=None, help="informational port stored with the worker")
+    p.add_argument("--version", default=None,
+                   help="the version of the workflow code this worker runs (default: the @workflow version):"
+                        " it takes only runs of that version, and new runs without one")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port at /metrics (needs the extra "
@@ -81,7 +84,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     queue = args.queue or workflow_name
     if not queue:
         raise CliError(f"{args.target} is not a @workflow function: give the queue with --queue", EXIT_USAGE)
-    from ..consumer import MAX_CONCURRENCY, VISIBILITY_RANGE
+    from .._settings import MAX_CONCURRENCY, VISIBILITY_RANGE, checked_version
 
     low, high = VISIBILITY_RANGE  # the worker's bounds, within the engine's for a lease
     if not low <= args.visibility <= high:
@@ -89,6 +92,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
                        EXIT_USAGE)
     if args.concurrency > MAX_CONCURRENCY:
         raise CliError(f"--concurrency must be at most {MAX_CONCURRENCY}", EXIT_USAGE)
+    try:
+        checked_version(args.version or getattr(handler, "version", None))
+    except ValueError as exc:
+        raise CliError(f"--version: {exc}", EXIT_USAGE) from None
     if args.metrics_port is not None:
         if not 0 < args.metrics_port < 65536:
             raise CliError("--metrics-port must be from 1 to 65535", EXIT_USAGE)
@@ -122,9 +129,10 @@ async def _worker(args: argparse.Namespace, dsn: str, handler: Callable[..., Any
         await store.create_workflow(queue)
         name = args.name or default_worker_name(queue)
         worker = await (consumer(name, args.port, queue).handler(handler).concurrency(args.concurrency)
-                        .visibility(args.visibility).create(store))
-        log.info("worker %s (id %s, pid %s) polling queue %s: concurrency %s, visibility %.1f s",
-                 name, worker.id, os.getpid(), queue, args.concurrency, args.visibility)
+                        .visibility(args.visibility).version(args.version).create(store))
+        log.info("worker %s (id %s, pid %s) polling queue %s: concurrency %s, visibility %.1f s, version %s",
+                 name, worker.id, os.getpid(), queue, args.concurrency, args.visibility,
+                 worker.version or "(none)")
         if args.metrics_port is not None:
             from ..worker_metrics import serve
 

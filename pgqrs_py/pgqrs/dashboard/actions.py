@@ -15,9 +15,9 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .. import _sql
+from .._params import update_step_params
 from .._sql import dashboard as dash_sql
 from ..errors import PgqrsError, UnknownRun
-from ..store import update_step_params
 from ..vocabulary import UPDATABLE_STEP_STATUSES
 from .db import ACTIONS, Database
 from .pages import render

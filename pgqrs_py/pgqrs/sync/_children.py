@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._children import ChildHandle
+from .._params import as_id
 from ..errors import ChildFailed
 from ..outcomes import Suspended
-from ..store import as_id
 from ._waits import DurableWaits
 
 

@@ -22,20 +22,21 @@ from .. import _sql
 from .._conncheck import connection_lost
 from .._groupcommit import GroupCommitLost
 from .._leases import Leases
+from .._params import as_id
 from .._schedules import FIRE_INTERVAL
-from ..consumer import (
+from .._settings import (
     MAX_CONCURRENCY,
     POLL_INTERVAL_RANGE,
     SHUTDOWN_TIMEOUT_RANGE,
     VISIBILITY_RANGE,
     checked_seconds,
-    log,
+    checked_version,
 )
+from ..consumer import log
 from ..errors import InvalidArgument, LeaseLost, PgqrsError, RunCancelled
 from ..install import check_version
 from ..outcomes import Suspended
 from ..run import Message
-from ..store import as_id
 from ._compat import CancelledError, Event, Task, cancel_all, on_signals, spawn, wait_tasks
 from ._groupcommit import GroupCommit
 from ._heartbeats import Heartbeats
@@ -53,13 +54,15 @@ class Consumer:
 
     def __init__(self, store: Store, worker_id: int, name: str, queue: str, channel: str,
                  handler: Callable[..., Any] | None, concurrency: int, visibility: float,
-                 poll_interval: float, schedule_interval: float | None = FIRE_INTERVAL) -> None:
+                 poll_interval: float, schedule_interval: float | None = FIRE_INTERVAL,
+                 version: str | None = None) -> None:
         self.store = store
         self.id = worker_id
         self.name = name
         self.queue = queue
         self.channel = channel
         self.handler = as_workflow(handler) if handler is not None else None
+        self.version = version  # of the code this worker runs (runs.version): it takes only runs of it
         self.concurrency = concurrency
         self.visibility = visibility
         self.poll_interval = poll_interval
@@ -79,10 +82,11 @@ class Consumer:
 
     def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
-        ``pgqrs.dequeue``; [] when none is visible. Raises UnknownWorker (QR008), UnknownWorkflow (QR001)
-        and InvalidArgument (22023: a batch not of 1-1000, a visibility not within 0-1 day)."""
+        ``pgqrs.dequeue``, for the worker's version; [] when none is visible. Raises UnknownWorker (QR008),
+        UnknownWorkflow (QR001) and InvalidArgument (22023: a batch not of 1-1000, a visibility not within 0-1
+        day)."""
         lease = visibility if visibility is not None else self.visibility
-        rows = self.store.call(_sql.DEQUEUE, (self.queue, self.id, batch_size, lease))
+        rows = self.store.call(_sql.DEQUEUE, (self.queue, self.id, batch_size, lease, self.version))
         return [Message(*row) for row in rows]
 
     def archive(self, message_id: Any) -> bool:
@@ -238,6 +242,7 @@ class ConsumerBuilder:
         self._visibility = 30.0
         self._poll_interval = 2.0
         self._schedule_interval: float | None = FIRE_INTERVAL
+        self._version: str | None = None
 
     def handler(self, fn: Callable[..., Any]) -> ConsumerBuilder:
         """The handler `fn(ctx, params)` that poll_forever runs for each run; returns the builder."""
@@ -268,6 +273,13 @@ class ConsumerBuilder:
                                                                                *VISIBILITY_RANGE)
         return self
 
+    def version(self, version: str | None) -> ConsumerBuilder:
+        """The version of the workflow code this worker runs (default: the @workflow handler's version): it
+        takes only runs of that version and new runs without one, which it gives its version (runs.version).
+        InvalidArgument for a version not of 1-128 letters, digits and _ . : -."""
+        self._version = checked_version(version)
+        return self
+
     def create(self, store: Store) -> Consumer:
         """Register the worker for the queue (an upsert by name): calls ``pgqrs.register_worker``,
         ``pgqrs.queue_channel`` and ``pgqrs.schema_version``; grows the store's pool to 2 * concurrency + 2.
@@ -283,7 +295,8 @@ class ConsumerBuilder:
         if store.pool.max_size < needed:
             store.pool.resize(min_size=store.pool.min_size, max_size=needed)
         return Consumer(store, worker_id, self._name, self._queue, channel, self._handler, self._concurrency,
-                        self._visibility, self._poll_interval, self._schedule_interval)
+                        self._visibility, self._poll_interval, self._schedule_interval,
+                        checked_version(self._version or getattr(self._handler, "version", None)))
 
 
 def consumer(name: str, port: int | None, queue: str) -> ConsumerBuilder:

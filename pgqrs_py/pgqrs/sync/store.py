@@ -15,9 +15,10 @@ from .._conncheck import connection_lost
 from .._dsn import resolve_dsn
 from .._json import dumps
 from .._observer import NO_OBSERVER
+from .._params import as_id, limits_params, trigger_params, update_step_params
 from ..errors import mapped_errors
 from ..records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
-from ..store import as_id, conn_kwargs, limits_params, trigger_params, update_step_params
+from ..store import conn_kwargs
 from ..vocabulary import StepStatus
 from ._retention import RetentionCalls
 from .results import ResultListener
@@ -104,18 +105,21 @@ class Store(RetentionCalls):
   run_at: datetime | None = None,
   priority: int = 0,
   concurrency_key: str | None = None,
+  version: str | None = None,
   conn: Conn | None = None,
     ) -> TriggerHandle:
         """Start a run of `workflow` with `params` (a dict or dataclass, None for {}): calls
         ``pgqrs.trigger``. `delay` (seconds or a timedelta) or `run_at` (not both) start it later; a second
         trigger with the same `idempotency_key` and input returns the existing run (`.created` False).
         `priority` (-100..100, default 0): higher runs are delivered first. `concurrency_key`: the key the
-        workflow's max_concurrency_per_key counts. `conn` joins its transaction. Raises UnknownWorkflow
-        (QR001), IdempotencyConflict (QR006: the key's run has another input), InvalidArgument (22023: input
-        not a JSON object or too big; a delay outside 0-365 days, a run_at more than 365 days ahead, or both;
-        a key not of 1-255 characters; a priority out of range) and NotSerializable."""
+        workflow's max_concurrency_per_key counts. `version`: the version of the workflow code the run must
+        run on (default: the first versioned worker that takes it). `conn` joins its transaction. Raises
+        UnknownWorkflow (QR001), IdempotencyConflict (QR006: the key's run has another input), InvalidArgument
+        (22023: input not a JSON object or too big; a delay outside 0-365 days, a run_at more than 365 days
+        ahead, or both; a key not of 1-255 characters; a priority out of range; a version not of 1-128
+        letters, digits and _ . : -) and NotSerializable."""
         marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at, priority,
-                                    concurrency_key)
+                                    concurrency_key, version)
         rows = self.call(_sql.TRIGGER, marshalled, conn)
         return TriggerHandle(rows[0][0], rows[0][2])
 
@@ -179,6 +183,14 @@ class Store(RetentionCalls):
         not a run id."""
         rows = self.call(_sql.FORK_RUN, (as_id(run_id), from_step))
         return TriggerHandle(rows[0][0])
+
+    def set_run_version(self, run_id: Any, version: str | None) -> str | None:
+        """Move a run to `version` of its workflow's code (None: unversioned), asserting that the code replays
+        the steps it recorded (ops): calls ``pgqrs.set_run_version``; its next delivery goes to a worker of
+        that version. Returns the version it had. Raises UnknownRun (QR002), InvalidState (QR003: SUCCESS or
+        CANCELLED), InvalidArgument (22023: a malformed version), TypeError for something not a run id."""
+        rows = self.call(_sql.SET_RUN_VERSION, (as_id(run_id), version))
+        return None if rows[0][0] is None else str(rows[0][0])
 
     def steps(self, run_id: Any) -> list[StepRecord]:
         """The run's steps, first recorded first: calls ``pgqrs.run_steps``. Raises UnknownRun (QR002)."""
