@@ -74,11 +74,12 @@ def hot_path_us(rows: int, parts: int, seconds: int) -> float:
     """Microseconds per call of the run-life function, from pgbench's transactions per second."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
         script.write(f"\\set id random(1, {rows})\nselect {table(parts)}_life(:id);\n")
-    pgbench = os.path.join(subprocess.run([os.path.join(lib.REPO, "scripts/pg.sh"), "bin"], check=True,
-                                          capture_output=True, text=True).stdout.strip(), "pgbench")
-    out = subprocess.run([pgbench, "-n", "-M", "prepared", "-c", "1", "-T", str(seconds), "-f", script.name,
-                          "-h", os.environ.get("PGHOST", "/tmp/pgqrs-bench"), "-U",
-                          os.environ.get("PGUSER", "postgres"), DB], check=True, capture_output=True, text=True)
+    bindir = subprocess.run([os.path.join(lib.REPO, "scripts/pg.sh"), "bin"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    argv = [os.path.join(bindir, "pgbench"), "-n", "-M", "prepared", "-c", "1", "-T", str(seconds),
+            "-f", script.name, "-h", os.environ.get("PGHOST", "/tmp/pgqrs-bench"),
+            "-U", os.environ.get("PGUSER", "postgres"), DB]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True)
     os.unlink(script.name)
     tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
     return 1e6 / tps
@@ -119,8 +120,8 @@ def main() -> None:
         removed = {name: removal(conn, args.rows, parts) for name, parts in LAYOUTS.items()}
     lib.drop_db(DB)
     flat = statistics.median(calls["flat"])
-    print(f"{args.rows:,} rows; hot path: median of {args.reps} rounds of {args.seconds} s; removal: the oldest"
-          f" {args.rows // 2:,} rows")
+    print(f"{args.rows:,} rows; hot path: median of {args.reps} rounds of {args.seconds} s; removal: the"
+          f" oldest {args.rows // 2:,} rows")
     print(lib.md_table(
         ["layout", "µs per run life (4 statements)", "vs flat", "remove oldest half", "WAL written"],
         [[name, f"{statistics.median(calls[name]):.1f} ({min(calls[name]):.1f}–{max(calls[name]):.1f})",

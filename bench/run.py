@@ -10,7 +10,7 @@ Workloads (each repeated --reps times; the table shows the median and min-max of
   latency      one idle worker: statements per second while idle (--idle-s), then --lat-samples single runs
                after random gaps: trigger -> first step body starts, trigger -> result() returns; p50 / p99
   rss          one worker process at concurrency 1 and 8 drains --rss-runs runs; its RSS over time
-  depth        dequeue latency with 1k / 100k / 1M queued and with 1M finished runs in history
+  depth        dequeue latency with 1k / 100k / 1M queued and with --history (10M) finished runs in history
   flow         flow control (issue 16, flow.py): dequeue p50/p99 at 1 and --flow-depth queued with no limits,
                with max_concurrency 2, a rate limit of 200/s, and (priorities -2..2, 1,000 keys) a per-key
                limit; then with --flow-hot runs of one key at its limit ahead of the rest; and drains of
@@ -23,6 +23,10 @@ Workloads (each repeated --reps times; the table shows the median and min-max of
   fanout       fan-out/fan-in: one parent run starts --fan-children children of one step each, gathers them
                and sums their outputs, with --fan-workers worker processes (fanout.py): trigger -> parent
                SUCCESS, child runs/s; counts only if the sum is right and every child ran once
+  purge        purge.py: pgqrs.purge_runs removing --purge-runs (1M) finished runs while 4 worker processes
+               drain, next to the same drain without it (runs/s, dequeue p50/p99, table sizes)
+  partition    partition.py: the run tables flat or range-partitioned: a run's statements on its row, and the
+               removal of half the history (DELETE in batches or DROP of partitions)
 The raw-SQL bound (rawbound.py, wakeup.py, fanout.py) runs the trigger, e2e, latency, wakeup and fanout
 workloads in the same run.
 """
@@ -47,7 +51,13 @@ import lib  # noqa: E402
 import wakeup  # noqa: E402
 import workloads  # noqa: E402
 
-PHASES = ["trigger", "e2e", "latency", "wakeup", "fanout", "rss", "depth", "flow", "costs"]
+PHASES = ["trigger", "e2e", "latency", "wakeup", "fanout", "rss", "depth", "flow", "costs", "purge",
+          "partition"]
+# phases that are scripts of their own (each prints its tables): name -> (title, script)
+SCRIPT_PHASES = {
+    "purge": ("Purging a large history beside 4 draining workers (purge.py)", "purge.py"),
+    "partition": ("Partitioned history or not: the hot path and a purge (partition.py)", "partition.py"),
+}
 
 
 def log(msg: str) -> None:
@@ -97,7 +107,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--rss-runs", type=int, default=10000)
     ap.add_argument("--rss-concurrency", default="1,8")
     ap.add_argument("--depths", default="1000,100000,1000000")
-    ap.add_argument("--history", type=int, default=1000000)
+    ap.add_argument("--history", type=int, default=10_000_000)
+    ap.add_argument("--purge-runs", type=int, default=1_000_000, help="finished runs the purge phase removes")
     ap.add_argument("--depth-calls", type=int, default=300)
     ap.add_argument("--flow-depth", type=int, default=1000000, help="the deep queue of the flow phase")
     ap.add_argument("--flow-hot", type=int, default=100000, help="runs of one saturated key ahead (flow)")
@@ -111,6 +122,7 @@ def parse() -> argparse.Namespace:
         args.trigger_n, args.batch_n, args.n, args.lat_samples, args.idle_s = 300, 3000, 300, 20, 3.0
         args.wake_samples, args.fan_children = 20, 200
         args.rss_runs, args.depths, args.history, args.depth_calls = 1000, "1000,10000", 10000, 100
+        args.purge_runs = 20000
         args.flow_depth, args.flow_hot, args.flow_n = 10000, 1000, 300
     return args
 
@@ -177,6 +189,13 @@ def main() -> None:
         res["flow"] = flow.run(args.reps, args.depth_calls, args.flow_depth, args.flow_hot, args.flow_n,
                                args.flow_procs, log=log)
         lib.dump_json(args.out, res)
+    for name, (_title, script) in SCRIPT_PHASES.items():
+        if name in phases:
+            extra = script_args(name, args)
+            log(f"{name}: bench/{script} {' '.join(extra)}")
+            res[name] = subprocess.run([sys.executable, os.path.join(lib.HERE, script), *extra], check=True,
+                                       stdout=subprocess.PIPE, text=True).stdout
+            lib.dump_json(args.out, res)
     if "costs" in phases and lib.PGSS:
         res["costs"] = {}
         for eng in engines:
@@ -191,6 +210,13 @@ def main() -> None:
         f.write(md + "\n")
     print(md)
     log(f"done in {res['meta']['seconds']} s; raw results in {args.out}, tables in {args.md}")
+
+
+def script_args(phase: str, args: argparse.Namespace) -> list[str]:
+    """The options of a script phase: the purge's history and a drain about as long as its purge."""
+    if phase == "purge":
+        return ["--runs", str(args.purge_runs), "--drain", str(max(args.purge_runs // 55, 1000))]
+    return ["--rows", "100000", "--seconds", "1", "--reps", "1"] if args.quick else []
 
 
 def statement_profile(eng: workloads.Engine, n: int = 500) -> dict[str, Any]:
@@ -345,6 +371,9 @@ def render(res: dict[str, Any]) -> str:
 
     if "flow" in res:
         out.append(flow.render(res["flow"]))
+    for name, (title, _script) in SCRIPT_PHASES.items():
+        if name in res:
+            out += ["", f"{title}:", "", res[name]]
     rrows = []
     for key in sorted(k for k in res["m"] if k.startswith("rss_c")):
         rs = res["m"][key]["pgqrs"]

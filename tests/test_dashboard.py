@@ -61,6 +61,9 @@ def test_every_page_shows_real_data_and_a_script_input_as_text(conn: Conn, db: s
         assert client.get("/runs/987654").status_code == 404
         script_page = client.get(f"/runs/{runs['script']}").text
         assert SCRIPT not in script_page and "&lt;script&gt;document.title=" in script_page
+        assert 'id="run-version"' not in script_page  # an unversioned run shows none
+        conn.execute("select pgqrs.set_run_version(%s, '2024-06-01')", (runs["script"],))
+        assert '<td id="run-version">2024-06-01</td>' in client.get(f"/runs/{runs['script']}").text
         assert "script-src 'self'" in client.get("/").headers["content-security-policy"]
 
 

@@ -10,6 +10,7 @@ pgtap/versions/ covers the SQL (dequeue's filter, set_run_version, bad input).
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 
 import pgqrs
+from test_cli import pgqrs as cli
 from versions_worker import SIDE_TABLE
 from worker_procs import WorkerProcs, wait_for
 
@@ -157,3 +159,40 @@ def test_a_bad_version_is_refused_and_changes_nothing(db: str, conn: Conn) -> No
 
     asyncio.run(scenario())
     assert one(conn, "select count(*) from pgqrs.runs") == 0
+
+
+def test_the_cli_shows_and_moves_versions(db: str, conn: Conn) -> None:
+    conn.execute("select pgqrs.create_workflow('vcli')")
+    pinned = cli("trigger", "vcli", "--version", "v1", dsn=db)
+    assert pinned.returncode == 0, pinned.stderr
+    run_a = int(pinned.stdout)
+    run_b = one(conn, "select run_id from pgqrs.trigger('vcli', '{}')")
+    versions = cli("versions", "--json", dsn=db)
+    assert versions.returncode == 0, versions.stderr
+    assert [(r["version"], r["depth"]) for r in json.loads(versions.stdout)] == [(None, 1), ("v1", 1)]
+    listed = cli("runs", "--version", "v1", "--json", dsn=db)
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [run_a]
+
+    moved = cli("set-version", "v2", str(run_a), str(run_b), dsn=db)
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout == f"run {run_a}: version v1 -> v2\nrun {run_b}: version (none) -> v2\n"
+    shown = cli("run", str(run_a), dsn=db)
+    assert "version:      v2" in shown.stdout
+
+    # all or nothing: one bad run leaves the others where they were
+    conn.execute("select pgqrs.cancel_run(%s)", (run_b,))
+    refused = cli("set-version", "v3", str(run_a), str(run_b), dsn=db)
+    assert refused.returncode != 0 and "CANCELLED" in refused.stderr
+    assert one(conn, "select version from pgqrs.runs where run_id = %s", run_a) == "v2"
+    for args in (["set-version", str(run_a)], ["set-version", "v4", str(run_a), "--unversioned"],
+                 ["set-version", "v 4", str(run_a)]):
+        res = cli(*args, dsn=db)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert one(conn, "select version from pgqrs.runs where run_id = %s", run_a) == "v2"
+    back = cli("set-version", "--unversioned", str(run_a), dsn=db)
+    assert back.returncode == 0 and back.stdout == f"run {run_a}: version v2 -> (none)\n"
+
+
+def test_pgqrs_worker_refuses_a_bad_version_before_it_starts(db: str) -> None:
+    res = cli("worker", "json:dumps", "--queue", "vq", "--version", "", dsn=db)  # any callable: never run
+    assert res.returncode == 2 and "version must be 1-128 letters" in res.stderr, res.stderr
