@@ -62,6 +62,12 @@ def drop_db(name: str) -> None:
         c.execute(f'drop database if exists "{name}" with (force)')
 
 
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds process `pid` (a server backend) has spent on a CPU: /proc/<pid>/schedstat."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
+
+
 def checkpoint() -> None:
     with admin() as c:
         c.execute("checkpoint")

@@ -7,25 +7,23 @@ hot statement then works on a partitioned table. This measures both sides on tab
 `pgqrs.runs` (run id, status, attempt, times, input), N rows, flat and split into 8, 32 and 128 range
 partitions:
 
-- hot path: pgbench (-M prepared, one client) calls a PL/pgSQL function making the statements a run's life
-  makes on its row by key (dequeue's update, complete_run's locked read and update, run_status' read) for
-  random run ids, one transaction per call as in the engine; microseconds per call, the layouts alternating
-  for --reps rounds, the median and the ratio against the flat table;
+- hot path: one session calls a PL/pgSQL function making the statements a run's life makes on its row by
+  key (dequeue's update, complete_run's locked read and update, run_status' read) for random run ids, one
+  transaction per call as in the engine (prepared); the server CPU per call (its backend's, as
+  bench/profile_sql.py reads it), with PL/pgSQL's default plans and with generic plans (plan_cache_mode), the
+  layouts alternating for --reps rounds of --calls calls, the median and the ratio against the flat table;
 - removal of the oldest half of the rows: a DELETE of 10,000 rows per transaction (what pgqrs.purge_runs
   does) on the flat table, a DROP of the partitions holding them on the partitioned ones; time and WAL.
 
     PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on scripts/pg.sh start && eval "$(scripts/pg.sh env)"
-    .venv/bin/python bench/partition.py [--rows 1000000] [--seconds 5] [--reps 3]
+    .venv/bin/python bench/partition.py [--rows 1000000] [--calls 3000] [--reps 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
+import random
 import statistics
-import subprocess
-import tempfile
 import time
 from typing import Any
 
@@ -33,11 +31,14 @@ import lib
 
 DB = "bench_partition"
 LAYOUTS = {"flat": 0, "8 partitions": 8, "32 partitions": 32, "128 partitions": 128}
+# how PL/pgSQL plans the statements: its default (a custom plan per call while that looks cheaper: partitions
+# pruned when planning), or one generic plan (partitions pruned when executing, after every one is locked)
+PLANS = ("custom", "generic")
 COLUMNS = ("run_id bigint primary key, status text not null, attempt integer not null default 0,"
            " input jsonb not null, started_at timestamptz, updated_at timestamptz not null default now()")
 # the statements of a run's life on its own row, by key, as the engine makes them (one transaction per call)
 LIFE = """
-create function {t}_life(p_run bigint) returns void language plpgsql as $$
+create function {t}_life{suffix}(p_run bigint) returns void language plpgsql {settings} as $$
 declare
     v_status text;
 begin
@@ -67,22 +68,21 @@ def create(conn: Any, rows: int, parts: int) -> None:
     conn.execute(f"insert into {t} (run_id, status, input) select g, 'SUCCESS', '{{\"order\": 1}}'"
                  f" from generate_series(1, {rows}) as g")
     conn.execute(f"vacuum analyze {t}")
-    conn.execute(LIFE.format(t=t))
+    conn.execute(LIFE.format(t=t, suffix="", settings=""))
+    conn.execute(LIFE.format(t=t, suffix="_generic", settings="set plan_cache_mode = force_generic_plan"))
 
 
-def hot_path_us(rows: int, parts: int, seconds: int) -> float:
-    """Microseconds per call of the run-life function, from pgbench's transactions per second."""
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-        script.write(f"\\set id random(1, {rows})\nselect {table(parts)}_life(:id);\n")
-    bindir = subprocess.run([os.path.join(lib.REPO, "scripts/pg.sh"), "bin"], check=True, capture_output=True,
-                            text=True).stdout.strip()
-    argv = [os.path.join(bindir, "pgbench"), "-n", "-M", "prepared", "-c", "1", "-T", str(seconds),
-            "-f", script.name, "-h", os.environ.get("PGHOST", "/tmp/pgqrs-bench"),
-            "-U", os.environ.get("PGUSER", "postgres"), DB]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True)
-    os.unlink(script.name)
-    tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
-    return 1e6 / tps
+def hot_path_us(conn: Any, rows: int, parts: int, plans: str, calls: int, rng: random.Random) -> float:
+    """Server CPU microseconds per call of the run-life function (its backend's CPU time around `calls` calls,
+    each its own transaction, prepared: hardly moved by other load on the machine)."""
+    pid = lib.scalar(conn, "select pg_backend_pid()")
+    query = f"select {table(parts)}_life{'_generic' if plans == 'generic' else ''}(%s)"
+    for _ in range(50):  # warm: plans made, pages cached
+        conn.execute(query, (rng.randint(1, rows),), prepare=True)
+    before = lib.cpu_ns(pid)
+    for _ in range(calls):
+        conn.execute(query, (rng.randint(1, rows),), prepare=True)
+    return (lib.cpu_ns(pid) - before) / calls / 1000
 
 
 def removal(conn: Any, rows: int, parts: int) -> dict[str, float]:
@@ -105,7 +105,7 @@ def removal(conn: Any, rows: int, parts: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--seconds", type=int, default=5, help="pgbench time per layout and round")
+    ap.add_argument("--calls", type=int, default=3000, help="calls per layout and round")
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     db_dsn = lib.recreate_db(DB)
@@ -113,21 +113,27 @@ def main() -> None:
         for parts in LAYOUTS.values():
             create(conn, args.rows, parts)
         lib.checkpoint()
-        calls: dict[str, list[float]] = {name: [] for name in LAYOUTS}
+        calls: dict[tuple[str, str], list[float]] = {(name, p): [] for name in LAYOUTS for p in PLANS}
+        rng = random.Random(1)
         for _ in range(args.reps):
-            for name, parts in LAYOUTS.items():
-                calls[name].append(hot_path_us(args.rows, parts, args.seconds))
+            for (name, plans), got in calls.items():
+                got.append(hot_path_us(conn, args.rows, LAYOUTS[name], plans, args.calls, rng))
         removed = {name: removal(conn, args.rows, parts) for name, parts in LAYOUTS.items()}
     lib.drop_db(DB)
-    flat = statistics.median(calls["flat"])
-    print(f"{args.rows:,} rows; hot path: median of {args.reps} rounds of {args.seconds} s; removal: the"
-          f" oldest {args.rows // 2:,} rows")
-    print(lib.md_table(
-        ["layout", "µs per run life (4 statements)", "vs flat", "remove oldest half", "WAL written"],
-        [[name, f"{statistics.median(calls[name]):.1f} ({min(calls[name]):.1f}–{max(calls[name]):.1f})",
-          f"{statistics.median(calls[name]) / flat:.2f}×", f"{removed[name]['seconds'] * 1000:,.0f} ms",
-          f"{removed[name]['wal_bytes'] / 1e6:,.1f} MB"] for name in LAYOUTS],
-    ))
+    print(f"{args.rows:,} rows; hot path: server CPU per call, median of {args.reps} rounds of {args.calls:,}"
+          f" calls; removal: the oldest {args.rows // 2:,} rows")
+    rows = []
+    for name in LAYOUTS:
+        cells = [name]
+        for plans in PLANS:
+            us = calls[(name, plans)]
+            ratio = statistics.median(us) / statistics.median(calls[("flat", plans)])
+            cells += [f"{statistics.median(us):.1f} ({min(us):.1f}–{max(us):.1f})", f"{ratio:.2f}×"]
+        cells += [f"{removed[name]['seconds'] * 1000:,.0f} ms", f"{removed[name]['wal_bytes'] / 1e6:,.1f} MB"]
+        rows.append(cells)
+    print(lib.md_table(["layout", "custom plans: server CPU µs per run life", "vs flat",
+                        "generic plans: server CPU µs per run life", "vs flat", "remove oldest half",
+                        "WAL written"], rows))
 
 
 if __name__ == "__main__":

@@ -29,12 +29,6 @@ import rawbound  # noqa: E402
 
 from pgqrs import _sql  # noqa: E402
 
-
-def cpu_ns(pid: int) -> int:
-    with open(f"/proc/{pid}/schedstat") as f:
-        return int(f.read().split()[0])
-
-
 REPS = 5
 
 
@@ -51,10 +45,10 @@ def timed(conn: Any, pid: int, n: int, call: Callable[[int], Any]) -> tuple[floa
     best = (float("inf"), float("inf"))
     per_round = max(1, n // REPS)
     for r in range(REPS):
-        c0, t0 = cpu_ns(pid), time.perf_counter()
+        c0, t0 = lib.cpu_ns(pid), time.perf_counter()
         for i in range(r * per_round, (r + 1) * per_round):
             call(i)
-        cpu_us = (cpu_ns(pid) - c0) / per_round / 1000
+        cpu_us = (lib.cpu_ns(pid) - c0) / per_round / 1000
         best = min(best, (cpu_us, (time.perf_counter() - t0) / per_round * 1e6))
     return best
 

@@ -216,7 +216,7 @@ def script_args(phase: str, args: argparse.Namespace) -> list[str]:
     """The options of a script phase: the purge's history and a drain about as long as its purge."""
     if phase == "purge":
         return ["--runs", str(args.purge_runs), "--drain", str(max(args.purge_runs // 55, 1000))]
-    return ["--rows", "100000", "--seconds", "1", "--reps", "1"] if args.quick else []
+    return ["--rows", "100000", "--calls", "300", "--reps", "1"] if args.quick else []
 
 
 def statement_profile(eng: workloads.Engine, n: int = 500) -> dict[str, Any]:
@@ -250,6 +250,15 @@ def vals(res: dict[str, Any], key: str, engine: str, field: str) -> list[float]:
 def med(xs: list[float]) -> float | None:
     import statistics
     return statistics.median(xs) if xs else None
+
+
+def count_label(digits: str) -> str:
+    """10000000 -> 10M, 100000 -> 100k, 1000 -> 1k; other counts as they are."""
+    n = int(digits)
+    for size, unit in ((1_000_000, "M"), (1000, "k")):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return digits
 
 
 def render(res: dict[str, Any]) -> str:
@@ -355,7 +364,7 @@ def render(res: dict[str, Any]) -> str:
             p50 = [r["p50_ms"] for r in rs]
             label = {"empty": "1 queued (the baseline)",
                      "no message": "nothing visible (an idle poll)"}.get(state, state)
-            label = label.replace("1000000", "1M").replace("100000", "100k").replace("1000 ", "1k ")
+            label = " ".join(count_label(w) if w.isdigit() else w for w in label.split(" "))
             if state.endswith("history"):
                 label += " + 1k queued"
             drows.append([label, lib.fmt_summary(p50), lib.fmt_summary([r["p99_ms"] for r in rs]),
