@@ -7,14 +7,16 @@ replay returns. A step recorded but not succeeded (a failed attempt waiting for 
 still waiting) returned nothing to the code after it, so the code may take another way from there (a fix
 deployed while a step fails and retries is no drift). The rule:
 
-- The handler's own flow (the task or thread that runs the handler) must ask for the recorded steps in their
-  recorded order: when it asks for a step, every recorded step before it must have been asked for already.
+- The handler's own flow (the task or thread that runs the handler) must not ask for the recorded steps in
+  another order: a recorded step it passes by (asks for a later one first) must then be asked for by another
+  flow (a task or thread beside the handler: their order on replay is the scheduler's, and one may have
+  recorded its step before the handler asked for its own), never by the own flow itself (a reordered step).
   A step it asks for that the journal does not have (a new one) is fine only once every recorded step has
   been asked for: new steps go after the recorded ones.
 - Exempt from that order: steps asked for from another task or thread (asyncio.gather, a TaskGroup, a thread
-  pool: side by side, their order on replay is the scheduler's), recorded steps whose recorded time span
-  overlaps another step's (they ran side by side, so their recorded order is the order they happened to end
-  in), and steps recorded from outside a worker (``pgqrs.update_step`` of a step no worker started).
+  pool), recorded steps whose recorded time span overlaps another step's (they ran side by side, so their
+  recorded order is the order they happened to end in), and steps recorded from outside a worker
+  (``pgqrs.update_step`` of a step no worker started).
 - When the handler returns, every step a worker recorded must have been asked for (else a step was removed).
 
 The hot path costs a dict lookup and a cursor step per step. Only when the order looks wrong does the worker
@@ -46,19 +48,30 @@ class ReplayOrder:
         self._done = [False] * len(self._recorded)  # asked for, or exempt from the order
         self._asked = [False] * len(self._recorded)
         self._next = 0  # the first recorded step not done
+        self._passed: dict[str, str] = {}  # a recorded step the own flow passed by -> the step it asked for
+        self._exempt: set[str] = set()  # recorded steps that ran side by side or were recorded from outside
         self.exempt_known = False  # whether exempt() has been told the recorded times
 
-    def ask(self, step_id: str, own_flow: bool) -> str | None:
-        """Step `step_id` is asked for (`own_flow`: by the handler's own task or thread). The earliest
-        recorded step the ask passes by (not asked for yet, not known to be exempt), or None when in order."""
+    def ask(self, step_id: str, own_flow: bool) -> tuple[str, str] | None:
+        """Step `step_id` is asked for (`own_flow`: by the handler's own task or thread). The drift the ask
+        shows, as (the recorded step expected, the step asked for), or None."""
         position = self._position.get(step_id)
         if position is not None:
             self._asked[position] = self._done[position] = True
         self._advance()
-        if not own_flow or self._next == len(self._recorded):
+        if not own_flow:
             return None
-        if position is None or self._next < position:
-            return self._recorded[self._next]
+        if step_id in self._passed and step_id not in self._exempt:  # passed by, then asked for: reordered
+            return step_id, self._passed[step_id]
+        if self._next == len(self._recorded):
+            return None
+        if position is None:  # a new step before recorded ones not asked for yet
+            pending = [(passed, by) for passed, by in self._passed.items()
+                       if not self._done[self._position[passed]]]
+            return pending[0] if pending else (self._recorded[self._next], step_id)
+        for skipped in range(self._next, position):  # to be asked for by another flow, later
+            if not self._done[skipped]:
+                self._passed.setdefault(self._recorded[skipped], step_id)
         return None
 
     def exempt(self, spans: Iterable[Span]) -> None:
@@ -68,6 +81,7 @@ class ReplayOrder:
             position = self._position.get(step_id)
             if position is not None:
                 self._done[position] = True
+                self._exempt.add(step_id)
         self.exempt_known = True
         self._advance()
 

@@ -39,12 +39,12 @@ class DurableWaits:
         if self.drift is not None:
             raise self.drift
         order = self._replay_order()
-        passed = order.ask(step_id, current_flow() == self._own_flow)
-        if passed is not None and not order.exempt_known:
+        drift = order.ask(step_id, current_flow() == self._own_flow)
+        if drift is not None and not order.exempt_known:
             order.exempt(self.run.step_spans())
-            passed = order.ask(step_id, True)
-        if passed is not None:
-            self.drift = ReplayDrift(self.run.run_id, passed, step_id)
+            drift = order.ask(step_id, True)
+        if drift is not None:
+            self.drift = ReplayDrift(self.run.run_id, *drift)
             raise self.drift
 
     def replay_finished(self) -> None:
