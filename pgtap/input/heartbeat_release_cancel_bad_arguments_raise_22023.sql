@@ -1,7 +1,7 @@
 -- Bad arguments to heartbeat (steps in flight), release_run (the cause) and cancel_run (the reason): 22023, and
 -- nothing changes.
 begin;
-select plan(6);
+select plan(11);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
 create temp table t_worker as select pgqrs_tests.setup_workflow() as worker_id;
@@ -36,6 +36,30 @@ select throws_ok(
     ),
     '22023', null, 'a negative running_for'
 );
+-- malformed entries are refused by the check, never by a cast inside the engine (22P02, 22003: the fuzz found
+-- a lease token given as a JSON array)
+select
+    throws_ok(
+        format(
+            'select pgqrs.heartbeat(%s, array[%L]::uuid[], %L)', (select worker_id from t_worker),
+            (select lease_token from t_d), steps
+        ),
+        '22023', null, what
+    )
+from (
+    values
+    ('[{"lease_token": [], "step_id": "s", "running_for": 1}]', 'a lease token that is an array'),
+    ('[{"lease_token": "not-a-uuid", "step_id": "s", "running_for": 1}]', 'a lease token that is not a uuid'),
+    ('[7]', 'an entry that is not an object'),
+    (
+        '[{"lease_token": "00000000-0000-0000-0000-000000000000", "step_id": "s", "running_for": "1"}]',
+        'running_for as text'
+    ),
+    (
+        '[{"lease_token": "00000000-0000-0000-0000-000000000000", "step_id": "s", "running_for": 1e400}]',
+        'running_for beyond a float'
+    )
+) as bad (steps, what);
 select throws_ok(
     format('select pgqrs.release_run(%s, %L, %L)', (select run_id from t_d), (select lease_token from t_d), '"text"'),
     '22023', null, 'a release cause that is not an object'

@@ -22,15 +22,24 @@ begin
     if p_steps is not null and jsonb_typeof(p_steps) <> 'array' then
         raise exception using errcode = '22023', message = 'p_steps must be a JSON array';
     end if;
+    -- each entry checked as JSON before anything casts it (a cast would fail with another code, or not at all)
     if exists (
-        select from jsonb_to_recordset(coalesce(p_steps, '[]')) as f (lease_token uuid, step_id text, running_for float8)
-        where f.lease_token is null or f.step_id is null or f.step_id = '' or length(f.step_id) > 255
-            or f.running_for is null or not f.running_for between 0 and 31622400
+        select from jsonb_array_elements(coalesce(p_steps, '[]')) as e (step)
+        where case
+            when jsonb_typeof(e.step) <> 'object'
+                or jsonb_typeof(e.step -> 'lease_token') is distinct from 'string'
+                or jsonb_typeof(e.step -> 'step_id') is distinct from 'string'
+                or jsonb_typeof(e.step -> 'running_for') is distinct from 'number' then true
+            else
+                e.step ->> 'lease_token' !~ '^[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$'
+                or e.step ->> 'step_id' = '' or length(e.step ->> 'step_id') > 255
+                or not (e.step ->> 'running_for')::numeric between 0 and 31622400
+        end
     ) then
         raise exception using
             errcode = '22023',
-            message = 'each step in flight needs a lease_token, a step_id of 1-255 characters and running_for '
-                || '0-31622400 seconds';
+            message = 'each step in flight needs a lease_token (a uuid), a step_id of 1-255 characters and '
+                || 'running_for 0-31622400 seconds';
     end if;
     update pgqrs.workers as w set heartbeat_at = v_now, status = 'ACTIVE' where w.worker_id = p_worker;
     if not found then
