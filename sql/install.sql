@@ -44,6 +44,7 @@
 
 -- leases/: the lease every worker write carries
 \ir leases/lease.sql
+\ir leases/release_worker.sql
 
 -- runs/: run transitions and reading runs
 \ir runs/lock_run.sql
@@ -55,6 +56,7 @@
 \ir runs/release_run.sql
 \ir runs/cancel_run.sql
 \ir runs/fork_run.sql
+\ir runs/lease_run.sql
 
 -- steps/: the step protocol
 \ir steps/attempts.sql
@@ -83,6 +85,7 @@
 -- ops/: views for operators
 \ir ops/views.sql
 \ir ops/dashboard.sql
+\ir ops/records.sql
 
 -- security/: roles, ownership and privileges (last)
 \ir security/roles.sql

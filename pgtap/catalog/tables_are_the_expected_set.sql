@@ -15,7 +15,8 @@ select views_are(
     'pgqrs',
     array[
         'run_overview', 'retrying_runs', 'paused_runs', 'stuck_runs', 'dead_letters', 'queue_stats',
-        'worker_status', 'workflow_steps', 'waiting_runs', 'schedules', 'run_keys', 'run_finishes'
+        'worker_status', 'workflow_steps', 'waiting_runs', 'schedules', 'run_keys', 'run_finishes',
+        'workflow_records', 'run_records', 'step_records', 'archived_messages'
     ],
     'views of pgqrs'
 );
