@@ -26,6 +26,7 @@ from ._groupcommit import GroupCommit, GroupCommitLost
 from ._heartbeats import Heartbeats
 from ._leases import Leases
 from ._outcome import hand_back, hand_back_interrupted, run_traced
+from ._pgqrs015 import Consumer015
 from ._schedules import FIRE_INTERVAL, fire_loop
 from ._wakeups import Wakeups
 from .errors import InvalidArgument, LeaseLost, PgqrsError, RunCancelled
@@ -39,7 +40,7 @@ from .workflow import WorkflowContext
 log = logging.getLogger("pgqrs.worker")
 
 
-class Consumer:
+class Consumer(Consumer015):
     """A registered worker. Without a handler it is the seeds' manual consumer (dequeue / archive)."""
 
     def __init__(self, store: Store, worker_id: int, name: str, queue: str, channel: str,
@@ -77,10 +78,9 @@ class Consumer:
         return [Message(*row) for row in rows]
 
     async def archive(self, message_id: Any) -> bool:
-        """Archive a run's message: calls ``pgqrs.archive``. A message is archived when its run finishes
-        (complete_run, fail_run), so this returns False for a finished run and raises InvalidState (QR003)
-        for one that has not finished; UnknownRun (QR002), UnknownWorker (QR008), TypeError for something
-        that is not an id."""
+        """Archive a run's message: calls ``pgqrs.archive``. Finishing a run archives it, so this changes
+        nothing: True when this worker held the run at its finish, else False. Raises InvalidState (QR003) for
+        a run not finished, UnknownRun (QR002), UnknownWorker (QR008), TypeError for a non-id."""
         return bool((await self.store.call(_sql.ARCHIVE, (as_id(message_id), self.id)))[0][0])
 
     def stop(self) -> None:
