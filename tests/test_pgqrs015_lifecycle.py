@@ -201,3 +201,21 @@ def test_verify_refuses_another_schema_version(db: str) -> None:
             await pgqrs.admin(store).verify()
 
     scenario(db, body)
+
+
+def test_start_of_a_handle_that_holds_its_lease_changes_nothing(db: str) -> None:
+    """A dequeued run's handle (and a handle started twice) keeps its lease: start() gives it back as is."""
+
+    async def body(store: pgqrs.Store) -> None:
+        await pgqrs.workflow().name("held").store(store).create()
+        msg = await pgqrs.workflow().name("held").store(store).trigger({}).execute()
+        consumer = await store.consumer("held")
+        [leased] = await consumer.dequeue(1)
+        run = await pgqrs.run().message(leased).store(store).execute()
+        await run.start()
+        await run.start()
+        assert (run.lease_token, run.message.fencing_token) == (leased.lease_token, leased.fencing_token)
+        await run.success("ok")
+        assert await consumer.archive(msg.id) is True
+
+    scenario(db, body)

@@ -3,13 +3,15 @@
 -- pgqrs.dequeue hands out whichever runs are next in a queue; lease_run takes the one run the caller names: a
 -- workflow run inline (a test, a request handler) or driven by hand (the pgqrs 0.15 run handle's start()). The
 -- lease is the same as dequeue's (token, visibility, read_count as the fencing token, the journal), so every
--- later write is fenced as a worker's is. It takes a QUEUED run whether or not its message is due yet (a delayed
--- start, a retry's backoff: acquire_step still answers WAIT for a step whose retry is not due), and a RUNNING
--- run whose lease expired (settled as dequeue settles it). It refuses a run another caller holds, a PAUSED or
+-- later write is fenced as a worker's is. A caller that presents the lease it holds (p_lease_token) gets it
+-- back unchanged, so starting a handle twice is harmless. It takes a QUEUED run whether or not its message is
+-- due yet (a delayed start, a retry's backoff: acquire_step still answers WAIT for a step whose retry is not
+-- due), and a RUNNING run whose lease expired (settled as dequeue settles it). It refuses a run another caller holds, a PAUSED or
 -- WAITING run (resume_run, the event or the timeout makes it QUEUED), a finished one, and a run of a workflow
 -- with flow limits, which only dequeue keeps to.
 create or replace function pgqrs.lease_run(
-    p_run bigint, p_worker bigint default null, p_visibility interval default '30 seconds'
+    p_run bigint, p_worker bigint default null, p_visibility interval default '30 seconds',
+    p_lease_token uuid default null
 )
 returns table (
     message_id bigint, run_id bigint, input jsonb, attempt integer, lease_token uuid, steps jsonb,
@@ -61,6 +63,14 @@ begin
                         when v_status = 'WAITING' then 'It is delivered again when its wait ends.'
                         else 'A finished run cannot be leased.' end;
     end if;
+    if pgqrs._lease_held(v_message.lease_token, v_message.visible_at, p_lease_token, v_now) then
+        -- the caller holds this lease already (a dequeued run's handle started): it stays as it is
+        return query
+        select p_run, p_run, r.input, r.attempt, v_message.lease_token, pgqrs._journal(p_run, v_journal_bytes),
+               v_message.read_count::bigint, r.trace_context
+        from pgqrs.runs as r where r.run_id = p_run;
+        return;
+    end if;
     if v_message.lease_token is not null and v_message.visible_at > v_now then
         raise exception using
             errcode = 'QR003',
@@ -96,9 +106,10 @@ begin
            v_message.read_count::bigint, v_run.trace_context;
 end
 $$;
-comment on function pgqrs.lease_run(bigint, bigint, interval) is
+comment on function pgqrs.lease_run(bigint, bigint, interval, uuid) is
 'Leases the run p_run to the caller for p_visibility (0 < v <= 1 day), as dequeue leases the runs it picks: the
-run RUNNING, a new lease token, fencing token and attempt, the worker p_worker (optional) recorded as its holder.
+run RUNNING, a new lease token, fencing token and attempt, the worker p_worker (optional) recorded as its holder;
+a caller presenting the lease it holds (p_lease_token) gets it back unchanged.
 Takes a QUEUED run even before its message is due, or a RUNNING run whose lease expired (settled first as dequeue
 settles it: no row when the run ended ERROR instead). Returns one row shaped as dequeue''s (message_id, run_id,
 input, attempt, lease_token, steps, fencing_token, trace_context). Raises QR002 (unknown run), QR003 (held by

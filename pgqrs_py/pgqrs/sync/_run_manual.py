@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import _sql
-from .._run_manual import DEFAULT_VISIBILITY, NO_LEASE, as_time
+from .._run_manual import DEFAULT_VISIBILITY, as_time
 from ..errors import InvalidState
 from ..vocabulary import StepAnswer
 
@@ -68,17 +68,21 @@ class ManualRun:
         def pause_step(self, step_id: str, timeout: float | None = None) -> tuple[str, Any]: ...
 
     def start(self, visibility: float = DEFAULT_VISIBILITY) -> str:
-        """Lease the run to this caller for `visibility` seconds, unless it holds a lease already (a
-        dequeued run): calls ``pgqrs.lease_run``. Returns "RUNNING". Raises InvalidState (QR003: another lease
-        holds it, it is PAUSED, WAITING or finished, or its last lease had expired too often and the engine
-        ended it), RunCancelled (QR009), UnknownRun (QR002), InvalidArgument (22023: a visibility not within
-        0-1 day), and psycopg's FeatureNotSupported (0A000) for a workflow with flow limits."""
-        if self.message.lease_token != NO_LEASE:
-            return "RUNNING"
-        rows = self._call(_sql.LEASE_RUN, (self.run_id, None, visibility))
+        """Lease the run to this caller for `visibility` seconds: calls ``pgqrs.lease_run``, which gives back
+        the lease this handle holds unchanged (a dequeued run), or takes a new one (a handle built from a
+        trigger result, or one whose lease a retry or a pause released). Returns "RUNNING". Raises
+        InvalidState (QR003: another lease holds it, it is PAUSED, WAITING or finished, or its last lease had
+        expired too often and the engine ended it), RunCancelled (QR009), UnknownRun (QR002),
+        InvalidArgument (22023: a visibility not within 0-1 day), and psycopg's FeatureNotSupported (0A000)
+        for a workflow with flow limits."""
+        rows = self._call(_sql.LEASE_RUN, (self.run_id, None, visibility, self.message.lease_token))
         if not rows:
             raise InvalidState(f"run {self.run_id} ended ERROR: its deliveries kept losing their lease")
-        self.message = type(self.message)(*rows[0])  # a Message (run.py imports this module)
+        leased = type(self.message)(*rows[0])  # a Message (run.py imports this module)
+        if leased.lease_token != self.message.lease_token:  # a new lease: nothing of the last one holds
+            self.outcome = None
+            self.step_in_progress = None
+        self.message = leased
         return "RUNNING"
 
     def success(self, output: Any = None) -> str:
