@@ -56,6 +56,7 @@ class Config:
 
     @schema.setter
     def schema(self, value: str) -> None:
+        """Name the engine's schema: "pgqrs" only (ConfigError otherwise)."""
         self._schema = checked_schema(value)
 
 
