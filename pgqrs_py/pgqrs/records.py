@@ -130,7 +130,7 @@ class Schedule:
     timezone: str
     catch_up: str
     enabled: bool
-    input: dict[str, Any]
+    input: Any  # any JSON value
     next_fire_at: datetime | None
     last_fire_at: datetime | None
     last_run_id: int | None
