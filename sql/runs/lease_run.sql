@@ -6,9 +6,9 @@
 -- later write is fenced as a worker's is. A caller that presents the lease it holds (p_lease_token) gets it
 -- back unchanged, so starting a handle twice is harmless. It takes a QUEUED run whether or not its message is
 -- due yet (a delayed start, a retry's backoff: acquire_step still answers WAIT for a step whose retry is not
--- due), and a RUNNING run whose lease expired (settled as dequeue settles it). It refuses a run another caller holds, a PAUSED or
--- WAITING run (resume_run, the event or the timeout makes it QUEUED), a finished one, and a run of a workflow
--- with flow limits, which only dequeue keeps to.
+-- due), and a RUNNING run whose lease expired (settled as dequeue settles it). It refuses a run another caller
+-- holds, a PAUSED or WAITING run (resume_run, the event or the timeout makes it QUEUED), a finished one, and a
+-- run of a workflow with flow limits, which only dequeue keeps to.
 create or replace function pgqrs.lease_run(
     p_run bigint, p_worker bigint default null, p_visibility interval default '30 seconds',
     p_lease_token uuid default null
