@@ -44,6 +44,7 @@
 
 -- leases/: the lease every worker write carries
 \ir leases/lease.sql
+\ir leases/release_worker.sql
 
 -- runs/: run transitions and reading runs
 \ir runs/lock_run.sql
@@ -56,6 +57,7 @@
 \ir runs/cancel_run.sql
 \ir runs/fork_run.sql
 \ir runs/set_run_version.sql
+\ir runs/lease_run.sql
 
 -- steps/: the step protocol
 \ir steps/attempts.sql
@@ -84,6 +86,7 @@
 -- ops/: views for operators
 \ir ops/views.sql
 \ir ops/dashboard.sql
+\ir ops/records.sql
 
 -- security/: roles, ownership and privileges (last)
 \ir security/roles.sql

@@ -347,8 +347,8 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_from_step": st.sampled_from([None, "a", "b", "c", "d"]),
         "p_idempotency_key": st.sampled_from([None, "key-1", "key-2"]),
         "p_status": st.sampled_from(["RUNNING", "SUCCESS", "ERROR", "PAUSED"]),
-        "p_input": json_objects.map(Jsonb),
-        "p_inputs": st.lists(json_objects, min_size=1, max_size=3).map(Jsonb),
+        "p_input": json_values.map(Jsonb),  # any JSON value since schema version 7
+        "p_inputs": st.lists(json_values, min_size=1, max_size=3).map(Jsonb),
         "p_retry_policy": st.sampled_from([None, Jsonb({}), Jsonb({"max_attempts": 2, "backoff": "fixed"})]),
         "p_value": json_values.map(Jsonb),
         "p_error": json_values.map(Jsonb),

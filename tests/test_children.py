@@ -179,7 +179,9 @@ def test_wait_child_returns_the_output_and_a_replay_does_not_start_another(db: s
     [
         ("select pgqrs.start_child(%(run)s, 's', %(token)s, 'nope')", "QR001"),
         ("select pgqrs.start_child(%(run)s, '', %(token)s, 'kid')", "22023"),
-        ("select pgqrs.start_child(%(run)s, 's', %(token)s, 'kid', '[1]')", "22023"),
+        # an input over pgqrs.max_input_bytes (any JSON value is an input since schema 7)
+        ("select pgqrs.start_child(%(run)s, 's', %(token)s, 'kid',"
+         " jsonb_build_object('b', repeat('x', 1100000)))", "22023"),
         ("select pgqrs.start_child(%(run)s, 's', gen_random_uuid(), 'kid')", "QR004"),
         ("select pgqrs.start_child(%(run)s, 'done', %(token)s, 'kid')", "QR010"),
         ("select * from pgqrs.wait_children(%(run)s, 'w', %(token)s, array[%(run)s])", "QR011"),

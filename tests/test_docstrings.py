@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pgqrs_py" / "pgqrs"
 SQL_MODULES = {"_sql": "pgqrs._sql", "install_sql": "pgqrs._sql.install", "ops_sql": "pgqrs._sql.ops",
-               "dash_sql": "pgqrs._sql.dashboard"}
+               "dash_sql": "pgqrs._sql.dashboard", "records_sql": "pgqrs._sql.records"}
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 

@@ -42,6 +42,34 @@ from .store import Store, connect
 from .vocabulary import RunStatus, StepAnswer, StepStatus
 from .workflow import WorkflowContext
 
+# The pgqrs 0.15 dialect (docs/migrating-from-pgqrs.md): its names that ours does not have, as module
+# attributes outside __all__. Async only, as pgqrs 0.15 was: the generated pgqrs.sync skips this block (its
+# __name__ is pgqrs.sync). `pgqrs.decorators` is 0.15's module of decorators.
+if __name__ == "pgqrs":
+    from . import decorators as decorators
+    from .compat_015 import Admin as Admin
+    from .compat_015 import BackoffStrategy as BackoffStrategy
+    from .compat_015 import Config as Config
+    from .compat_015 import ConfigError as ConfigError
+    from .compat_015 import DequeueBuilder as DequeueBuilder
+    from .compat_015 import MessageNotFoundError as MessageNotFoundError
+    from .compat_015 import PausedError as PausedError
+    from .compat_015 import QueueNotFoundError as QueueNotFoundError
+    from .compat_015 import RetriesExhaustedError as RetriesExhaustedError
+    from .compat_015 import SerializationError as SerializationError
+    from .compat_015 import StateTransitionError as StateTransitionError
+    from .compat_015 import StepNotReadyError as StepNotReadyError
+    from .compat_015 import StepResultStatus as StepResultStatus
+    from .compat_015 import StepRetryPolicy as StepRetryPolicy
+    from .compat_015 import TransientStepError as TransientStepError
+    from .compat_015 import ValidationError as ValidationError
+    from .compat_015 import WorkerInterrupted as WorkerInterrupted
+    from .compat_015 import WorkerNotFoundError as WorkerNotFoundError
+    from .compat_015 import WorkflowStatus as WorkflowStatus
+    from .compat_015 import admin as admin
+    from .compat_015 import connect_with as connect_with
+    from .compat_015 import dequeue as dequeue
+
 __version__ = "0.1.0"
 
 __all__ = [

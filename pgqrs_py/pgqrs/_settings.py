@@ -17,6 +17,15 @@ POLL_INTERVAL_RANGE = (0.01, 86400.0)
 SHUTDOWN_TIMEOUT_RANGE = (0.0, 86400.0)
 
 
+RANGES = {"visibility": VISIBILITY_RANGE, "poll_interval": POLL_INTERVAL_RANGE,
+          "shutdown_timeout": SHUTDOWN_TIMEOUT_RANGE, "schedule_interval": VISIBILITY_RANGE}
+
+
+def checked_setting(name: str, value: float | timedelta) -> float:
+    """The worker setting `name` (a key of RANGES) in seconds, within its range: checked_seconds."""
+    return checked_seconds(name, value, *RANGES[name])
+
+
 def checked_seconds(name: str, value: float | timedelta, low: float, high: float) -> float:
     """A worker setting in seconds (a number or a timedelta) from `low` to `high`, else InvalidArgument (a
     ValueError); bools, NaN and infinities are refused."""

@@ -26,15 +26,9 @@ from ._heartbeats import Heartbeats
 from ._leases import Leases
 from ._outcome import hand_back, hand_back_interrupted, run_traced
 from ._params import as_id
+from ._pgqrs015 import Consumer015
 from ._schedules import FIRE_INTERVAL, fire_loop
-from ._settings import (
-    MAX_CONCURRENCY,
-    POLL_INTERVAL_RANGE,
-    SHUTDOWN_TIMEOUT_RANGE,
-    VISIBILITY_RANGE,
-    checked_seconds,
-    checked_version,
-)
+from ._settings import MAX_CONCURRENCY, checked_setting, checked_version
 from ._wakeups import Wakeups
 from .errors import InvalidArgument, LeaseLost, PgqrsError, RunCancelled
 from .handler import as_workflow
@@ -47,7 +41,7 @@ from .workflow import WorkflowContext
 log = logging.getLogger("pgqrs.worker")
 
 
-class Consumer:
+class Consumer(Consumer015):
     """A registered worker. Without a handler it is the seeds' manual consumer (dequeue / archive)."""
 
     def __init__(self, store: Store, worker_id: int, name: str, queue: str, channel: str,
@@ -88,10 +82,9 @@ class Consumer:
         return [Message(*row) for row in rows]
 
     async def archive(self, message_id: Any) -> bool:
-        """Archive a run's message: calls ``pgqrs.archive``. A message is archived when its run finishes
-        (complete_run, fail_run), so this returns False for a finished run and raises InvalidState (QR003)
-        for one that has not finished; UnknownRun (QR002), UnknownWorker (QR008), TypeError for something
-        that is not an id."""
+        """Archive a run's message: calls ``pgqrs.archive``. Finishing a run archives it, so this changes
+        nothing: True when this worker held the run at its finish, else False. Raises InvalidState (QR003) for
+        a run not finished, UnknownRun (QR002), UnknownWorker (QR008), TypeError for a non-id."""
         return bool((await self.store.call(_sql.ARCHIVE, (as_id(message_id), self.id)))[0][0])
 
     def stop(self) -> None:
@@ -108,7 +101,7 @@ class Consumer:
         if self.handler is None:
             raise ValueError("poll_forever needs a handler: consumer(...).handler(fn).create(store)")
         if shutdown_timeout is not None:
-            shutdown_timeout = checked_seconds("shutdown_timeout", shutdown_timeout, *SHUTDOWN_TIMEOUT_RANGE)
+            shutdown_timeout = checked_setting("shutdown_timeout", shutdown_timeout)
         restore_signals = on_signals(self.stop)
         self._closing.clear()
         background = [spawn(self._wakeups.listen, self._closing, name=f"pgqrs-listen-{self.name}"),
@@ -256,19 +249,18 @@ class ConsumerBuilder:
 
     def visibility(self, seconds: float | timedelta) -> ConsumerBuilder:
         """The lease of each run, renewed by a heartbeat every third of it: 0.1 s to 1 day."""
-        self._visibility = checked_seconds("visibility", seconds, *VISIBILITY_RANGE)
+        self._visibility = checked_setting("visibility", seconds)
         return self
 
     def poll_interval(self, seconds: float | timedelta) -> ConsumerBuilder:
         """How long an idle worker waits for a notification before it looks anyway: 0.01 s to 1 day."""
-        self._poll_interval = checked_seconds("poll_interval", seconds, *POLL_INTERVAL_RANGE)
+        self._poll_interval = checked_setting("poll_interval", seconds)
         return self
 
     def schedule_interval(self, seconds: float | timedelta | None) -> ConsumerBuilder:
         """How often the worker fires due schedules (pgqrs.fire_schedules): 0.1 s to 1 day, default 10 s;
         None: never (other workers or pg_cron do it)."""
-        self._schedule_interval = None if seconds is None else checked_seconds("schedule_interval", seconds,
-                                                                               *VISIBILITY_RANGE)
+        self._schedule_interval = None if seconds is None else checked_setting("schedule_interval", seconds)
         return self
 
     def version(self, version: str | None) -> ConsumerBuilder:

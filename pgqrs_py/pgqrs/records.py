@@ -23,14 +23,26 @@ class WorkflowDef:
 
 
 class TriggerHandle(int):
-    """What a trigger returns: the run id (= message id) as an int, with `.id`, `.run_id` and `.created`."""
+    """What a trigger returns: the run id (= message id) as an int, with `.id`, `.run_id` and `.created`;
+    pgqrs 0.15 reads it as the run's queue message: `.payload` (the input as given) and `.queue_id`."""
 
     created: bool
+    payload: Any
+    queue: str | None
 
-    def __new__(cls, run_id: int, created: bool = True) -> TriggerHandle:
+    def __new__(cls, run_id: int, created: bool = True, payload: Any = None,
+                queue: str | None = None) -> TriggerHandle:
         handle = super().__new__(cls, run_id)
         handle.created = created
+        handle.payload = payload
+        handle.queue = queue
         return handle
+
+    @property
+    def queue_id(self) -> str | None:
+        """The run's queue, by name (the workflow's name): the trigger does not read the queue's number, and
+        every call that takes a queue id takes its name too (docs/migrating-from-pgqrs.md)."""
+        return self.queue
 
     @property
     def id(self) -> int:
@@ -119,7 +131,7 @@ class Schedule:
     timezone: str
     catch_up: str
     enabled: bool
-    input: dict[str, Any]
+    input: Any  # any JSON value
     next_fire_at: datetime | None
     last_fire_at: datetime | None
     last_run_id: int | None

@@ -14,6 +14,7 @@ import psycopg
 from . import _sql
 from ._groupcommit import GROUPED, GroupCommit
 from ._json import dumps
+from ._run_manual import ManualRun, RunId, StepGuard, as_time
 from ._tracing import injected
 from .store import AsyncConn, Store
 
@@ -27,7 +28,7 @@ class Message:
     run_id: int
     input: Any
     attempt: int
-    lease_token: UUID
+    lease_token: UUID  # NO_LEASE: a run handle not leased yet (Run.start() leases it)
     steps: dict[str, Any] = field(default_factory=dict)
     fencing_token: int = 0
     trace_context: Any = None  # the trace context its trigger stored (pgqrs/_tracing.py)
@@ -43,26 +44,6 @@ class Message:
         return self.input
 
 
-class StepGuard:
-    """Records the outcome of a step that acquire_step told you to EXECUTE."""
-
-    def __init__(self, run: Run, step_id: str) -> None:
-        self._run = run
-        self.step_id = step_id
-
-    async def success(self, value: Any = None) -> bool:
-        """Record the success with `value`: Run.complete_step (``pgqrs.complete_step``)."""
-        return await self._run.complete_step(self.step_id, value)
-
-    async def fail(self, error: Any, *, transient: bool = True, retry_after: float | None = None) -> str:
-        """Record a failed attempt: Run.fail_step (``pgqrs.fail_step``); returns the run's status."""
-        return await self._run.fail_step(self.step_id, error, transient=transient, retry_after=retry_after)
-
-    async def pause(self, timeout: float | None = None) -> tuple[str, Any]:
-        """Pause the run at this step: Run.pause_step (``pgqrs.pause_step``)."""
-        return await self._run.pause_step(self.step_id, timeout)
-
-
 @dataclass(frozen=True)
 class AcquiredStep:
     """The answer of pgqrs.acquire_step: status EXECUTE / SKIPPED / WAIT, stored value, attempt, retry_at."""
@@ -74,11 +55,13 @@ class AcquiredStep:
     guard: StepGuard
 
 
-class Run:
+class Run(ManualRun):
     """A run leased through a message: every call carries the lease token, which the engine checks first
     (fencing). "The lease errors" below: LeaseLost (QR004: the lease expired or another worker took the run
     over), RunCancelled (QR009: the run was cancelled), InvalidState (QR003: the run has finished), UnknownRun
     (QR002)."""
+
+    message: Message
 
     def __init__(self, store: Store, message: Message, current_time: datetime | None,
                  conn: AsyncConn | None = None, lease_deadlines: dict[UUID, float] | None = None,
@@ -106,9 +89,9 @@ class Run:
         return deadline is not None and time.monotonic() >= deadline
 
     @property
-    def id(self) -> int:
-        """The run id."""
-        return self.message.run_id
+    def id(self) -> RunId:
+        """The run id; callable too, `run.id()`, as pgqrs 0.15 spells it (docs/migrating-from-pgqrs.md)."""
+        return RunId(self.message.run_id)
 
     @property
     def run_id(self) -> int:
@@ -138,15 +121,17 @@ class Run:
         finally:
             self._calls.remove(started)
 
-    async def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
+    async def acquire_step(self, step_id: str, current_time: datetime | str | None = None) -> AcquiredStep:
         """Ask the engine what to do with step `step_id`: calls ``pgqrs.acquire_step``. EXECUTE: run it (it is
-        RUNNING now, with a new attempt counted unless it was paused); SKIPPED: it succeeded before,
-        `.value` is its result; WAIT: a retry is due at `.retry_at` (compared with `current_time`, default
-        the database's now). Raises the lease errors, AttemptsExhausted (QR007: a failed step has used its
-        policy's max_attempts), StepKindConflict (QR010: the step is a durable wait's or a child
-        workflow's) and InvalidArgument (22023: a bad step id)."""
-        rows = await self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))
+        RUNNING now, with a new attempt counted unless it was paused); SKIPPED: it succeeded before, `.value`
+        is its result; WAIT: a retry is due at `.retry_at` (compared with `current_time`, a datetime or ISO
+        8601 text, default the database's now). Raises the lease errors, AttemptsExhausted (QR007: a failed
+        step has used its policy's max_attempts), StepKindConflict (QR010: the step is a durable wait's or a
+        child workflow's) and InvalidArgument (22023: a bad step id)."""
+        rows = await self._call(_sql.ACQUIRE_STEP,
+                                (self.run_id, step_id, self.lease_token, as_time(current_time)))
         status, value, attempt, retry_at = rows[0]
+        self.note_acquired(step_id, status)
         return AcquiredStep(status, value, attempt, retry_at, StepGuard(self, step_id))
 
     async def complete_step(self, step_id: str, value: Any) -> bool:

@@ -15,6 +15,7 @@ from ._dsn import resolve_dsn
 from ._json import ADAPTERS, dumps
 from ._observer import NO_OBSERVER
 from ._params import as_id, limits_params, trigger_params, update_step_params
+from ._pgqrs015 import Store015
 from ._retention import RetentionCalls
 from .errors import mapped_errors
 from .records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
@@ -33,13 +34,12 @@ async def call_on(conn: AsyncConn, query: str, params: tuple[Any, ...]) -> list[
 
 
 def conn_kwargs() -> dict[str, Any]:
-    """The options of every connection the package opens. Autocommit: one engine call = one transaction.
-    prepare_threshold=0 prepares each of the package's few fixed statements at once. ADAPTERS: stored JSON
-    Python's json cannot read becomes an UnreadableJson marker instead of failing the fetch (_json.py)."""
+    """Every connection's options. Autocommit: one engine call = one transaction; prepare_threshold=0:
+    prepared at once; ADAPTERS: stored JSON Python's json cannot read becomes an UnreadableJson marker."""
     return {"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS}
 
 
-class Store(RetentionCalls):
+class Store(RetentionCalls, Store015):
     """A pool of connections to one database. Make one with `await pgqrs.connect(dsn)`."""
 
     def __init__(self, dsn: str, pool: AsyncConnectionPool[AsyncConn]) -> None:
@@ -113,20 +113,20 @@ class Store(RetentionCalls):
         version: str | None = None,
         conn: AsyncConn | None = None,
     ) -> TriggerHandle:
-        """Start a run of `workflow` with `params` (a dict or dataclass, None for {}): calls
+        """Start a run of `workflow` with `params` (any JSON value or a dataclass; None for {}): calls
         ``pgqrs.trigger``. `delay` (seconds or a timedelta) or `run_at` (not both) start it later; a second
         trigger with the same `idempotency_key` and input returns the existing run (`.created` False).
         `priority` (-100..100, default 0): higher runs are delivered first. `concurrency_key`: the key the
         workflow's max_concurrency_per_key counts. `version`: the version of the workflow code the run must
         run on (default: the first versioned worker that takes it). `conn` joins its transaction. Raises
         UnknownWorkflow (QR001), IdempotencyConflict (QR006: the key's run has another input), InvalidArgument
-        (22023: input not a JSON object or too big; a delay outside 0-365 days, a run_at more than 365 days
-        ahead, or both; a key not of 1-255 characters; a priority out of range; a version not of 1-128
-        letters, digits and _ . : -) and NotSerializable."""
+        (22023: an input too big; a delay outside 0-365 days, a run_at more than 365 days ahead, or both; a
+        key not of 1-255 characters; a priority out of range; a version not of 1-128 letters, digits and _ .
+        : -) and NotSerializable."""
         marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at, priority,
                                     concurrency_key, version)
         rows = await self.call(_sql.TRIGGER, marshalled, conn)
-        return TriggerHandle(rows[0][0], rows[0][2])
+        return TriggerHandle(rows[0][0], rows[0][2], params, workflow)
 
     async def update_step(
         self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None

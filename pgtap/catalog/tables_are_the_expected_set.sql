@@ -16,7 +16,7 @@ select views_are(
     array[
         'run_overview', 'retrying_runs', 'paused_runs', 'stuck_runs', 'dead_letters', 'queue_stats',
         'worker_status', 'workflow_steps', 'waiting_runs', 'schedules', 'run_keys', 'run_finishes',
-        'queue_version_stats'
+        'queue_version_stats', 'workflow_records', 'run_records', 'step_records', 'archived_messages'
     ],
     'views of pgqrs'
 );

@@ -16,9 +16,10 @@ select is(
     (select count(*) from pgqrs.messages as m join t_runs as t on m.message_id = t.run_id), 3::bigint,
     'each run has its message'
 );
+set local "pgqrs.max_input_bytes" = '20';
 select throws_ok(
-    $$select * from pgqrs.trigger_batch('wf', '[{"n": 4}, [1]]')$$,
-    '22023', null, 'one bad element refuses the whole batch'
+    $$select * from pgqrs.trigger_batch('wf', '[{"n": 4}, {"n": "more than twenty bytes"}]')$$,
+    '22023', null, 'one bad element (over pgqrs.max_input_bytes) refuses the whole batch'
 );
 
 select * from finish();

@@ -28,8 +28,8 @@ select throws_ok(
     'catch_up must be latest or all, got some', 'a bad catch_up'
 );
 select throws_ok(
-    $$select pgqrs.create_schedule('s', 'wf', '* * * * *', '[]')$$, '22023',
-    'run input must be a JSON object, got array', 'input not an object'
+    $$select pgqrs.create_schedule('s', 'wf', '* * * * *', null)$$, '22023',
+    'run input must be a JSON value, got SQL NULL', 'input SQL NULL'
 );
 select throws_ok(
     $$select pgqrs.create_schedule('bad name', 'wf', '* * * * *')$$, '22023',

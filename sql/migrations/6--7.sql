@@ -11,3 +11,8 @@ drop function if exists pgqrs.dequeue(text, bigint, integer, interval);
 drop function if exists pgqrs._ready_messages(bigint, timestamptz, integer);
 drop function if exists pgqrs._pick_within_limits(bigint, integer, integer, jsonb, integer, timestamptz);
 drop function if exists pgqrs.run_status(bigint);  -- returns version
+
+-- ==== issue 21 (pgqrs 0.15 drop-in)
+-- Nothing to migrate: run inputs may be any JSON value now, a change of the argument check pgqrs._check_input
+-- (no table CHECK held them to objects); pgqrs.lease_run, pgqrs.release_worker_leases and the record views
+-- (workflow_records, run_records, step_records, archived_messages) are new and applied from the schema files.

@@ -24,8 +24,10 @@ end
 $$;
 
 -- Finishing a run (complete_run / fail_run) already retires its message, so for the seeds'
--- `run.complete(...)` then `consumer.archive(msg.id)` this is a no-op. Archiving the message of a run that is
--- still live would lose the run, so that is refused.
+-- `run.complete(...)` then `consumer.archive(msg.id)` this is a no-op. It answers true to the worker that held
+-- the message when the run finished (the archive records it), as a queue's archive answers the consumer that
+-- retired the message (pgqrs 0.15's manual loop checks it); false to anyone else. Archiving the message of a run
+-- that is still live would lose the run, so that is refused.
 create or replace function pgqrs.archive(p_message_id bigint, p_worker bigint default null)
 returns boolean
 language plpgsql
@@ -35,6 +37,7 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_status text;
+    v_holder bigint;
 begin
     if p_worker is not null then
         perform pgqrs._check_worker(p_worker);
@@ -43,8 +46,9 @@ begin
     if v_status is null then
         raise exception using errcode = 'QR002', message = format('unknown message: %s', p_message_id);
     end if;
-    if exists (select from pgqrs.messages_archive as a where a.message_id = p_message_id) then
-        return false;
+    select a.worker_id into v_holder from pgqrs.messages_archive as a where a.message_id = p_message_id;
+    if found then
+        return coalesce(v_holder = p_worker, false);
     end if;
     raise exception using
         errcode = 'QR003',
@@ -53,5 +57,5 @@ begin
 end
 $$;
 comment on function pgqrs.archive(bigint, bigint) is
-'Retires a message; idempotent: returns false when it is already archived (finishing a run archives its
-message). Raises QR002 (unknown message), QR003 (the run is still live), QR008 (unknown worker).';
+'Retires a message; idempotent: finishing a run archives its message, so this changes nothing then and returns
+true when p_worker held the message at the finish, else false. Raises QR002 (unknown message), QR003 (the run is still live), QR008 (unknown worker).';

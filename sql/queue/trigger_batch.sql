@@ -22,7 +22,7 @@ declare
 begin
     if p_inputs is null or jsonb_typeof(p_inputs) <> 'array' or jsonb_array_length(p_inputs) = 0
         or jsonb_array_length(p_inputs) > 10000 then
-        raise exception using errcode = '22023', message = 'p_inputs must be a JSON array of 1-10000 objects';
+        raise exception using errcode = '22023', message = 'p_inputs must be a JSON array of 1-10000 run inputs';
     end if;
     perform pgqrs._check_input(i) from jsonb_array_elements(p_inputs) as i;
     perform pgqrs._check_interval('delay', p_delay, interval '0', interval '365 days');
@@ -49,6 +49,7 @@ begin
 end
 $$;
 comment on function pgqrs.trigger_batch(text, jsonb, interval, jsonb, text) is
-'Starts one run per element of the JSON array p_inputs (1-10000 objects) with one NOTIFY. Returns a row per run.
-Every run gets p_trace_context (runs.trace_context) and p_version (runs.version, as in trigger).
+'Starts one run per element of the JSON array p_inputs (1-10000 run inputs, each any JSON value) with one
+NOTIFY. Returns a row per run. Every run gets p_trace_context (runs.trace_context) and p_version (runs.version, as
+in trigger).
 Raises QR001 and 22023 like trigger.';

@@ -57,7 +57,9 @@ begin
 end
 $$;
 
--- Run input: a JSON object no larger than the setting pgqrs.max_input_bytes (default 1 MiB).
+-- Run input: any JSON value (an object, an array, a scalar, JSON null; since schema version 7, issue 21:
+-- pgqrs 0.15 programs pass whatever is JSON-serialisable), not SQL NULL, no larger than the setting
+-- pgqrs.max_input_bytes (default 1 MiB).
 create or replace function pgqrs._check_input(p_input jsonb)
 returns void
 language plpgsql
@@ -68,10 +70,11 @@ declare
     v_limit bigint := coalesce(nullif(current_setting('pgqrs.max_input_bytes', true), '')::bigint, 1048576);
     v_size bigint;
 begin
-    if p_input is null or jsonb_typeof(p_input) <> 'object' then
+    if p_input is null then
         raise exception using
             errcode = '22023',
-            message = format('run input must be a JSON object, got %s', coalesce(jsonb_typeof(p_input), 'NULL'));
+            message = 'run input must be a JSON value, got SQL NULL',
+            hint = 'Pass ''{}'' (or JSON ''null'') for a run without input.';
     end if;
     v_size := octet_length(p_input::text);
     if v_size > v_limit then

@@ -44,6 +44,8 @@ begin
             ('acquire_step', 'pgqrs_worker'), ('complete_step', 'pgqrs_worker'),
             ('fail_step', 'pgqrs_worker'), ('pause_step', 'pgqrs_worker'),
             ('complete_run', 'pgqrs_worker'), ('fail_run', 'pgqrs_worker'), ('release_run', 'pgqrs_worker'),
+            -- a worker (or a test, a request handler) leases one given run; runs of a gone worker released
+            ('lease_run', 'pgqrs_worker'), ('release_worker_leases', 'pgqrs_worker'),
             -- client: start runs, deliver outside events
             ('trigger', 'pgqrs_client'), ('trigger_batch', 'pgqrs_client'),
             ('update_step', 'pgqrs_client'), ('resume_run', 'pgqrs_client'), ('cancel_run', 'pgqrs_client'),

@@ -141,3 +141,10 @@ SCHEDULES = (
     "select name, workflow, cron, timezone, catch_up, enabled, input, next_fire_at, last_fire_at,"
     " last_run_id, last_run_status from pgqrs.schedules order by name"
 )
+LEASE_RUN = (
+    "select message_id, run_id, input, attempt, lease_token, steps, fencing_token, trace_context"
+    " from pgqrs.lease_run(p_run => %s::bigint, p_worker => %s::bigint,"
+    " p_visibility => %s * interval '1 second', p_lease_token => %s)"
+)
+RELEASE_WORKER_LEASES = "select pgqrs.release_worker_leases(p_worker => %s::bigint)"
+SCHEMA_VERSION = "select pgqrs.schema_version()"

@@ -16,9 +16,7 @@ from .._sql import ops as ops_sql
 from ..vocabulary import RUN_STATUSES, UPDATABLE_STEP_STATUSES
 from .common import (
     EXIT_OK,
-    EXIT_USAGE,
     AddCommand,
-    CliError,
     connect,
     emit_json,
     parse_json,
@@ -36,7 +34,7 @@ def register(add: AddCommand) -> None:
     p = add("trigger", "start a run of a workflow; prints the run id", cmd_trigger)
     p.add_argument("workflow", metavar="NAME")
     p.add_argument("input", metavar="JSON", nargs="?", default="{}",
-                   help="run input, a JSON object (default {})")
+                   help="run input, any JSON value (default {})")
     p.add_argument("--idempotency-key", "-k",
                    help="the same key with the same input returns the existing run")
     p.add_argument("--delay", type=seconds, default=None, help="start after this many seconds")
@@ -81,11 +79,9 @@ def register(add: AddCommand) -> None:
 
 def cmd_trigger(args: argparse.Namespace) -> int:
     """`pgqrs trigger`: calls ``pgqrs.trigger``. Raises UnknownWorkflow (QR001), IdempotencyConflict
-    (QR006), InvalidArgument (22023), NotSerializable; CliError (exit 2) for input that is not a JSON
-    object."""
+    (QR006), InvalidArgument (22023), NotSerializable; CliError (exit 2) for input that is not JSON (any
+    JSON value is an input; null stands for {})."""
     payload = parse_json(args.input, "the run input")
-    if not isinstance(payload, dict):
-        raise CliError(f"the run input must be a JSON object, got {type(payload).__name__}", EXIT_USAGE)
     params = trigger_params(args.workflow, payload, args.idempotency_key, args.delay, None, args.priority,
                             args.concurrency_key, args.version)
     with connect(args) as conn:

@@ -29,7 +29,7 @@ def register(add: AddCommand) -> None:
     a.add_argument("name", metavar="NAME")
     a.add_argument("workflow", metavar="WORKFLOW")
     a.add_argument("cron", metavar="CRON", help='5 fields, e.g. "*/15 9-17 * * MON-FRI" (quote it)')
-    a.add_argument("--input", default="{}", help="the runs' input, a JSON object (default {})")
+    a.add_argument("--input", default="{}", help="the runs' input, any JSON value (default {})")
     a.add_argument("--timezone", default="UTC", help="IANA time zone of the expression (default UTC)")
     a.add_argument("--catch-up", choices=["latest", "all"], default="latest",
                    help="ticks missed while no worker ran: the newest only (default) or each, at most 100")

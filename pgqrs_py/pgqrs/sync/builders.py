@@ -14,6 +14,7 @@ import psycopg
 
 from .. import _sql
 from .._params import as_id, trigger_params
+from .._run_manual import NO_LEASE
 from ..builders import T
 from ..errors import ResultTimeout, mapped_errors, seconds
 from ..records import RunInfo, TriggerHandle, WorkflowDef, run_outcome
@@ -80,7 +81,7 @@ class TriggerBuilder:
             params = trigger_params(self._name, self._params, self._key, self._delay, self._run_at,
                                     self._priority, self._concurrency_key, self._version)
             rows = call_on(target, _sql.TRIGGER, params)
-            return TriggerHandle(rows[0][0], rows[0][2])
+            return TriggerHandle(rows[0][0], rows[0][2], self._params, self._name)
         store = target or self._store
         if store is None:
             raise ValueError("pass a store: .execute(store), or .store(store) before .trigger(...)")
@@ -165,11 +166,12 @@ def workflow(name: str | None = None, version: str | None = None) -> WorkflowBui
 
 
 class RunBuilder:
-    """`pgqrs.run()`: `.message(msg).store(s).execute()` → Run; `.status(x).store(s).get()` / `.result()`."""
+    """`pgqrs.run()`: `.message(msg).store(s).execute()` → Run; `.status(x).store(s).get()` / `.result()`;
+    pgqrs 0.15's `.message(m).store(s).get()` → the output or None."""
 
     def __init__(self) -> None:
         self._store: Store | None = None
-        self._message: Message | None = None
+        self._message: Any = None
         self._target: Any = None
 
     def store(self, store: Store) -> RunBuilder:
@@ -177,8 +179,10 @@ class RunBuilder:
         self._store = store
         return self
 
-    def message(self, message: Message) -> RunBuilder:
-        """The leased message (from dequeue) to run; returns the builder."""
+    def message(self, message: Any) -> RunBuilder:
+        """The run: a leased message (from dequeue), or a trigger result or run id (a run not leased yet,
+        which
+        Run.start() leases); returns the builder."""
         self._message = message
         return self
 
@@ -193,18 +197,27 @@ class RunBuilder:
         return self._store
 
     def execute(self) -> Run:
-        """A Run for the message, carrying its lease: calls ``pgqrs.now`` for the run's current time. Raises
-        ValueError without a store or a message."""
+        """A Run for the message, carrying its lease; for a trigger result or a run id, a Run without a lease
+        yet (start() takes one: pgqrs 0.15's manual lifecycle). Calls ``pgqrs.now`` for the run's current
+        time. Raises ValueError without a store or a message, TypeError for something that is not a run."""
         store = self._need_store()
         if self._message is None:
             raise ValueError("call .message(msg) first")
-        return Run(store, self._message, store.now())
+        message = self._message
+        if not isinstance(message, Message):
+            run_id = as_id(message)
+            message = Message(run_id, run_id, getattr(message, "payload", None), 0, NO_LEASE)
+        return Run(store, message, store.now())
 
-    def get(self) -> RunInfo:
-        """The run's status row: calls ``pgqrs.run_status`` for the run given to status(), else the message's.
-        Raises UnknownRun (QR002); ValueError without a store."""
-        target = self._target if self._target is not None else self._message
-        return run_status(self._need_store(), target)
+    def get(self) -> Any:
+        """`.status(x).get()`: the run's status row (RunInfo). `.message(m).get()` (pgqrs 0.15): the run's
+        output once it succeeded, None while it has not finished. Calls ``pgqrs.run_status``. Raises
+        UnknownRun (QR002), WorkflowFailed / RunCancelled (`.message(m).get()` of a run that failed or was
+        cancelled); ValueError without a store."""
+        if self._target is not None:
+            return run_status(self._need_store(), self._target)
+        info = run_status(self._need_store(), self._message)
+        return run_outcome(info) if info.status in FINISHED_RUN_STATUSES else None
 
     def result(self, timeout: float | Any = None) -> Any:
         """Wait for the run's outcome: wait_result (``pgqrs.run_status``), with its errors."""

@@ -24,14 +24,7 @@ from .._groupcommit import GroupCommitLost
 from .._leases import Leases
 from .._params import as_id
 from .._schedules import FIRE_INTERVAL
-from .._settings import (
-    MAX_CONCURRENCY,
-    POLL_INTERVAL_RANGE,
-    SHUTDOWN_TIMEOUT_RANGE,
-    VISIBILITY_RANGE,
-    checked_seconds,
-    checked_version,
-)
+from .._settings import MAX_CONCURRENCY, checked_setting, checked_version
 from ..consumer import log
 from ..errors import InvalidArgument, LeaseLost, PgqrsError, RunCancelled
 from ..install import check_version
@@ -41,6 +34,7 @@ from ._compat import CancelledError, Event, Task, cancel_all, on_signals, spawn,
 from ._groupcommit import GroupCommit
 from ._heartbeats import Heartbeats
 from ._outcome import hand_back, hand_back_interrupted, run_traced
+from ._pgqrs015 import Consumer015
 from ._schedules import fire_loop
 from ._wakeups import Wakeups
 from .handler import as_workflow
@@ -49,7 +43,7 @@ from .store import Store
 from .workflow import WorkflowContext
 
 
-class Consumer:
+class Consumer(Consumer015):
     """A registered worker. Without a handler it is the seeds' manual consumer (dequeue / archive)."""
 
     def __init__(self, store: Store, worker_id: int, name: str, queue: str, channel: str,
@@ -90,10 +84,9 @@ class Consumer:
         return [Message(*row) for row in rows]
 
     def archive(self, message_id: Any) -> bool:
-        """Archive a run's message: calls ``pgqrs.archive``. A message is archived when its run finishes
-        (complete_run, fail_run), so this returns False for a finished run and raises InvalidState (QR003)
-        for one that has not finished; UnknownRun (QR002), UnknownWorker (QR008), TypeError for something
-        that is not an id."""
+        """Archive a run's message: calls ``pgqrs.archive``. Finishing a run archives it, so this changes
+        nothing: True when this worker held the run at its finish, else False. Raises InvalidState (QR003) for
+        a run not finished, UnknownRun (QR002), UnknownWorker (QR008), TypeError for a non-id."""
         return bool((self.store.call(_sql.ARCHIVE, (as_id(message_id), self.id)))[0][0])
 
     def stop(self) -> None:
@@ -110,7 +103,7 @@ class Consumer:
         if self.handler is None:
             raise ValueError("poll_forever needs a handler: consumer(...).handler(fn).create(store)")
         if shutdown_timeout is not None:
-            shutdown_timeout = checked_seconds("shutdown_timeout", shutdown_timeout, *SHUTDOWN_TIMEOUT_RANGE)
+            shutdown_timeout = checked_setting("shutdown_timeout", shutdown_timeout)
         restore_signals = on_signals(self.stop)
         self._closing.clear()
         background = [spawn(self._wakeups.listen, self._closing, name=f"pgqrs-listen-{self.name}"),
@@ -258,19 +251,18 @@ class ConsumerBuilder:
 
     def visibility(self, seconds: float | timedelta) -> ConsumerBuilder:
         """The lease of each run, renewed by a heartbeat every third of it: 0.1 s to 1 day."""
-        self._visibility = checked_seconds("visibility", seconds, *VISIBILITY_RANGE)
+        self._visibility = checked_setting("visibility", seconds)
         return self
 
     def poll_interval(self, seconds: float | timedelta) -> ConsumerBuilder:
         """How long an idle worker waits for a notification before it looks anyway: 0.01 s to 1 day."""
-        self._poll_interval = checked_seconds("poll_interval", seconds, *POLL_INTERVAL_RANGE)
+        self._poll_interval = checked_setting("poll_interval", seconds)
         return self
 
     def schedule_interval(self, seconds: float | timedelta | None) -> ConsumerBuilder:
         """How often the worker fires due schedules (pgqrs.fire_schedules): 0.1 s to 1 day, default 10 s;
         None: never (other workers or pg_cron do it)."""
-        self._schedule_interval = None if seconds is None else checked_seconds("schedule_interval", seconds,
-                                                                               *VISIBILITY_RANGE)
+        self._schedule_interval = None if seconds is None else checked_setting("schedule_interval", seconds)
         return self
 
     def version(self, version: str | None) -> ConsumerBuilder:

@@ -8,10 +8,12 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from .._json import from_json
 from ..handler import _type_hints
+from .run import AcquiredStep, Run
 from .workflow import WorkflowContext
 
 _current: contextvars.ContextVar[WorkflowContext] = contextvars.ContextVar("pgqrs_workflow_context")
@@ -26,19 +28,63 @@ def current_context() -> WorkflowContext:
 
 
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Decorator: each call of the function inside a workflow is a step named after it (then `name#2`...)."""
+    """Decorator: each call of the function inside a workflow is a step named after it (then `name#2`...).
+    `@step`, `@step(name=...)`; without a function, `step()` is also pgqrs 0.15's step builder
+    (`pgqrs.step().run(r).name(n).execute()`): a StepBuilder, which decorates when called with a function."""
+    builder = StepBuilder(name)
+    return builder(fn) if fn is not None else builder
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        base = name or func.__name__
 
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            ctx = current_context()
-            return ctx.step(ctx.auto_id(base), functools.partial(func, *args, **kwargs))
+def _step_decorator(func: Callable[..., Any], name: str | None) -> Callable[..., Any]:
+    base = name or func.__name__
 
-        return wrapper
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = current_context()
+        return ctx.step(ctx.auto_id(base), functools.partial(func, *args, **kwargs))
 
-    return decorate(fn) if fn is not None else decorate
+    return wrapper
+
+
+class StepBuilder:
+    """`pgqrs.step()`: called with a function, the `@step` decorator; else pgqrs 0.15's builder of an
+    acquire_step call: `.run(r).name(n)` (or `.id(n)`), optionally `.with_time(t)`, then
+    `.execute()`."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self._name = name
+        self._run: Run | None = None
+        self._time: datetime | str | None = None
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return _step_decorator(func, self._name)
+
+    def run(self, run: Run) -> StepBuilder:
+        """The run (holding its lease) whose step this is; returns the builder."""
+        self._run = run
+        return self
+
+    def name(self, name: str) -> StepBuilder:
+        """The step id; returns the builder."""
+        self._name = name
+        return self
+
+    def id(self, step_id: str) -> StepBuilder:
+        """The step id (as name()); returns the builder."""
+        return self.name(step_id)
+
+    def with_time(self, time: datetime | str) -> StepBuilder:
+        """The current_time acquire_step decides retry timing with (a datetime or ISO 8601 text); returns the
+        builder."""
+        self._time = time
+        return self
+
+    def execute(self) -> AcquiredStep:
+        """Acquire the step: Run.acquire_step (``pgqrs.acquire_step``), with its errors. Raises ValueError
+        without a run or a step id."""
+        if self._run is None or self._name is None:
+            raise ValueError("pgqrs.step() needs .run(run) and .name(step_id) before execute()")
+        return self._run.acquire_step(self._name, current_time=self._time)
 
 
 class WorkflowFunction:

@@ -15,30 +15,12 @@ import psycopg
 from .. import _sql
 from .._groupcommit import GROUPED
 from .._json import dumps
+from .._run_manual import RunId, as_time
 from .._tracing import injected
 from ..run import Message
 from ._groupcommit import GroupCommit
+from ._run_manual import ManualRun, StepGuard
 from .store import Conn, Store
-
-
-class StepGuard:
-    """Records the outcome of a step that acquire_step told you to EXECUTE."""
-
-    def __init__(self, run: Run, step_id: str) -> None:
-        self._run = run
-        self.step_id = step_id
-
-    def success(self, value: Any = None) -> bool:
-        """Record the success with `value`: Run.complete_step (``pgqrs.complete_step``)."""
-        return self._run.complete_step(self.step_id, value)
-
-    def fail(self, error: Any, *, transient: bool = True, retry_after: float | None = None) -> str:
-        """Record a failed attempt: Run.fail_step (``pgqrs.fail_step``); returns the run's status."""
-        return self._run.fail_step(self.step_id, error, transient=transient, retry_after=retry_after)
-
-    def pause(self, timeout: float | None = None) -> tuple[str, Any]:
-        """Pause the run at this step: Run.pause_step (``pgqrs.pause_step``)."""
-        return self._run.pause_step(self.step_id, timeout)
 
 
 @dataclass(frozen=True)
@@ -52,11 +34,13 @@ class AcquiredStep:
     guard: StepGuard
 
 
-class Run:
+class Run(ManualRun):
     """A run leased through a message: every call carries the lease token, which the engine checks first
     (fencing). "The lease errors" below: LeaseLost (QR004: the lease expired or another worker took the run
     over), RunCancelled (QR009: the run was cancelled), InvalidState (QR003: the run has finished), UnknownRun
     (QR002)."""
+
+    message: Message
 
     def __init__(self, store: Store, message: Message, current_time: datetime | None,
                  conn: Conn | None = None, lease_deadlines: dict[UUID, float] | None = None,
@@ -84,9 +68,9 @@ class Run:
         return deadline is not None and time.monotonic() >= deadline
 
     @property
-    def id(self) -> int:
-        """The run id."""
-        return self.message.run_id
+    def id(self) -> RunId:
+        """The run id; callable too, `run.id()`, as pgqrs 0.15 spells it (docs/migrating-from-pgqrs.md)."""
+        return RunId(self.message.run_id)
 
     @property
     def run_id(self) -> int:
@@ -116,15 +100,17 @@ class Run:
         finally:
             self._calls.remove(started)
 
-    def acquire_step(self, step_id: str, current_time: datetime | None = None) -> AcquiredStep:
+    def acquire_step(self, step_id: str, current_time: datetime | str | None = None) -> AcquiredStep:
         """Ask the engine what to do with step `step_id`: calls ``pgqrs.acquire_step``. EXECUTE: run it (it is
-        RUNNING now, with a new attempt counted unless it was paused); SKIPPED: it succeeded before,
-        `.value` is its result; WAIT: a retry is due at `.retry_at` (compared with `current_time`, default
-        the database's now). Raises the lease errors, AttemptsExhausted (QR007: a failed step has used its
-        policy's max_attempts), StepKindConflict (QR010: the step is a durable wait's or a child
-        workflow's) and InvalidArgument (22023: a bad step id)."""
-        rows = self._call(_sql.ACQUIRE_STEP, (self.run_id, step_id, self.lease_token, current_time))
+        RUNNING now, with a new attempt counted unless it was paused); SKIPPED: it succeeded before, `.value`
+        is its result; WAIT: a retry is due at `.retry_at` (compared with `current_time`, a datetime or ISO
+        8601 text, default the database's now). Raises the lease errors, AttemptsExhausted (QR007: a failed
+        step has used its policy's max_attempts), StepKindConflict (QR010: the step is a durable wait's or a
+        child workflow's) and InvalidArgument (22023: a bad step id)."""
+        rows = self._call(_sql.ACQUIRE_STEP,
+                          (self.run_id, step_id, self.lease_token, as_time(current_time)))
         status, value, attempt, retry_at = rows[0]
+        self.note_acquired(step_id, status)
         return AcquiredStep(status, value, attempt, retry_at, StepGuard(self, step_id))
 
     def complete_step(self, step_id: str, value: Any) -> bool:

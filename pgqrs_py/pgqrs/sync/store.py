@@ -20,6 +20,7 @@ from ..errors import mapped_errors
 from ..records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from ..store import conn_kwargs
 from ..vocabulary import StepStatus
+from ._pgqrs015 import Store015
 from ._retention import RetentionCalls
 from .results import ResultListener
 
@@ -34,7 +35,7 @@ def call_on(conn: Conn, query: str, params: tuple[Any, ...]) -> list[tuple[Any, 
         return cur.fetchall()
 
 
-class Store(RetentionCalls):
+class Store(RetentionCalls, Store015):
     """A pool of connections to one database. Make one with `pgqrs.connect(dsn)`."""
 
     def __init__(self, dsn: str, pool: ConnectionPool[Conn]) -> None:
@@ -108,20 +109,20 @@ class Store(RetentionCalls):
   version: str | None = None,
   conn: Conn | None = None,
     ) -> TriggerHandle:
-        """Start a run of `workflow` with `params` (a dict or dataclass, None for {}): calls
+        """Start a run of `workflow` with `params` (any JSON value or a dataclass; None for {}): calls
         ``pgqrs.trigger``. `delay` (seconds or a timedelta) or `run_at` (not both) start it later; a second
         trigger with the same `idempotency_key` and input returns the existing run (`.created` False).
         `priority` (-100..100, default 0): higher runs are delivered first. `concurrency_key`: the key the
         workflow's max_concurrency_per_key counts. `version`: the version of the workflow code the run must
         run on (default: the first versioned worker that takes it). `conn` joins its transaction. Raises
         UnknownWorkflow (QR001), IdempotencyConflict (QR006: the key's run has another input), InvalidArgument
-        (22023: input not a JSON object or too big; a delay outside 0-365 days, a run_at more than 365 days
-        ahead, or both; a key not of 1-255 characters; a priority out of range; a version not of 1-128
-        letters, digits and _ . : -) and NotSerializable."""
+        (22023: an input too big; a delay outside 0-365 days, a run_at more than 365 days ahead, or both; a
+        key not of 1-255 characters; a priority out of range; a version not of 1-128 letters, digits and _ .
+        : -) and NotSerializable."""
         marshalled = trigger_params(workflow, params, idempotency_key, delay, run_at, priority,
                                     concurrency_key, version)
         rows = self.call(_sql.TRIGGER, marshalled, conn)
-        return TriggerHandle(rows[0][0], rows[0][2])
+        return TriggerHandle(rows[0][0], rows[0][2], params, workflow)
 
     def update_step(
   self, run_id: Any, step_id: str, status: str | StepStatus, value: Any = None
