@@ -10,7 +10,7 @@ PY := .venv/bin/python
 PGENV = eval "$$($(PG) env)";
 PSQL := psql -X -v ON_ERROR_STOP=1 -q
 
-.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-peers chaos sync test-leak screenshots
+.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-peers chaos ha-test sync test-leak screenshots
 
 test: deps db lint pgtap pytest
 
@@ -77,6 +77,11 @@ bench-peers: deps
 # e.g. make chaos CHAOS_ARGS="--only sigkill,race --keep"
 chaos: deps
 	$(PY) tests/chaos/run_chaos.py $(CHAOS_ARGS)
+
+# Failover to a synchronous and an asynchronous standby (tests/test_failover.py, also part of `make test`), alone
+# and with its figures printed; each test starts a pair of its own (scripts/ha.sh) under $$PGQRS_HA_DIR
+ha-test: deps
+	.venv/bin/pytest -q -s -m ha
 
 # pgqrs.sync is generated whole from the async modules (docs/sync.md): rewrite pgqrs_py/pgqrs/sync/ after
 # changing one (make lint and tests/test_sync_generator.py fail while a twin is stale); only sync/_compat.py
