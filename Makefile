@@ -10,7 +10,7 @@ PY := .venv/bin/python
 PGENV = eval "$$($(PG) env)";
 PSQL := psql -X -v ON_ERROR_STOP=1 -q
 
-.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-peers chaos ha-test sync test-leak screenshots
+.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-capacity bench-peers chaos ha-test sync test-leak screenshots
 
 test: deps db lint pgtap pytest
 
@@ -62,6 +62,15 @@ bench: deps
 	$(PG) stop >/dev/null
 	$(PG) start
 	$(PGENV) $(PY) bench/run.py $(ARGS)
+
+# The capacity model of one primary (docs/scaling.md): runs/s, server CPU and WAL bytes per run as workers grow
+# (bench/capacity.py: ARGS="--setups 1x1,4x4 --runs 5000"), on the durable bench cluster
+bench-capacity: deps
+	export PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on PGQRS_SYNC_COMMIT=on
+	trap '$(PG) stop' EXIT
+	$(PG) stop >/dev/null
+	$(PG) start
+	$(PGENV) $(PY) bench/capacity.py $(ARGS)
 
 # The peer engines (pgqrs 0.15.3 from PyPI, Absurd, DBOS, procrastinate), each in its own venv under
 # /tmp/pgqrs-peers and its own database, against pgqrs and the raw-SQL bound: same cluster set-up as bench.
