@@ -151,8 +151,9 @@ def drain_through_failover(pair: Pair, tmp_path: Path, promote_after: float = 0.
             resent = resend(client, [(i, at) for _id, i, at in triggerer.acked if at >= stalled_at])
             for run_id, future in waits.items():
                 results[run_id] = future.result(timeout=120)
-        wait_for("every run finished", lambda: unfinished(new) == 0, timeout=120)
-        assert woken_by_notify(dsn), "a new run waited for a poll: LISTEN was not re-established"
+            wait_for("every run finished", lambda: unfinished(new) == 0, timeout=120)
+            # the workers and this client's result() listener went through the failover
+            assert woken_by_notify(client), "a new run waited for a poll: LISTEN was not re-established"
     finally:
         triggerer.stopping.set()
         if receiver is not None:
@@ -200,17 +201,17 @@ def first_finish(dsn: str, crashed_at: float) -> float | None:
     return row[0] if row else None
 
 
-def woken_by_notify(dsn: str) -> bool:
-    """Five runs in a row, each triggered and waited for (result()) after the failover, finish within 1.5 s:
-    the idle workers poll every 30 s and result()'s listener sweeps every 5 s, so only NOTIFY on the new
-    primary (the workers' LISTEN and the listener's, both re-established) delivers them that fast."""
-    with pgqrs_sync.connect(dsn) as store:
-        for i in range(5):
-            started = time.monotonic()
-            handle = store.trigger("ha", {"i": 10**6 + i})
-            assert pgqrs_sync.run().status(handle).store(store).result(timeout=60)["sq"] == (10**6 + i) ** 2
-            if time.monotonic() - started > 1.5:
-                return False
+def woken_by_notify(store: Any) -> bool:
+    """Five runs in a row, each triggered and waited for (result()) on `store` after the failover, finish
+    within 1.5 s: the idle workers poll every 30 s and the store's result() listener sweeps every 5 s, so only
+    NOTIFY on the new primary (the workers' LISTEN and the listener's, both re-established) delivers them
+    that fast."""
+    for i in range(5):
+        started = time.monotonic()
+        handle = store.trigger("ha", {"i": 10**6 + i})
+        assert pgqrs_sync.run().status(handle).store(store).result(timeout=60)["sq"] == (10**6 + i) ** 2
+        if time.monotonic() - started > 1.5:
+            return False
     return True
 
 
