@@ -94,6 +94,14 @@ def test_a_standby_given_as_the_write_dsn_is_refused(pair: Pair) -> None:
     assert done.returncode == 1 and "the server is read-only, a standby?" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("staleness", [-1, float("nan"), 86401, True, "5"])
+def test_a_bad_max_staleness_is_refused_before_connecting(staleness: Any) -> None:
+    with pytest.raises(pgqrs.InvalidArgument, match="max_staleness must be from 0 to 86400 seconds"):
+        pgqrs_sync.connect("host=/nonexistent", read_dsn="host=/nonexistent", max_staleness=staleness)
+    with pytest.raises(pgqrs.InvalidArgument):
+        asyncio.run(pgqrs.connect("host=/nonexistent", read_dsn="host=/nonexistent", max_staleness=staleness))
+
+
 def test_a_dsn_whose_hosts_are_all_standbys_fails_at_once(pair: Pair) -> None:
     standbys = f"host={pair.standby},{pair.standby} port=5432,5432 user=postgres dbname=pgqrs_ha " \
                "target_session_attrs=read-write"

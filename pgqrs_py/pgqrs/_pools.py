@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from . import _sql
 from ._conncheck import connection_lost
 from ._sql import replica as replica_sql
-from .errors import NotPrimary, UnknownRun, mapped_errors
+from .errors import InvalidArgument, NotPrimary, UnknownRun, mapped_errors
 
 AsyncConn = psycopg.AsyncConnection[TupleRow]
 
@@ -71,6 +71,13 @@ async def open_pool(dsn: str, min_size: int, max_size: int,
     check.pool = pool
     await pool.open(wait=True)
     return pool
+
+
+def checked_staleness(seconds: float) -> float:
+    """`max_staleness` in seconds, 0 to 1 day; else InvalidArgument (a ValueError). Bools and NaN refused."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 86400:
+        raise InvalidArgument(f"max_staleness must be from 0 to 86400 seconds, got {seconds!r}")
+    return float(seconds)
 
 
 class ReplicaReads:

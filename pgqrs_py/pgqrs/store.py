@@ -13,7 +13,7 @@ from . import _sql
 from ._dsn import resolve_dsn
 from ._json import ADAPTERS, dumps
 from ._observer import NO_OBSERVER
-from ._pools import ReplicaReads, check_primary, open_pool
+from ._pools import ReplicaReads, check_primary, checked_staleness, open_pool
 from ._retention import RetentionCalls
 from ._tracing import injected
 from .errors import mapped_errors, seconds
@@ -280,7 +280,9 @@ async def connect(dsn: str | None = None, *, read_dsn: str | None = None, max_st
     seconds and never older than what the store has seen (pgqrs/_pools.py).
 
     A database that cannot be reached raises psycopg's own error at once (not a pool timeout); NotPrimary
-    when `dsn` reaches a standby. Calls no engine function."""
+    when `dsn` reaches a standby; InvalidArgument for a max_staleness not of 0 to 86400 s. Calls no engine
+    function."""
+    max_staleness = checked_staleness(max_staleness)
     dsn = resolve_dsn(dsn)
     async with await psycopg.AsyncConnection.connect(dsn, **conn_kwargs()) as probe:
         await check_primary(probe)

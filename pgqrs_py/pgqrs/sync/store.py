@@ -14,6 +14,7 @@ from .. import _sql
 from .._dsn import resolve_dsn
 from .._json import dumps
 from .._observer import NO_OBSERVER
+from .._pools import checked_staleness
 from ..errors import mapped_errors
 from ..records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from ..store import as_id, conn_kwargs, limits_params, trigger_params, update_step_params
@@ -234,7 +235,9 @@ def connect(dsn: str | None = None, *, read_dsn: str | None = None, max_stalenes
     seconds and never older than what the store has seen (pgqrs/_pools.py).
 
     A database that cannot be reached raises psycopg's own error at once (not a pool timeout); NotPrimary
-    when `dsn` reaches a standby. Calls no engine function."""
+    when `dsn` reaches a standby; InvalidArgument for a max_staleness not of 0 to 86400 s. Calls no engine
+    function."""
+    max_staleness = checked_staleness(max_staleness)
     dsn = resolve_dsn(dsn)
     with psycopg.Connection.connect(dsn, **conn_kwargs()) as probe:
         check_primary(probe)
