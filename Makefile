@@ -10,7 +10,7 @@ PY := .venv/bin/python
 PGENV = eval "$$($(PG) env)";
 PSQL := psql -X -v ON_ERROR_STOP=1 -q
 
-.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-peers chaos sync test-leak screenshots
+.PHONY: test test-embedded deps db db-stop lint pgtap pytest demo bench bench-capacity bench-peers chaos ha-test sync test-leak screenshots
 
 test: deps db lint pgtap pytest
 
@@ -63,6 +63,15 @@ bench: deps
 	$(PG) start
 	$(PGENV) $(PY) bench/run.py $(ARGS)
 
+# The capacity model of one primary (docs/scaling.md): runs/s, server CPU and WAL bytes per run as workers grow
+# (bench/capacity.py: ARGS="--setups 1x1,4x4 --runs 5000"), on the durable bench cluster
+bench-capacity: deps
+	export PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on PGQRS_SYNC_COMMIT=on
+	trap '$(PG) stop' EXIT
+	$(PG) stop >/dev/null
+	$(PG) start
+	$(PGENV) $(PY) bench/capacity.py $(ARGS)
+
 # The peer engines (pgqrs 0.15.3 from PyPI, Absurd, DBOS, procrastinate), each in its own venv under
 # /tmp/pgqrs-peers and its own database, against pgqrs and the raw-SQL bound: same cluster set-up as bench.
 bench-peers: deps
@@ -77,6 +86,11 @@ bench-peers: deps
 # e.g. make chaos CHAOS_ARGS="--only sigkill,race --keep"
 chaos: deps
 	$(PY) tests/chaos/run_chaos.py $(CHAOS_ARGS)
+
+# Failover to a synchronous and an asynchronous standby (tests/test_failover.py, also part of `make test`), alone
+# and with its figures printed; each test starts a pair of its own (scripts/ha.sh) under $$PGQRS_HA_DIR
+ha-test: deps
+	.venv/bin/pytest -q -s -m ha
 
 # pgqrs.sync is generated whole from the async modules (docs/sync.md): rewrite pgqrs_py/pgqrs/sync/ after
 # changing one (make lint and tests/test_sync_generator.py fail while a twin is stale); only sync/_compat.py

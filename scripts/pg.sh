@@ -2,6 +2,7 @@
 # Throwaway PostgreSQL cluster for development and tests.
 #
 #   scripts/pg.sh start|stop|status|env|bin|dir|createdb NAME|schema NAME|pgtap NAME
+#   scripts/pg.sh standby PRIMARY_DIR|promote|crash     (replication: scripts/ha.sh drives a pair with them)
 #
 # The cluster lives in $PGQRS_PGDIR (default /tmp/pgqrs-pg-<major version>): data directory, unix socket and
 # server.log all in that one directory, no TCP. Several clusters can run side by side, one per directory (each
@@ -11,6 +12,7 @@
 #                             PostgreSQL 15 (/usr/lib/postgresql/15/bin) when installed, else the wheel's
 #   PGQRS_FSYNC=off|on        fsync (off for tests, on for benchmarks); default off
 #   PGQRS_SYNC_COMMIT=on|off  synchronous_commit; defaults to the fsync value
+#   PGQRS_SYNC_STANDBYS       synchronous_standby_names of a primary ('*': any standby); default none
 # Settings are rewritten on every start, so a restart picks up a changed PGQRS_FSYNC.
 set -euo pipefail
 
@@ -19,6 +21,7 @@ SYSTEM_PGBIN=/usr/lib/postgresql/15/bin
 PGPORT=5432
 FSYNC=${PGQRS_FSYNC:-off}
 SYNC_COMMIT=${PGQRS_SYNC_COMMIT:-$FSYNC}
+SYNC_STANDBYS=${PGQRS_SYNC_STANDBYS:-}
 export LC_ALL=C
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
@@ -69,7 +72,8 @@ is_running() { [[ -f $PGDIR/PG_VERSION ]] && as_server pg_ctl -D "$PGDIR" status
 
 psql_admin() { psql -X -v ON_ERROR_STOP=1 -q -h "$PGDIR" -p "$PGPORT" -U postgres -d postgres "$@"; }
 
-init_cluster() {
+# An empty $PGDIR that the server's user owns and can reach.
+prepare_dir() {
     mkdir -p "$PGDIR"
     if [[ $(id -u) == 0 ]]; then
         chown postgres: "$PGDIR"
@@ -80,6 +84,10 @@ init_cluster() {
         done
     fi
     chmod 700 "$PGDIR"
+}
+
+init_cluster() {
+    prepare_dir
     as_server initdb -D "$PGDIR" --locale=C -E UTF8 -U postgres --auth=trust >"$PGDIR.initdb.log" 2>&1 \
         || { cat "$PGDIR.initdb.log" >&2; die "initdb failed"; }
     rm -f "$PGDIR.initdb.log"
@@ -98,6 +106,7 @@ unix_socket_directories = '$PGDIR'
 port = $PGPORT
 fsync = $FSYNC
 synchronous_commit = $SYNC_COMMIT
+synchronous_standby_names = '$SYNC_STANDBYS'
 full_page_writes = $fpw
 max_connections = 200
 shared_buffers = 256MB
@@ -171,6 +180,36 @@ pgtap() {
     psql_admin -d "$name" -f "$script"
 }
 
+# Make $PGDIR a hot standby of the running cluster in PRIMARY_DIR (a base backup streamed over its socket, -R:
+# standby.signal and primary_conninfo in postgresql.auto.conf), then start it: it streams from the primary.
+standby() {
+    local primary=${1:?usage: pg.sh standby PRIMARY_DIR}
+    [[ -f $PGDIR/PG_VERSION ]] && die "$PGDIR already holds a cluster: a standby needs an empty directory"
+    prepare_dir
+    # (it warns about the primary's socket, which lives in its data directory: kept in a log, shown on failure)
+    as_server pg_basebackup -h "$primary" -p "$PGPORT" -U postgres -D "$PGDIR" -R -X stream -c fast \
+        2>"$PGDIR.basebackup.log" || { cat "$PGDIR.basebackup.log" >&2; die "pg_basebackup from $primary failed"; }
+    rm -f "$PGDIR.basebackup.log"
+    # the copy holds the primary's socket lock file and log (they live in its data directory): not ours
+    rm -f "$PGDIR"/.s.PGSQL.*.lock "$PGDIR/server.log"
+    start
+    echo "standby of $primary"
+}
+
+# A standby becomes a primary (pg_ctl promote waits until it accepts writes).
+promote() {
+    is_running || die "no server running in $PGDIR"
+    as_server pg_ctl -D "$PGDIR" -w -t 60 promote >/dev/null
+    echo "promoted $PGDIR"
+}
+
+# Stop the server as a crash does (-m immediate: no checkpoint, clients cut off); the next start recovers.
+crash() {
+    is_running || die "no server running in $PGDIR"
+    as_server pg_ctl -D "$PGDIR" -m immediate -w stop >/dev/null
+    echo "crashed $PGDIR"
+}
+
 case ${1:-} in
     start) start ;;
     stop) stop ;;
@@ -182,5 +221,8 @@ case ${1:-} in
     createdb) createdb "${2:-}" ;;
     schema) schema "${2:-}" ;;
     pgtap) pgtap "${2:-}" ;;
-    *) die "usage: $0 start|stop|status|env|bin|dir|createdb NAME|schema NAME|pgtap NAME" ;;
+    standby) standby "${2:-}" ;;
+    promote) promote ;;
+    crash) crash ;;
+    *) die "usage: $0 start|stop|status|env|bin|dir|createdb NAME|schema NAME|pgtap NAME|standby PRIMARY_DIR|promote|crash" ;;
 esac

@@ -80,23 +80,38 @@ def notifications(conn: psycopg.AsyncConnection[Any], closing: Event) -> AsyncGe
     return conn.notifies()
 
 
+# The callbacks of the consumers polling on each event loop: one handler per signal calls them all, so that
+# one process serving several queues or databases (a consumer each, gathered on one loop) stops all of them.
+_SIGNAL_CALLBACKS: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
+
+
 def on_signals(callback: Callable[[], None]) -> Callable[[], None]:
-    """Call `callback` on SIGTERM and SIGINT; returns what puts the previous handlers back. Outside the main
-    thread there is nothing to install: the embedding program stops the worker with stop()."""
+    """Call `callback` on SIGTERM and SIGINT, with those of the other consumers on this loop; returns what
+    removes it (and the handlers, with the loop's last one). Outside the main thread there is nothing to
+    install: the embedding program stops the worker with stop()."""
     loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, callback)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue
-        installed.append(sig)
+    callbacks = _SIGNAL_CALLBACKS.setdefault(loop, [])
+    callbacks.append(callback)
+    if len(callbacks) == 1:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, _call_all, callbacks)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
 
     def restore() -> None:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        callbacks.remove(callback)
+        if not callbacks:
+            _SIGNAL_CALLBACKS.pop(loop, None)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)  # False where none was installed
 
     return restore
+
+
+def _call_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in list(callbacks):
+        callback()
 
 
 async def call_body(fn: Callable[[], Any], guard: Callable[[], AbstractContextManager[None]]) -> Any:

@@ -163,6 +163,10 @@ class ResultTimeout(PgqrsError, TimeoutError):
     """`result(timeout=...)` gave up before the run finished."""
 
 
+class NotPrimary(PgqrsError):
+    """`pgqrs.connect(dsn)` reached a standby (read-only) with the DSN meant for writes."""
+
+
 REGISTRY: dict[str, type[PgqrsError]] = {
     cls.sqlstate: cls
     for cls in (

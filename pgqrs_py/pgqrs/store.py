@@ -10,12 +10,12 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from . import _sql
-from ._conncheck import connection_lost
 from ._dsn import resolve_dsn
 from ._json import ADAPTERS, dumps
 from ._observer import NO_OBSERVER
 from ._params import as_id, limits_params, trigger_params, update_step_params
 from ._pgqrs015 import Store015
+from ._pools import ReplicaReads, check_primary, checked_staleness, open_pool
 from ._retention import RetentionCalls
 from .errors import mapped_errors
 from .records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
@@ -42,16 +42,20 @@ def conn_kwargs() -> dict[str, Any]:
 class Store(RetentionCalls, Store015):
     """A pool of connections to one database. Make one with `await pgqrs.connect(dsn)`."""
 
-    def __init__(self, dsn: str, pool: AsyncConnectionPool[AsyncConn]) -> None:
+    def __init__(self, dsn: str, pool: AsyncConnectionPool[AsyncConn],
+                 replica: ReplicaReads | None = None) -> None:
         self.dsn = dsn
         self.pool = pool
-        self.results = ResultListener(dsn)  # result() waiters; its connection is opened at the first one
+        self.replica = replica  # the reads of `read_dsn` (pgqrs/_pools.py), if given
+        self.results = ResultListener(dsn, replica)  # result() waiters; its connection opens at the first one
         self.observer = NO_OBSERVER  # what its workers report, for metrics (pgqrs/_observer.py)
 
     async def close(self) -> None:
-        """Close the result listener (a `result()` still waiting raises PgqrsError) and the pool."""
+        """Close the result listener (a `result()` still waiting raises PgqrsError) and the pools."""
         await self.results.close()
         await self.pool.close()
+        if self.replica is not None:
+            await self.replica.close()
 
     async def __aenter__(self) -> Store:
         return self
@@ -66,6 +70,8 @@ class Store(RetentionCalls, Store015):
         Engine SQLSTATEs are raised as their pgqrs.errors class; other database errors as psycopg's."""
         if conn is not None:
             return await call_on(conn, query, params)
+        if self.replica is not None:
+            self.replica.before_call(query, params)
         with mapped_errors():
             async with self.pool.connection() as pooled:
                 cur = await pooled.execute(query, params)
@@ -237,35 +243,22 @@ class Store(RetentionCalls, Store015):
         return [ScheduledRun(*row) for row in await self.call(_sql.FIRE_SCHEDULES, ())]
 
 
-class PoolCheck:
-    """The pool's `check` at every checkout, without a round trip: a connection the server has closed (a
-    restart, `pg_terminate_backend`) is discarded and replaced instead of failing the caller's statement. When
-    one is found dead the pool checks its other idle ones at once (a restart kills them all)."""
-
-    def __init__(self) -> None:
-        self.pool: AsyncConnectionPool[AsyncConn] | None = None
-
-    async def __call__(self, conn: AsyncConn) -> None:
-        if not connection_lost(conn):
-            return
-        if self.pool is not None:
-            await self.pool.check()
-        raise psycopg.OperationalError("the server closed this pooled connection")
-
-
-async def connect(dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> Store:
+async def connect(dsn: str | None = None, *, read_dsn: str | None = None, max_staleness: float = 5.0,
+                  min_size: int = 1, max_size: int = 10) -> Store:
     """Open a pool to the database at `dsn`, by default the one `pgqrs.resolve_dsn` chooses ($PGQRS_DSN, the
     PG* variables, the embedded server of `pgqrs dev`). The schema must be installed (`pgqrs.install`).
+    `read_dsn`: a replica for `get()` and `result()` reads, used while it lags at most `max_staleness`
+    seconds and never older than what the store has seen (pgqrs/_pools.py).
 
-    A database that cannot be reached raises psycopg's own error at once (not a pool timeout). Calls no
-    engine function."""
+    A database that cannot be reached raises psycopg's own error at once (not a pool timeout); NotPrimary
+    when `dsn` reaches a standby; InvalidArgument for a max_staleness not of 0 to 86400 s. Calls no engine
+    function."""
+    max_staleness = checked_staleness(max_staleness)
     dsn = resolve_dsn(dsn)
-    probe = await psycopg.AsyncConnection.connect(dsn, **conn_kwargs())
-    await probe.close()
-    check = PoolCheck()
-    pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, kwargs=conn_kwargs(), open=False, check=check
-    )
-    check.pool = pool
-    await pool.open(wait=True)
-    return Store(dsn, pool)
+    async with await psycopg.AsyncConnection.connect(dsn, **conn_kwargs()) as probe:
+        await check_primary(probe)
+    replica = None
+    if read_dsn is not None:
+        await (await psycopg.AsyncConnection.connect(read_dsn, **conn_kwargs())).close()
+        replica = ReplicaReads(await open_pool(read_dsn, min_size, max_size, conn_kwargs()), max_staleness)
+    return Store(dsn, await open_pool(dsn, min_size, max_size, conn_kwargs()), replica)

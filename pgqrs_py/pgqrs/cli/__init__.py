@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--dsn", default=argparse.SUPPRESS,
                         help="libpq connection string or URI (default: $PGQRS_DSN, else the PG* variables, "
                              "else the server of `pgqrs dev`)")
+    common.add_argument("--read-dsn", default=argparse.SUPPRESS,
+                        help="a replica for the read commands (runs, run, workers, stats, schedule list); "
+                             "`run` reads the database when the replica does not have the run yet")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON instead of tables")
 
@@ -93,6 +96,9 @@ def _database_message(exc: psycopg.Error) -> str:
     text = one_line(exc.diag.message_primary or str(exc)) or type(exc).__name__
     if exc.sqlstate in ("3F000", "42P01") and "pgqrs" in text:
         return f"the pgqrs schema is not installed in this database (run `pgqrs install`): {text}"
+    if exc.sqlstate == "25006":  # read_only_sql_transaction: a write sent to a standby
+        return (f"the server is read-only, a standby? (give the primary with --dsn, or list the servers with "
+                f"target_session_attrs=read-write): {text}")
     if exc.sqlstate == "42883" and "pgqrs" in text:
         return f"the pgqrs schema here lacks a function this package calls (run `pgqrs upgrade`): {text}"
     return f"database error{' ' + exc.sqlstate if exc.sqlstate else ''}: {text}"
@@ -105,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         # --dsn / --json may come before or after the command; absent, they are not set at all (SUPPRESS)
         args.dsn = getattr(args, "dsn", None)
+        args.read_dsn = getattr(args, "read_dsn", None)
         args.json = getattr(args, "json", False)
         code: int = args.func(args)
         return code

@@ -103,10 +103,11 @@ def resolve_dsn(args: argparse.Namespace) -> str:
                        EXIT_UNREACHABLE) from None
 
 
-def connect(args: argparse.Namespace) -> psycopg.Connection[dict[str, Any]]:
-    """An autocommit connection whose rows are dicts. Raises CliError: exit 3 when the database cannot be
-    reached, exit 2 for a malformed connection string."""
-    dsn = resolve_dsn(args)
+def connect(args: argparse.Namespace, read: bool = False) -> psycopg.Connection[dict[str, Any]]:
+    """An autocommit connection whose rows are dicts, to --read-dsn for a `read` command when given (a
+    replica), else to the database. Raises CliError: exit 3 when the database cannot be reached, exit 2 for a
+    malformed connection string."""
+    dsn = args.read_dsn if read and args.read_dsn else resolve_dsn(args)
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10, row_factory=dict_row,
                                context=ADAPTERS)  # unreadable JSON is shown, not fatal (see _json.py)

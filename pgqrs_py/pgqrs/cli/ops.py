@@ -18,7 +18,7 @@ def register(add: AddCommand) -> None:
 
 def cmd_workers(args: argparse.Namespace) -> int:
     """`pgqrs workers`: the rows of the view pgqrs.worker_status."""
-    with connect(args) as conn:
+    with connect(args, read=True) as conn:
         rows = query(conn, ops_sql.WORKERS)
     if args.json:
         emit_json(rows)
@@ -31,7 +31,7 @@ def cmd_workers(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """`pgqrs stats`: the view pgqrs.queue_stats, and each queue's runs by status (pgqrs.run_overview)."""
-    with connect(args) as conn:
+    with connect(args, read=True) as conn:
         queues = query(conn, ops_sql.QUEUE_STATS)
         counts = query(conn, ops_sql.RUN_COUNTS)
     by_workflow: dict[str, dict[str, int]] = {}

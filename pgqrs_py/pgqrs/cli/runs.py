@@ -10,9 +10,12 @@ import argparse
 import sys
 from typing import Any
 
+import psycopg
+
 from .. import _sql
 from .._params import trigger_params, update_step_params
 from .._sql import ops as ops_sql
+from ..errors import UnknownRun
 from ..vocabulary import RUN_STATUSES, UPDATABLE_STEP_STATUSES
 from .common import (
     EXIT_OK,
@@ -98,7 +101,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """`pgqrs runs`: the newest rows of pgqrs.run_overview, filtered by status, workflow and version."""
-    with connect(args) as conn:
+    with connect(args, read=True) as conn:
         params = {"status": args.status, "workflow": args.workflow, "version": args.version,
                   "limit": args.limit}
         rows = query(conn, ops_sql.RUNS, params)
@@ -125,11 +128,16 @@ def _step_rows(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`pgqrs run ID`: calls ``pgqrs.run_status``, ``pgqrs.run_steps`` and ``pgqrs.run_children``. Raises
-    UnknownRun (QR002)."""
-    with connect(args) as conn:
-        run = query(conn, ops_sql.RUN, (args.run_id,))[0]
-        steps = query(conn, ops_sql.RUN_STEPS, (args.run_id,))
-        children = query(conn, ops_sql.RUN_CHILDREN, (args.run_id,))
+    UnknownRun (QR002). With --read-dsn, from the replica, else (it has not replayed the run yet) the
+    database."""
+    try:
+        with connect(args, read=True) as conn:
+            run, steps, children = _run_rows(conn, args.run_id)
+    except UnknownRun:
+        if not args.read_dsn:
+            raise
+        with connect(args) as conn:
+            run, steps, children = _run_rows(conn, args.run_id)
     if args.json:
         emit_json({"run": run, "steps": steps, "children": children})
         return EXIT_OK
@@ -163,6 +171,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                                ("step_id", "started by step"), ("created_at", "created"),
                                ("finished_at", "finished")], ""))
     return EXIT_OK
+
+
+def _run_rows(conn: psycopg.Connection[dict[str, Any]],
+              run_id: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run, its steps and its children: ``pgqrs.run_status``, ``pgqrs.run_steps``, ``pgqrs.run_children``
+    one after another. Raises UnknownRun (QR002)."""
+    run = query(conn, ops_sql.RUN, (run_id,))[0]
+    return run, query(conn, ops_sql.RUN_STEPS, (run_id,)), query(conn, ops_sql.RUN_CHILDREN, (run_id,))
 
 
 def _current_step(run: dict[str, Any]) -> str | None:

@@ -87,7 +87,7 @@ def _report(args: argparse.Namespace, found: bool, done: str) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """`pgqrs schedule list` (also plain `pgqrs schedule`): the rows of the view pgqrs.schedules."""
-    with connect(args) as conn:
+    with connect(args, read=True) as conn:
         rows = query(conn, ops_sql.SCHEDULES)
     if args.json:
         emit_json(rows)

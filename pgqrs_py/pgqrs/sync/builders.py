@@ -231,10 +231,16 @@ def run() -> RunBuilder:
 
 
 def run_status(store: Store, run: Any, conn: Conn | None = None) -> RunInfo:
-    """The run's status row: calls ``pgqrs.run_status`` (on `conn`, else a pooled connection). Raises
-    UnknownRun (QR002), and TypeError for something that is not a run id."""
-    rows = store.call(_sql.RUN_STATUS, (as_id(run),), conn)
-    return RunInfo(*rows[0])
+    """The run's status row: calls ``pgqrs.run_status`` (on `conn`, else on the store's replica when it has
+    one and its row is fresh, see pgqrs/_pools.py, else a pooled connection). Raises UnknownRun (QR002), and
+    TypeError for something that is not a run id."""
+    run_id = as_id(run)
+    row = store.replica.run_status(run_id) if store.replica is not None and conn is None else None
+    if row is None:
+        row = (store.call(_sql.RUN_STATUS, (run_id,), conn))[0]
+    if store.replica is not None:
+        store.replica.saw(row)
+    return RunInfo(*row)
 
 
 def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
@@ -251,10 +257,16 @@ def wait_result(store: Store, run: Any, timeout: float | None = None) -> Any:
     waiter = store.results.add(run_id)
     try:
         status = "unknown: no answer from the database"
-        try:  # the first check, on a pooled connection for a moment
+        try:  # the first check, on a pooled connection for a moment (the replica's, when fresh)
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            with store.pool.connection(timeout=wait) as conn:
-                info = run_status(store, run_id, conn)
+            replica = store.replica
+            row = replica.run_status(run_id) if replica is not None else None
+            if replica is not None and row is not None:
+                replica.saw(row)
+                info = RunInfo(*row)
+            else:
+                with store.pool.connection(timeout=wait) as conn:
+                    info = run_status(store, run_id, conn)
             status = info.status
             if info.status in FINISHED_RUN_STATUSES:
                 return run_outcome(info)

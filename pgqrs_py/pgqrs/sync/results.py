@@ -8,6 +8,11 @@ a non-member nothing. A token that belongs to a run waited for makes the listene
 runs, in one query, and hand each finished one to its waiters. Safety net: after every (re)connect, and every
 SWEEP_INTERVAL seconds, it reads the status of every run waited for (a notification sent while it was away is
 lost). A lost database stops nothing: the listener reconnects with backoff and checks again.
+
+With a replica (`read_dsn`), the listener still LISTENs on the primary (a standby cannot LISTEN) but reads
+the runs' status from the replica; a run announced finished that the replica does not show finished yet is
+read from it again every LAG_RECHECK seconds, and from the primary once the replica's max_staleness has
+passed (pgqrs/_pools.py).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import psycopg
 from .. import _sql
 from .._json import ADAPTERS
 from ..errors import PgqrsError
-from ..results import SWEEP_INTERVAL, WAIT_SLICE, log, run_token
+from ..results import LAG_RECHECK, SWEEP_INTERVAL, WAIT_SLICE, log, run_token
 from ._compat import Event, Task, cancel_all, sleep, spawn, wait_event, wait_tasks
+from ._pools import ReplicaReads
 
 
 class Waiter:
@@ -44,8 +50,11 @@ class Waiter:
 class ResultListener:
     """The waiters of one store and the LISTEN connection that wakes them (see the module's docstring)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, replica: ReplicaReads | None = None) -> None:
         self.dsn = dsn
+        self.replica = replica
+        # runs announced finished that the replica lacked -> when to read them from the primary instead
+        self._lagging: dict[int, float] = {}
         self._lock = threading.Lock()  # the sync flavour adds and removes waiters from many threads
         self._waiters: dict[int, list[Waiter]] = {}
         self._key: bytes | None = None
@@ -154,7 +163,7 @@ class ResultListener:
         next_sweep = time.monotonic() + SWEEP_INTERVAL
         while not self._closed:
             tokens = set()
-            wait = max(0.0, min(WAIT_SLICE, next_sweep - time.monotonic()))
+            wait = max(0.0, min(LAG_RECHECK if self._lagging else WAIT_SLICE, next_sweep - time.monotonic()))
             # stop_after=1 ends the wait at the first packet of notifications (all of it is taken)
             for note in conn.notifies(timeout=wait, stop_after=1):
                 tokens.add(note.payload)
@@ -162,12 +171,40 @@ class ResultListener:
                 next_sweep = time.monotonic() + SWEEP_INTERVAL
                 self._check(conn, self._pending())
             else:
-                self._check(conn, self._matching(tokens))
+                self._check(conn, self._matching(tokens), announced=True)
+            if self._lagging:
+                self._check_lagging(conn)
 
-    def _check(self, conn: psycopg.Connection[Any], run_ids: list[int]) -> None:
-        """Hand the runs of `run_ids` that are finished to their waiters, in one query."""
+    def _check_lagging(self, conn: psycopg.Connection[Any]) -> None:
+        """Read again the runs announced finished that the replica lacked, on the primary past their time."""
+        now, pending = time.monotonic(), set(self._pending())
+        due = [run_id for run_id, until in self._lagging.items() if until <= now and run_id in pending]
+        self._lagging = {run_id: until for run_id, until in self._lagging.items()
+                         if until > now and run_id in pending}
+        self._check(conn, due, on_primary=True)
+        self._check(conn, list(self._lagging), announced=True)
+
+    def _check(self, conn: psycopg.Connection[Any], run_ids: list[int], announced: bool = False,
+               on_primary: bool = False) -> None:
+        """Hand the runs of `run_ids` that are finished to their waiters, in one query: on the replica when
+        there is one that can answer (`announced`: the runs are known to be finished, and one the replica
+        lacks is looked at again, see _check_lagging), else on `conn`, the primary."""
         if not run_ids:
             return
+        if self.replica is not None and not on_primary:
+            rows, answered = self.replica.finished_runs(run_ids)
+            if answered:
+                for row in rows:
+                    self.replica.saw(row)
+                    self._lagging.pop(row[0], None)
+                    self._finish(row[0], row)
+                if announced:
+                    until = time.monotonic() + self.replica.max_staleness
+                    done = {row[0] for row in rows}
+                    for run_id in run_ids:
+                        if run_id not in done:
+                            self._lagging.setdefault(run_id, until)
+                return
         try:
             rows = (conn.execute(_sql.FINISHED_RUNS, (run_ids,))).fetchall()
         except psycopg.OperationalError:
@@ -180,4 +217,6 @@ class ResultListener:
                 self._check(conn, [run_id])
             return
         for row in rows:
+            if self.replica is not None:
+                self.replica.saw(row)
             self._finish(row[0], row)

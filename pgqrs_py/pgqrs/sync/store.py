@@ -11,16 +11,17 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from .. import _sql
-from .._conncheck import connection_lost
 from .._dsn import resolve_dsn
 from .._json import dumps
 from .._observer import NO_OBSERVER
 from .._params import as_id, limits_params, trigger_params, update_step_params
+from .._pools import checked_staleness
 from ..errors import mapped_errors
 from ..records import Schedule, ScheduledRun, StepRecord, TriggerHandle, WorkflowDef
 from ..store import conn_kwargs
 from ..vocabulary import StepStatus
 from ._pgqrs015 import Store015
+from ._pools import ReplicaReads, check_primary, open_pool
 from ._retention import RetentionCalls
 from .results import ResultListener
 
@@ -38,16 +39,20 @@ def call_on(conn: Conn, query: str, params: tuple[Any, ...]) -> list[tuple[Any, 
 class Store(RetentionCalls, Store015):
     """A pool of connections to one database. Make one with `pgqrs.connect(dsn)`."""
 
-    def __init__(self, dsn: str, pool: ConnectionPool[Conn]) -> None:
+    def __init__(self, dsn: str, pool: ConnectionPool[Conn],
+                 replica: ReplicaReads | None = None) -> None:
         self.dsn = dsn
         self.pool = pool
-        self.results = ResultListener(dsn)  # result() waiters; its connection is opened at the first one
+        self.replica = replica  # the reads of `read_dsn` (pgqrs/_pools.py), if given
+        self.results = ResultListener(dsn, replica)  # result() waiters; its connection opens at the first one
         self.observer = NO_OBSERVER  # what its workers report, for metrics (pgqrs/_observer.py)
 
     def close(self) -> None:
-        """Close the result listener (a `result()` still waiting raises PgqrsError) and the pool."""
+        """Close the result listener (a `result()` still waiting raises PgqrsError) and the pools."""
         self.results.close()
         self.pool.close()
+        if self.replica is not None:
+            self.replica.close()
 
     def __enter__(self) -> Store:
         return self
@@ -62,6 +67,8 @@ class Store(RetentionCalls, Store015):
         Engine SQLSTATEs are raised as their pgqrs.errors class; other database errors as psycopg's."""
         if conn is not None:
             return call_on(conn, query, params)
+        if self.replica is not None:
+            self.replica.before_call(query, params)
         with mapped_errors():
             with self.pool.connection() as pooled:
                 cur = pooled.execute(query, params)
@@ -233,35 +240,22 @@ class Store(RetentionCalls, Store015):
         return [ScheduledRun(*row) for row in self.call(_sql.FIRE_SCHEDULES, ())]
 
 
-class PoolCheck:
-    """The pool's `check` at every checkout, without a round trip: a connection the server has closed (a
-    restart, `pg_terminate_backend`) is discarded and replaced instead of failing the caller's statement. When
-    one is found dead the pool checks its other idle ones at once (a restart kills them all)."""
-
-    def __init__(self) -> None:
-        self.pool: ConnectionPool[Conn] | None = None
-
-    def __call__(self, conn: Conn) -> None:
-        if not connection_lost(conn):
-            return
-        if self.pool is not None:
-            self.pool.check()
-        raise psycopg.OperationalError("the server closed this pooled connection")
-
-
-def connect(dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> Store:
+def connect(dsn: str | None = None, *, read_dsn: str | None = None, max_staleness: float = 5.0,
+            min_size: int = 1, max_size: int = 10) -> Store:
     """Open a pool to the database at `dsn`, by default the one `pgqrs.resolve_dsn` chooses ($PGQRS_DSN, the
     PG* variables, the embedded server of `pgqrs dev`). The schema must be installed (`pgqrs.install`).
+    `read_dsn`: a replica for `get()` and `result()` reads, used while it lags at most `max_staleness`
+    seconds and never older than what the store has seen (pgqrs/_pools.py).
 
-    A database that cannot be reached raises psycopg's own error at once (not a pool timeout). Calls no
-    engine function."""
+    A database that cannot be reached raises psycopg's own error at once (not a pool timeout); NotPrimary
+    when `dsn` reaches a standby; InvalidArgument for a max_staleness not of 0 to 86400 s. Calls no engine
+    function."""
+    max_staleness = checked_staleness(max_staleness)
     dsn = resolve_dsn(dsn)
-    probe = psycopg.Connection.connect(dsn, **conn_kwargs())
-    probe.close()
-    check = PoolCheck()
-    pool: ConnectionPool[Conn] = ConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, kwargs=conn_kwargs(), open=False, check=check
-    )
-    check.pool = pool
-    pool.open(wait=True)
-    return Store(dsn, pool)
+    with psycopg.Connection.connect(dsn, **conn_kwargs()) as probe:
+        check_primary(probe)
+    replica = None
+    if read_dsn is not None:
+        (psycopg.Connection.connect(read_dsn, **conn_kwargs())).close()
+        replica = ReplicaReads(open_pool(read_dsn, min_size, max_size, conn_kwargs()), max_staleness)
+    return Store(dsn, open_pool(dsn, min_size, max_size, conn_kwargs()), replica)
