@@ -72,14 +72,24 @@ def click_to(site: dict[str, Any], by: str, value: str, url_part: str) -> None:
     wait_for(f"a page at {url_part}", lambda: url_part in d.current_url, timeout=10)
 
 
-def text(site: dict[str, Any], element_id: str) -> str:
-    """The text of an element, read again when a live update replaced it meanwhile."""
+def text(site: dict[str, Any], element_id: str, by: str = By.ID) -> str:
+    """The text of an element, read again when a live update or a page load replaced it meanwhile."""
     for _ in range(20):
         try:
-            return str(site["driver"].find_element(By.ID, element_id).text)
+            return str(site["driver"].find_element(by, element_id).text)
         except StaleElementReferenceException:
             continue
-    raise AssertionError(f"#{element_id} kept being replaced")
+    raise AssertionError(f"{element_id} kept being replaced")
+
+
+def texts(site: dict[str, Any], css: str) -> set[str]:
+    """The texts of the elements `css` selects, read again when a live update replaced one meanwhile."""
+    for _ in range(20):
+        try:
+            return {str(e.text) for e in site["driver"].find_elements(By.CSS_SELECTOR, css)}
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{css} kept being replaced")
 
 
 def new_run(site: dict[str, Any], payload: dict[str, Any], status: str) -> int:
@@ -114,7 +124,7 @@ def test_a_failed_run_shows_its_error_and_a_retry_makes_it_succeed(site: dict[st
     d.get(site["url"] + "/runs")
     Select(d.find_element(By.NAME, "status")).select_by_visible_text("ERROR")
     click_to(site, By.CSS_SELECTOR, "form.filters button", "status=ERROR")
-    statuses = {e.text for e in d.find_elements(By.CSS_SELECTOR, "#runs .badge")}
+    statuses = texts(site, "#runs .badge")
     assert statuses == {"ERROR"}, statuses
     click_to(site, By.LINK_TEXT, str(failed), f"/runs/{failed}")
     error = text(site, "run-error")
@@ -137,7 +147,8 @@ def test_an_action_without_the_token_is_refused(site: dict[str, Any]) -> None:
     d.get(f"{site['url']}/runs/{failed}/confirm/retry")
     d.delete_all_cookies()  # the session (the token) is gone; the form is still on the screen
     d.find_element(By.ID, "confirm").click()
-    wait_for("the refusal", lambda: "token is needed" in d.find_element(By.TAG_NAME, "body").text, timeout=10)
+    # the page being left may be read as it goes: text() reads again what went stale
+    wait_for("the refusal", lambda: "token is needed" in text(site, "body", By.TAG_NAME), timeout=10)
     d.get(f"{site['url']}/runs/{failed}")
     assert "/login" in d.current_url  # every page needs the token too
     assert run_status(site["dsn"], failed) == "ERROR"
