@@ -1,0 +1,3 @@
+-- pgqrs schema 7 -> 8 (issue 20: partitioned history).
+-- Functions, views and grants are re-applied from the schema files after this file: only what re-running those
+-- files cannot do is here.
