@@ -30,6 +30,7 @@ import rawbound  # noqa: E402
 from pgqrs import _sql  # noqa: E402
 
 REPS = 5
+BATCH = 100  # runs per trigger_batch call, as in make bench
 
 
 def pad(sql: str, *args: Any) -> tuple[Any, ...]:
@@ -122,6 +123,13 @@ def main() -> None:
 
         rows.append(("select 1 (a round trip, no write)", *timed(conn, pid, n, select1)))
 
+        def trigger_batch(i: int) -> None:
+            inputs = json.dumps([{"n": i, "k": k} for k in range(BATCH)])
+            conn.execute("select count(*) from pgqrs.trigger_batch(p_workflow => %s, p_inputs => %s::jsonb)",
+                         (benchwf.WF, inputs)).fetchall()
+
+        rows.append((f"pgqrs.trigger_batch ({BATCH} runs)", *timed(conn, pid, n // 20, trigger_batch)))
+
         conn.execute(rawbound.SCHEMA.encode(), prepare=False)
 
         def raw_trigger(i: int) -> None:
@@ -146,6 +154,11 @@ def main() -> None:
             conn.execute(rawbound.FINISH, (json.dumps({"sum": i}), next(it4), 1)).fetchall()
 
         rows.append(("raw: finish run", *timed(conn, pid, n - 10, raw_finish)))
+
+        def raw_trigger_batch(i: int) -> None:
+            conn.execute(rawbound.TRIGGER_BATCH, (json.dumps([{"n": i, "k": k} for k in range(BATCH)]),))
+
+        rows.append((f"raw: insert {BATCH} runs + notify", *timed(conn, pid, n // 20, raw_trigger_batch)))
     lib.drop_db(args.db)
 
     print(lib.md_table(["call", "server CPU µs/call", "wall µs/call"],

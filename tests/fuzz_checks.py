@@ -2,10 +2,10 @@
 
 - FUZZ: the hypothesis settings (MAX_EXAMPLES examples per property, PGQRS_FUZZ_EXAMPLES; reproducible in CI);
 - `allowed`: every call either succeeds or fails with a SQLSTATE in ALLOWED_SQLSTATES;
-- `consistency_problems`: after every example the database has no message or step without its run (the hot
-  tables have no foreign keys since schema version 6: this is their check), no finished run
-  with a live message or lease, attempts within policy, messages and archive disjoint, ... and no step SUCCESS
-  seen so far (the `Shadow`) changed.
+- `consistency_problems`: after every example the database has no message or step without its run and no run
+  without its workflow (the hot tables have no foreign keys since schema version 6: this is their check), no
+  finished run with a live message or lease, attempts within policy, messages and archive disjoint, ... and no
+  step SUCCESS seen so far (the `Shadow`) changed.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ where not exists (select from pgqrs.runs as x where x.run_id = a.message_id)
 union all
 select format('step %%s/%%s without its run', s.run_id, s.step_id) from pgqrs.steps as s
 where not exists (select from pgqrs.runs as x where x.run_id = s.run_id)
+union all
+select format('run %%s of workflow %%s, which does not exist', x.run_id, x.workflow_id) from pgqrs.runs as x
+where not exists (select from pgqrs.workflows as w where w.workflow_id = x.workflow_id)
 union all
 select format('message %%s in queue %%s, which does not exist', m.message_id, m.queue_id)
 from pgqrs.messages as m where not exists (select from pgqrs.queues as q where q.queue_id = m.queue_id)

@@ -2,10 +2,12 @@
 
 -- message_id = run_id: a run has exactly one message for its whole life.
 -- visible_at is both "deliverable from" and, while leased, the lease expiry.
--- No foreign keys on the hot tables (messages, messages_archive, steps; since schema version 6): only the
--- engine's functions write them, always for a run they have just made or locked, and the row-level checks
--- cost each run more than anything else on its path but the commits (docs/benchmarks.md, "Foreign keys").
--- tests/fuzz_checks.py checks after every fuzzed call that no message or step is without its run.
+-- No foreign keys on the hot tables (messages, messages_archive, steps since schema version 6; runs.workflow_id
+-- since version 8): only the engine's functions write them, always for a run they have just made or locked (a
+-- run for a workflow they have just read, and workflows are never deleted), and the row-level checks cost each
+-- run more than anything else on its path but the commits (docs/benchmarks.md, "Foreign keys").
+-- tests/fuzz_checks.py checks after every fuzzed call that no message or step is without its run and no run
+-- without its workflow.
 create table if not exists pgqrs.messages (
     message_id bigint primary key,
     queue_id bigint not null,

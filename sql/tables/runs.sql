@@ -2,7 +2,7 @@
 
 create table if not exists pgqrs.runs (
     run_id bigint generated always as identity primary key,
-    workflow_id bigint not null references pgqrs.workflows (workflow_id),
+    workflow_id bigint not null,  -- no foreign key since schema version 8 (sql/tables/messages.sql says why)
     status text not null
     constraint runs_status_check
     check (status in ('QUEUED', 'RUNNING', 'PAUSED', 'WAITING', 'SUCCESS', 'ERROR', 'CANCELLED')),
