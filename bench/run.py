@@ -96,6 +96,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--batch-n", type=int, default=20000)
     ap.add_argument("--n", type=int, default=2000, help="runs per end-to-end drain")
     ap.add_argument("--workers", default="1,2,4,8")
+    ap.add_argument("--group-commit", default="1x8,4x8",
+                    help="pgqrs drains of --n runs by PROCESSESxCONCURRENCY (group commit), next to the bound's "
+                         "1-process drain")
     ap.add_argument("--lat-samples", type=int, default=100)
     ap.add_argument("--lat-warmup", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=10.0)
@@ -163,6 +166,10 @@ def main() -> None:
                 for k in ks:
                     record(f"e2e_{k}", eng.name,
                            workloads.drain(eng, args.n, k, tag=f"{eng.name}-e2e{k}-r{rep}"))
+                for setup in group_commit_setups(args) if eng.name == "pgqrs" else []:
+                    procs, conc = setup
+                    record(f"gc_{procs}x{conc}", eng.name,
+                           workloads.drain(eng, args.n, procs, conc, tag=f"gc-{procs}x{conc}-r{rep}"))
             if "latency" in phases:
                 record("latency", eng.name,
                        workloads.latency_idle(eng, args.lat_samples, args.lat_warmup, args.idle_s,
@@ -252,6 +259,11 @@ def med(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def group_commit_setups(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """--group-commit "1x8,4x8" -> [(1, 8), (4, 8)]."""
+    return [(int(p), int(c)) for p, c in (s.split("x") for s in args.group_commit.split(",") if s)]
+
+
 def count_label(digits: str) -> str:
     """10000000 -> 10M, 100000 -> 100k, 1000 -> 1k; other counts as they are."""
     n = int(digits)
@@ -259,6 +271,33 @@ def count_label(digits: str) -> str:
         if n >= size and n % size == 0:
             return f"{n // size}{unit}"
     return digits
+
+
+def cpu_table(res: dict[str, Any]) -> list[str]:
+    """CPU per run of each drain (worker processes and server, from /proc), pgqrs next to the bound."""
+    keys = sorted((k for k in res["m"] if k.startswith("e2e_")), key=lambda k: int(k[4:]))
+    keys += sorted(k for k in res["m"] if k.startswith("gc_"))
+    rows = []
+    for key in keys:
+        cells = []
+        totals = []
+        for eng in ("pgqrs", "raw"):
+            client = med(vals(res, key, eng, "client_cpu_ms_per_run"))
+            server = med(vals(res, key, eng, "server_cpu_ms_per_run"))
+            if client is None or server is None:
+                cells.append("–")
+                continue
+            totals.append(client + server)
+            cells.append(f"{client:.2f} + {server:.2f} = {client + server:.2f}")
+        ratio = f"{totals[0] / totals[1]:.1f}×" if len(totals) == 2 else "–"
+        label = f"{key[4:]} worker process(es)" if key.startswith("e2e_") else \
+            f"{key[3:].replace('x', ' process(es) × concurrency ')} (group commit)"
+        rows.append([label, *cells, ratio])
+    if not rows:
+        return []
+    return ["CPU per run in the end-to-end drains (ms, worker processes + server, from /proc; median of the "
+            "repetitions):", "",
+            lib.md_table(["drain", "pgqrs", "raw-SQL bound", "pgqrs vs bound"], rows), ""]
 
 
 def render(res: dict[str, Any]) -> str:
@@ -300,6 +339,13 @@ def render(res: dict[str, Any]) -> str:
         c = key[5:]
         n_rss = res["meta"]["args"]["rss_runs"]
         tput(f"end-to-end 3-step runs/s, 1 process at concurrency {c} ({n_rss} runs)", key)
+    bound_1 = vals(res, "e2e_1", "raw", "runs_per_s")
+    for key in sorted(k for k in res["m"] if k.startswith("gc_")):
+        procs, conc = key[3:].split("x")
+        ours = vals(res, key, "pgqrs", "runs_per_s")
+        ratio = f"{med(ours) / med(bound_1):.2f}× the bound's 1 process" if ours and bound_1 else "–"
+        rows.append([f"end-to-end 3-step runs/s, {procs} process{'es' if procs != '1' else ''} at concurrency "
+                     f"{conc} (group commit)", lib.fmt_summary(ours), "–", ratio])
     lat("trigger → first step p50 (ms)", "latency", "first_step_p50_ms")
     lat("trigger → first step p99 (ms)", "latency", "first_step_p99_ms")
     lat("trigger → result p50 (ms)", "latency", "result_p50_ms")
@@ -326,6 +372,8 @@ def render(res: dict[str, Any]) -> str:
         out.append("Fan-out: repetitions in which the parent had to wait for its children (in the others the "
                    f"last child had finished before the parent reached its gather): {waited}.")
         out.append("")
+
+    out.extend(cpu_table(res))
 
     # costs per run
     crow = []
