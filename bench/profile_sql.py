@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the server's time goes: CPU of the server backend per engine call, next to the raw-SQL equivalents.
 
-    eval "$(scripts/pg.sh env)"; .venv/bin/python bench/profile_sql.py [--n 2000]
+    eval "$(scripts/pg.sh env)"; .venv/bin/python bench/profile_sql.py [--n 2000] [--statements]
 
 Each call is sent N times in a row from one psycopg connection (autocommit, prepared: what a worker sends),
 and the backend's CPU time is read from /proc/<pid>/schedstat (nanoseconds on CPU) before and after, so the
@@ -54,11 +54,43 @@ def timed(conn: Any, pid: int, n: int, call: Callable[[int], Any]) -> tuple[floa
     return best
 
 
+def nested_statements(db_dsn: str, n: int) -> str:
+    """The statements the engine runs for n 3-step runs (trigger, dequeue, 3 × complete_step, complete_run),
+    each call's own statements included, in execution µs per run (pg_stat_statements, track = all). Times of
+    nested statements include pg_stat_statements' own instrumentation, so compare them with each other."""
+    with lib.connect(db_dsn) as conn:
+        conn.prepare_threshold = 0
+        conn.execute("create extension if not exists pg_stat_statements")
+        wid = lib.scalar(conn, "select pgqrs.register_worker(p_name => 'profile', p_queue => %s)", (benchwf.WF,))
+        conn.execute("set pg_stat_statements.track = 'all'")
+        conn.execute("select pg_stat_statements_reset()")
+        for i in range(n):
+            conn.execute(_sql.TRIGGER, pad(_sql.TRIGGER, benchwf.WF, json.dumps({"n": i}), None, None, None, 0))
+            row = conn.execute(_sql.DEQUEUE, pad(_sql.DEQUEUE, benchwf.WF, wid, 1, 3600)).fetchone()
+            run_id, token = row[1], row[4]
+            for k in range(3):
+                conn.execute(_sql.COMPLETE_STEP, pad(_sql.COMPLETE_STEP, run_id, f"s{k}", token, json.dumps({"i": k})))
+            conn.execute(_sql.COMPLETE_RUN, pad(_sql.COMPLETE_RUN, run_id, token, json.dumps({"sum": i})))
+        conn.execute("set pg_stat_statements.track = 'top'")
+        rows = conn.execute(
+            """select toplevel, calls::float8 / %s, total_exec_time * 1000 / %s,
+                      regexp_replace(left(query, 100), '\\s+', ' ', 'g')
+               from pg_stat_statements where calls >= %s and dbid = (select oid from pg_database
+               where datname = current_database()) order by total_exec_time desc limit 30""",
+            (n, n, n // 2)).fetchall()
+    return lib.md_table(["", "calls per run", "µs per run", "statement"],
+                        [["call" if top else "inside", f"{calls:.0f}", f"{us:.0f}", f"`{text}`"]
+                         for top, calls, us, text in rows])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--db", default="bench_profile")
     ap.add_argument("--sql", help="install the engine from the install.sql of this directory (experiments)")
+    ap.add_argument("--statements", action="store_true",
+                    help="instead: the statements inside the engine's calls for --n 3-step runs "
+                         "(pg_stat_statements with track = all; needs it preloaded, as make bench's cluster has)")
     args = ap.parse_args()
     n = args.n
     rows: list[tuple[str, float, float]] = []
@@ -72,6 +104,10 @@ def main() -> None:
             conn.execute("select pgqrs.create_workflow(p_name => %s)", (benchwf.WF,))
     else:
         benchwf.install(db_dsn)
+    if args.statements:
+        print(nested_statements(db_dsn, n))
+        lib.drop_db(args.db)
+        return
     with lib.connect(db_dsn) as conn:
         conn.prepare_threshold = 0
         pid = lib.scalar(conn, "select pg_backend_pid()")
