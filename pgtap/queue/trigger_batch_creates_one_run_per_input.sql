@@ -1,6 +1,6 @@
 -- trigger_batch starts one QUEUED run with a message per array element, in order.
 begin;
-select plan(4);
+select plan(5);
 set local "pgqrs.now" = '2030-01-01 00:00:00+00';
 
 create temp table t_wf as select * from pgqrs.create_workflow('wf');
@@ -20,6 +20,10 @@ set local "pgqrs.max_input_bytes" = '20';
 select throws_ok(
     $$select * from pgqrs.trigger_batch('wf', '[{"n": 4}, {"n": "more than twenty bytes"}]')$$,
     '22023', null, 'one bad element (over pgqrs.max_input_bytes) refuses the whole batch'
+);
+select lives_ok(
+    $$select * from pgqrs.trigger_batch('wf', '[{"n": "eleven"}, {"n": "twelve"}, {"n": "thirteen"}]')$$,
+    'a batch over pgqrs.max_input_bytes in all, each element within it, is accepted'
 );
 
 select * from finish();

@@ -60,6 +60,17 @@ $$;
 -- Run input: any JSON value (an object, an array, a scalar, JSON null; since schema version 7, issue 21:
 -- pgqrs 0.15 programs pass whatever is JSON-serialisable), not SQL NULL, no larger than the setting
 -- pgqrs.max_input_bytes (default 1 MiB).
+-- The largest run input, event payload or message to a run, in bytes of its JSON text: the setting
+-- pgqrs.max_input_bytes, 1 MiB when unset.
+create or replace function pgqrs._max_input_bytes()
+returns bigint
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(nullif(current_setting('pgqrs.max_input_bytes', true), '')::bigint, 1048576)
+$$;
+
 create or replace function pgqrs._check_input(p_input jsonb)
 returns void
 language plpgsql
@@ -67,7 +78,7 @@ stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_limit bigint := coalesce(nullif(current_setting('pgqrs.max_input_bytes', true), '')::bigint, 1048576);
+    v_limit bigint := pgqrs._max_input_bytes();
     v_size bigint;
 begin
     if p_input is null then

@@ -24,7 +24,7 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_payload jsonb := coalesce(p_payload, 'null'::jsonb);
-    v_limit bigint := coalesce(nullif(current_setting('pgqrs.max_input_bytes', true), '')::bigint, 1048576);
+    v_limit bigint := pgqrs._max_input_bytes();
     v_now timestamptz := pgqrs.now();
     v_woken bigint[];
     v_queue_id bigint;

@@ -47,7 +47,7 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_message jsonb := coalesce(p_message, 'null'::jsonb);
-    v_limit bigint := coalesce(nullif(current_setting('pgqrs.max_input_bytes', true), '')::bigint, 1048576);
+    v_limit bigint := pgqrs._max_input_bytes();
     v_now timestamptz := pgqrs.now();
     v_status text;
     v_id bigint;
