@@ -41,9 +41,9 @@ OUT = PKG / "sync"
 
 # The async modules that get a twin, each after the modules it imports.
 MODULES = ["_pools.py", "results.py", "_retention.py", "_pgqrs015.py", "store.py", "_groupcommit.py",
-           "_run_manual.py", "run.py", "_waits.py", "_children.py", "workflow.py", "_transaction.py",
-           "handler.py", "builders.py", "_outcome.py", "_wakeups.py", "_heartbeats.py", "_schedules.py",
-           "consumer.py", "__init__.py"]
+           "_run_manual.py", "run.py", "_waits.py", "_children.py", "workflow.py",
+           "_transaction.py", "handler.py", "builders.py", "_outcome.py", "_poller.py", "_wakeups.py",
+           "_heartbeats.py", "_schedules.py", "consumer.py", "__init__.py"]
 TWINS = {m.removesuffix(".py") for m in MODULES if m != "__init__.py"}
 RENAMES = {
     "AsyncConnectionPool": "ConnectionPool",

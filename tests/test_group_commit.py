@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import tempfile
+import threading
 from typing import Any
 
 import psycopg
@@ -166,3 +170,84 @@ def test_the_sync_worker_merges_its_completions_too(db: str) -> None:
     assert outputs == [{"out": i + 1} for i in range(100)]
     group = worker._group_commit
     assert group is not None and group.calls == 300 and group.batches < group.calls
+
+
+SYNC = b"S\x00\x00\x00\x04"  # the protocol's Sync message: the end of a pipeline's round trip
+
+
+class CountingRelay:
+    """A unix socket in front of the real server that relays every client and keeps what the clients sent."""
+
+    def __init__(self, directory: str, server_socket: str) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(os.path.join(directory, ".s.PGSQL.5498"))
+        self.listener.listen(8)
+        self.server_socket = server_socket
+        self.sent = bytearray()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.connect(self.server_socket)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if from_client:
+                    with self.lock:
+                        self.sent += data
+                sink.sendall(data)
+        except OSError:
+            pass
+        sink.close()
+
+    def syncs(self) -> int:
+        with self.lock:
+            return self.sent.count(SYNC)
+
+
+def test_a_batch_is_one_round_trip(db: str) -> None:
+    """A batch of five completions sends one Sync, so the worker waits for the server once per batch. It
+    used to be wrapped in psycopg's conn.transaction() inside the pipeline, which syncs after BEGIN, after the
+    calls and after COMMIT (four Syncs per batch, three more waits for the server than needed)."""
+    runs = leased_runs(db, 5)
+    params = psycopg.conninfo.conninfo_to_dict(db)
+    server_socket = os.path.join(str(params["host"]), f".s.PGSQL.{params.get('port', 5432)}")
+
+    async def batch(group: GroupCommit, step_id: str) -> list[Any]:
+        calls = [group.call(_sql.COMPLETE_STEP, (run_id, step_id, token, '"v"', None))
+                 for run_id, token in runs]
+        return list(await asyncio.gather(*calls))
+
+    async def scenario(dsn: str, relay: CountingRelay) -> tuple[list[Any], int, GroupCommit]:
+        async with await pgqrs.connect(dsn) as store:
+            group = GroupCommit(store)
+            closing = pgqrs._acompat.Event()
+            sender = asyncio.create_task(group.loop(closing))
+            await asyncio.sleep(0)
+            await batch(group, "warm-up")  # opens the sender's connection and prepares the statement
+            before = relay.syncs()
+            outcomes = await batch(group, "s1")
+            syncs = relay.syncs() - before
+            closing.set()
+            await sender
+            return outcomes, syncs, group
+
+    with tempfile.TemporaryDirectory() as directory:
+        relay = CountingRelay(directory, server_socket)
+        try:
+            outcomes, syncs, group = asyncio.run(
+                scenario(psycopg.conninfo.make_conninfo(db, host=directory, port=5498), relay))
+        finally:
+            relay.listener.close()
+    assert (group.batches, group.calls) == (2, 10), "the calls were not sent as two batches"
+    assert outcomes == [[(True,)]] * 5
+    assert syncs == 1

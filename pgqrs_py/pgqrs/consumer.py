@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from ._leases import Leases
 from ._outcome import hand_back, hand_back_interrupted, run_traced
 from ._params import as_id
 from ._pgqrs015 import Consumer015
+from ._poller import Poller
 from ._schedules import FIRE_INTERVAL, fire_loop
 from ._settings import MAX_CONCURRENCY, checked_setting, checked_version
 from ._wakeups import Wakeups
@@ -71,6 +71,7 @@ class Consumer(Consumer015):
                                       self._inflight_lock, self._wakeups.event)
         # several runs at once: their step and run completions share transactions (_groupcommit.py)
         self._group_commit = GroupCommit(store) if concurrency > 1 else None
+        self._poller = Poller(store, (queue, worker_id, visibility, version))  # the dispatch loop's dequeues
 
     async def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
@@ -116,6 +117,7 @@ class Consumer(Consumer015):
         finally:
             # Also when the loop died of something unexpected: runs in flight finish or are handed back.
             await self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
+            await self._poller.close()
             restore_signals()
             self._closing.set()
             await cancel_all(background)
@@ -133,9 +135,8 @@ class Consumer(Consumer015):
             wakeups.event.clear()  # before dequeue: a notification arriving during it must not be lost
             free = self.concurrency - len(self._inflight)
             if free > 0:
-                sent = time.monotonic()
                 try:
-                    messages = await self.dequeue(free)
+                    messages, sent = await self._poller.dequeue(free)
                 except (psycopg.Error, PgqrsError) as exc:  # the database away, or mid-upgrade: keep trying
                     log.warning("dequeue failed (%s); retrying in %.2f s", exc, backoff)
                     self.store.observer.loop_error()

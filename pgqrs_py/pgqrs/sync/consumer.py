@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from ._groupcommit import GroupCommit
 from ._heartbeats import Heartbeats
 from ._outcome import hand_back, hand_back_interrupted, run_traced
 from ._pgqrs015 import Consumer015
+from ._poller import Poller
 from ._schedules import fire_loop
 from ._wakeups import Wakeups
 from .handler import as_workflow
@@ -73,6 +73,7 @@ class Consumer(Consumer015):
                                       self._inflight_lock, self._wakeups.event)
         # several runs at once: their step and run completions share transactions (_groupcommit.py)
         self._group_commit = GroupCommit(store) if concurrency > 1 else None
+        self._poller = Poller(store, (queue, worker_id, visibility, version))  # the dispatch loop's dequeues
 
     def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
@@ -118,6 +119,7 @@ class Consumer(Consumer015):
         finally:
             # Also when the loop died of something unexpected: runs in flight finish or are handed back.
             self._drain(self.visibility if shutdown_timeout is None else shutdown_timeout)
+            self._poller.close()
             restore_signals()
             self._closing.set()
             cancel_all(background)
@@ -135,9 +137,8 @@ class Consumer(Consumer015):
             wakeups.event.clear()  # before dequeue: a notification arriving during it must not be lost
             free = self.concurrency - len(self._inflight)
             if free > 0:
-                sent = time.monotonic()
                 try:
-                    messages = self.dequeue(free)
+                    messages, sent = self._poller.dequeue(free)
                 except (psycopg.Error, PgqrsError) as exc:  # the database away, or mid-upgrade: keep trying
                     log.warning("dequeue failed (%s); retrying in %.2f s", exc, backoff)
                     self.store.observer.loop_error()
