@@ -48,8 +48,11 @@ class Relay:
         self._pump(server, client, self.server_closed)
 
     def _pump(self, source: socket.socket, sink: socket.socket, closed: threading.Event | None) -> None:
-        while data := source.recv(65536):
-            sink.sendall(data)
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:  # the other end is gone (the client's goodbye to a server that already left)
+            pass
         if closed is not None:  # the server closed its end: hold the client's open until released
             closed.set()
             self.release.wait(30)
