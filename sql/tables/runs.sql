@@ -5,7 +5,10 @@
 -- (sql/retention/history.sql makes the partitions, sql/retention/partitions.sql drops them). run_id comes from
 -- a sequence (a partitioned table has no identity column in PostgreSQL 15). No foreign key points at runs:
 -- dropping a partition would scan the referencing tables under an ACCESS EXCLUSIVE lock (tests/fuzz_checks.py
--- checks that no row is without its run).
+-- checks that no row is without its run). Every engine function whose statements touch the three tables plans
+-- them once per session (plan_cache_mode = force_generic_plan, partitions pruned when the statement runs): left
+-- to PL/pgSQL's default, a statement on a partitioned table is planned anew on every call (docs/benchmarks.md,
+-- "Partitioned history"); pgtap/catalog/history_functions_plan_generically.sql checks it.
 create table if not exists pgqrs.runs (
     run_id bigserial,
     workflow_id bigint not null references pgqrs.workflows (workflow_id),
