@@ -27,12 +27,14 @@ as $$
         )
 $$;
 
--- Drops, oldest first, each partition whose run ids have all been issued and whose runs may all go
--- (pgqrs._partition_droppable), after removing what other tables hold for those runs; returns the runs removed.
--- p_emptied: only the partitions left without runs (by the batched purge), else only those with runs. The newest
--- partitions (ids still to issue) and the default partition are never dropped. A drop locks the three tables
--- (ACCESS EXCLUSIVE) until the transaction ends: the caller ends it at once (purge_runs and apply_retention
--- return). A drop that would wait over 100 ms for the lock is skipped, never waited for.
+-- Drops the oldest partition whose run ids have all been issued and whose runs may all go
+-- (pgqrs._partition_droppable), after removing what other tables hold for those runs; returns its runs (0: none
+-- dropped, or an emptied one). p_emptied: only a partition left without runs (by the batched purge), else only
+-- one with runs. The newest partitions (ids still to issue) and the default partition are never dropped. A drop
+-- locks the three tables (ACCESS EXCLUSIVE) until the transaction ends, so one partition per call, and the
+-- caller ends the transaction at once (purge_runs and apply_retention return); the work that needs no lock
+-- (counting, removing the other tables' rows) comes before it. A drop that would wait over 100 ms for the lock is
+-- skipped, never waited for (the next call tries again; the batches delete meanwhile).
 create or replace function pgqrs._drop_partitions(p_before timestamptz, p_emptied boolean)
 returns bigint
 language plpgsql
@@ -43,7 +45,6 @@ declare
     v_part record;
     v_names text[];
     v_runs bigint;
-    v_removed bigint := 0;
     v_lock_timeout text := current_setting('lock_timeout');
 begin
     for v_part in
@@ -68,12 +69,12 @@ begin
             ];
             execute format('drop table pgqrs.%I, pgqrs.%I, pgqrs.%I', v_names[1], v_names[2], v_names[3]);
         exception when lock_not_available then
-            continue;  -- busy: rolled back (its locks released), tried again by the next purge
+            return 0;  -- busy: rolled back (its locks released), tried again by the next call
         end;
         perform set_config('lock_timeout', v_lock_timeout, true);
-        v_removed := v_removed + v_runs;
+        return v_runs;
     end loop;
-    return v_removed;
+    return 0;
 end
 $$;
 
