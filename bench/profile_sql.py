@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--db", default="bench_profile")
     ap.add_argument("--sql", help="install the engine from the install.sql of this directory (experiments)")
+    ap.add_argument("--partitions", type=int,
+                    help="the history in this many ranged partitions (a fresh install has 2): empty ones"
+                         " added past them, as a long retention keeps (schema 8)")
     args = ap.parse_args()
     n = args.n
     rows: list[tuple[str, float, float]] = []
@@ -71,6 +74,12 @@ def main() -> None:
             conn.execute("select pgqrs.create_workflow(p_name => %s)", (benchwf.WF,))
     else:
         benchwf.install(db_dsn)
+    if args.partitions:
+        with lib.connect(db_dsn) as conn:
+            ends = [r[0] for r in conn.execute("select end_id from pgqrs._history_partitions()")]
+            for i in range(args.partitions - len(ends)):
+                conn.execute("select pgqrs._create_history_partition(%s, %s)",
+                             (ends[-1] + i * 1000, ends[-1] + (i + 1) * 1000))
     with lib.connect(db_dsn) as conn:
         conn.prepare_threshold = 0
         pid = lib.scalar(conn, "select pg_backend_pid()")
