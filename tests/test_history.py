@@ -58,6 +58,22 @@ def test_a_drop_is_skipped_while_the_tables_are_in_use_and_done_once_free(db: st
         assert conn.execute(gone).fetchone() == (None, None)
 
 
+def test_making_a_partition_never_waits_for_a_busy_table(db: str) -> None:
+    small_partitions(db, 2)
+    finished_runs(db, "busy", 3, "2020-01-01 00:00:00+00")  # ids 1-3: one partition ahead is left
+    with psycopg.connect(db) as reader:  # a transaction that read the runs: holds a lock until it ends
+        reader.execute("select count(*) from pgqrs.runs").fetchone()
+        with psycopg.connect(db, autocommit=True) as maker:
+            t0 = time.monotonic()
+            assert maker.execute("select pgqrs.maintain_history()").fetchone() == (0,)
+            assert time.monotonic() - t0 < 2  # gave up after its 100 ms lock timeout
+        reader.rollback()
+    assert len(partitions(db)) == 2
+    with psycopg.connect(db, autocommit=True) as maker:
+        assert maker.execute("select pgqrs.maintain_history()").fetchone() == (1,)
+    assert len(partitions(db)) == 3
+
+
 def test_a_running_worker_makes_the_partitions_ahead(db: str) -> None:
     small_partitions(db, 2)
     finished_runs(db, "busy", 3, "2020-01-01 00:00:00+00")  # ids 1-3: one partition ahead is left
