@@ -46,11 +46,16 @@ select is(
 -- past the ranges (no maintenance meanwhile): the default partition catches the run
 insert into t_runs
 select (pgqrs.trigger('wf', jsonb_build_object('m', n))).run_id from generate_series(1, 7) as n;
-create temp table t_late as select max(run_id) as run_id from t_runs;
 select is(
-    (select r.tableoid::regclass::text from pgqrs.runs as r where r.run_id = (select run_id from t_late)),
+    (select r.tableoid::regclass::text from pgqrs.runs as r where r.run_id = (select max(run_id) from t_runs)),
     'pgqrs.runs_default', 'a run id past the last ranged partition lands in the default partition'
 );
+-- and a row written there with an id the sequence has not issued yet (not the engine's doing, but possible)
+insert into pgqrs.runs (run_id, workflow_id, status, input)
+select
+    pgqrs._next_run_id() + 1 as run_id, w.workflow_id, 'SUCCESS' as status, '{}'::jsonb as input
+from pgqrs.workflows as w where w.name = 'wf';
+create temp table t_late as select max(d.run_id) as run_id from pgqrs.runs_default as d;
 select is(pgqrs.maintain_history(3), 2, 'two more made');
 select ok(
     (select min(p.first_id) from pgqrs._history_partitions() as p where p.end_id > pgqrs._next_run_id())

@@ -97,8 +97,11 @@ begin
     end if;
     while (select count(*) from pgqrs._history_partitions() as p where p.end_id > v_next) < 2 loop
         v_width := coalesce(v_width, pgqrs._history_width());
-        -- above every id issued: the default partition cannot hold a row of the new range
-        v_first := greatest(v_next, (select max(p.end_id) from pgqrs._history_partitions() as p), 1);
+        -- above every id issued and every id in the default partition: creating it moves no row
+        v_first := greatest(
+            v_next, (select max(p.end_id) from pgqrs._history_partitions() as p),
+            (select max(d.run_id) + 1 from pgqrs.runs_default as d), 1
+        );
         begin
             -- creating a partition locks the tables: never make the workers wait for it
             perform set_config('lock_timeout', '100ms', true);
