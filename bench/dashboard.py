@@ -41,7 +41,10 @@ with r as (
     from generate_series(%(lo)s::bigint, %(hi)s::bigint) as g,
          lateral (select now() - interval '30 days' * (1 - g::float8 / %(total)s) as at) as t,
          (select array_agg(workflow_id order by workflow_id) as ids from pgqrs.workflows) as w
-    returning run_id, workflow_id, status, created_at
+    returning run_id, workflow_id, status, created_at, idempotency_key
+), k as (
+    insert into pgqrs.idempotency_keys (workflow_id, idempotency_key, run_id)
+    select r.workflow_id, r.idempotency_key, r.run_id from r
 ), a as (
     insert into pgqrs.messages_archive (message_id, queue_id, outcome, enqueued_at, archived_at, read_count)
     select r.run_id, q.queue_id, case when r.status = 'ERROR' then 'DEAD_LETTER' else 'SUCCESS' end,
@@ -56,15 +59,21 @@ from r cross join (values ('fetch', 0), ('transform', 1), ('store', 2)) as x (st
 QUEUED = "select count(*) from pgqrs.trigger_batch(p_workflow => %s, p_inputs => %s::jsonb)"
 
 
-def fill(runs: int) -> str:
-    """A fresh database with the schema and `runs` runs; returns its DSN."""
+def fill(runs: int, width: int | None = None) -> str:
+    """A fresh database with the schema and `runs` runs; returns its DSN. `width`: the history in partitions
+    of that many run ids (pgqrs.maintain_history), else the fresh install's (1,000,000 ids each)."""
     dsn = lib.recreate_db(DB)
     pgqrs.install(dsn)
     with lib.connect(dsn) as conn:
+        if width:  # the fresh install's partitions (empty) replaced by narrower ones, made ahead as runs come
+            for (first,) in conn.execute("select first_id from pgqrs._history_partitions()").fetchall():
+                conn.execute(f"drop table pgqrs.runs_from_{first}, pgqrs.steps_from_{first},"
+                             f" pgqrs.messages_archive_from_{first}")
         for name in WORKFLOWS:
             conn.execute("select pgqrs.create_workflow(p_name => %s)", (name,))
         chunk = 100_000
         for lo in range(1, runs + 1, chunk):
+            conn.execute("select pgqrs.maintain_history(%s)", (width,))
             conn.execute(FILL, {"lo": lo, "hi": min(lo + chunk - 1, runs), "total": runs})
             print(f"  filled {min(lo + chunk - 1, runs):,} runs", file=sys.stderr)
         conn.execute(QUEUED, ("orders", "[" + ",".join('{"queued": true}' for _ in range(500)) + "]"))

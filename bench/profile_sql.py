@@ -91,6 +91,9 @@ def main() -> None:
     ap.add_argument("--statements", action="store_true",
                     help="instead: the statements inside the engine's calls for --n 3-step runs "
                          "(pg_stat_statements with track = all; needs it preloaded, as make bench's cluster has)")
+    ap.add_argument("--partitions", type=int,
+                    help="the history in this many ranged partitions (a fresh install has 2): empty ones"
+                         " added past them, as a long retention keeps (schema 8)")
     args = ap.parse_args()
     n = args.n
     rows: list[tuple[str, float, float]] = []
@@ -108,6 +111,12 @@ def main() -> None:
         print(nested_statements(db_dsn, n))
         lib.drop_db(args.db)
         return
+    if args.partitions:
+        with lib.connect(db_dsn) as conn:
+            ends = [r[0] for r in conn.execute("select end_id from pgqrs._history_partitions()")]
+            for i in range(args.partitions - len(ends)):
+                conn.execute("select pgqrs._create_history_partition(%s, %s)",
+                             (ends[-1] + i * 1000, ends[-1] + (i + 1) * 1000))
     with lib.connect(db_dsn) as conn:
         conn.prepare_threshold = 0
         pid = lib.scalar(conn, "select pg_backend_pid()")

@@ -7,10 +7,13 @@ benchmark workflow, starts 4 worker processes (bench/worker.py, concurrency 1) a
 probe connection calls `pgqrs.dequeue` on an empty queue every 5 ms (its latency: what any dequeue pays for
 the purge's locks and I/O). The purge removes the runs finished more than a day ago, 10,000 per transaction,
 until none is left (it may outlast the drain: the drain's figures are those of the time they overlap).
+--width N lays the history out in partitions of N run ids (pgqrs.maintain_history): the purge then drops the
+partitions whose runs all finished more than a day ago and deletes the rest; without it the history is in the
+fresh install's first partition (1,000,000 run ids), which a purge of a day cannot drop: it deletes.
 Prints runs/s, the probe's p50/p99, the purge's time and rate, and the table and index sizes before and after.
 
     PGQRS_PGDIR=/tmp/pgqrs-bench PGQRS_FSYNC=on scripts/pg.sh start && eval "$(scripts/pg.sh env)"
-    .venv/bin/python bench/purge.py [--runs 1000000] [--drain 18000]
+    .venv/bin/python bench/purge.py [--runs 1000000] [--drain 18000] [--width 100000]
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ LEFT_SQL = (
     "select count(*) from pgqrs.messages as m join pgqrs.queues as q using (queue_id)"
     f" where q.name = '{benchwf.WF}'"
 )
+# (partitioned tables: the sum of their partitions)
 SIZES = """
-select c.relname, pg_size_pretty(pg_total_relation_size(c.oid)) from pg_class as c
-where c.relnamespace = 'pgqrs'::regnamespace and c.relname in ('runs', 'steps', 'messages_archive') order by 1
+select t.name, pg_size_pretty(sum(pg_total_relation_size(p.relid)))
+from unnest(array['messages_archive', 'runs', 'steps']) as t (name),
+     pg_partition_tree(('pgqrs.' || t.name)::regclass) as p
+group by 1 order by 1
 """
 
 
@@ -50,12 +56,15 @@ def probe(dsn: str, stop: threading.Event, out: list[float]) -> None:
 
 
 def purge(dsn: str, result: dict[str, Any]) -> None:
-    """Purge every run finished more than a day ago, 10,000 per transaction; its time and count."""
-    removed, t0 = 0, time.perf_counter()
+    """Purge every run finished more than a day ago, 10,000 per transaction (or a partition at once); its
+    time, count and calls."""
+    removed, calls, t0 = 0, 0, time.perf_counter()
     with lib.connect(dsn) as conn:
+        before = lib.scalar(conn, "select count(*) from pgqrs._history_partitions()")
         while n := lib.scalar(conn, "select pgqrs.purge_runs(interval '1 day', null, 10000)"):
-            removed += n
-    result.update(removed=removed, seconds=time.perf_counter() - t0)
+            removed, calls = removed + n, calls + 1
+        dropped = before - lib.scalar(conn, "select count(*) from pgqrs._history_partitions()")
+    result.update(removed=removed, seconds=time.perf_counter() - t0, calls=calls, dropped=dropped)
 
 
 def drain(dsn: str, n: int, with_purge: bool) -> dict[str, Any]:
@@ -90,8 +99,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=1_000_000, help="finished runs of history")
     ap.add_argument("--drain", type=int, default=18000, help="runs per drain (about as long as the purge)")
+    ap.add_argument("--width", type=int, help="the history in partitions of this many run ids")
     args = ap.parse_args()
-    dsn = dashboard.fill(args.runs)
+    dsn = dashboard.fill(args.runs, args.width)
     benchwf.install(dsn)
     with lib.connect(dsn) as conn:
         conn.execute("select pgqrs.create_workflow(p_name => 'probe')")
@@ -110,7 +120,8 @@ def main() -> None:
          f"{busy['probe_p99_ms']:.2f}"],
     ]))
     rate = p["removed"] / p["seconds"]
-    print(f"\npurge: {p['removed']:,} runs in {p['seconds']:.1f} s ({rate:,.0f} runs/s)")
+    print(f"\npurge: {p['removed']:,} runs in {p['seconds']:.1f} s ({rate:,.0f} runs/s), {p['calls']} calls,"
+          f" {p['dropped']} partitions dropped")
     print(lib.md_table(["table (with its indexes)", "before", "after the purge and VACUUM"],
                        [[name, size, dict(after)[name]] for name, size in before]))
 

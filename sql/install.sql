@@ -81,6 +81,8 @@
 \ir schedules/fire.sql
 
 -- retention/: purging finished runs, per workflow retention
+\ir retention/partitions.sql
+\ir retention/drop_partitions.sql
 \ir retention/purge.sql
 
 -- ops/: views for operators

@@ -2,10 +2,11 @@
 
 - FUZZ: the hypothesis settings (MAX_EXAMPLES examples per property, PGQRS_FUZZ_EXAMPLES; reproducible in CI);
 - `allowed`: every call either succeeds or fails with a SQLSTATE in ALLOWED_SQLSTATES;
-- `consistency_problems`: after every example the database has no message or step without its run and no run
-  without its workflow (the hot tables have no foreign keys since schema version 6: this is their check), no
-  finished run with a live message or lease, attempts within policy, messages and archive disjoint, ... and no
-  step SUCCESS seen so far (the `Shadow`) changed.
+- `consistency_problems`: after every example the database has no message, step, wait, sent message,
+  idempotency key, parent or origin of a fork without its run and no run without its workflow (no foreign key
+  points at runs since schema version 8, nor leaves the hot tables since version 6, nor runs.workflow_id since
+  version 8: this is their check), no finished run with a live message or lease, attempts within policy,
+  messages and archive disjoint, ... and no step SUCCESS seen so far (the `Shadow`) changed.
 """
 
 from __future__ import annotations
@@ -98,6 +99,22 @@ where not exists (select from pgqrs.runs as x where x.run_id = s.run_id)
 union all
 select format('run %%s of workflow %%s, which does not exist', x.run_id, x.workflow_id) from pgqrs.runs as x
 where not exists (select from pgqrs.workflows as w where w.workflow_id = x.workflow_id)
+union all
+select format('run %%s: its parent %%s does not exist', c.run_id, c.parent_run_id) from pgqrs.runs as c
+where c.parent_run_id is not null
+  and not exists (select from pgqrs.runs as x where x.run_id = c.parent_run_id)
+union all
+select format('run %%s: forked from %%s, which does not exist', f.run_id, f.forked_from) from pgqrs.runs as f
+where f.forked_from is not null and not exists (select from pgqrs.runs as x where x.run_id = f.forked_from)
+union all
+select 'wait without its run: ' || w.run_id from pgqrs.waits as w
+where not exists (select from pgqrs.runs as x where x.run_id = w.run_id)
+union all
+select format('message %%s sent to run %%s, which does not exist', m.message_id, m.run_id)
+from pgqrs.run_messages as m where not exists (select from pgqrs.runs as x where x.run_id = m.run_id)
+union all
+select format('idempotency key %%s of run %%s, which does not exist', k.idempotency_key, k.run_id)
+from pgqrs.idempotency_keys as k where not exists (select from pgqrs.runs as x where x.run_id = k.run_id)
 union all
 select format('message %%s in queue %%s, which does not exist', m.message_id, m.queue_id)
 from pgqrs.messages as m where not exists (select from pgqrs.queues as q where q.queue_id = m.queue_id)

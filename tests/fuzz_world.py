@@ -390,6 +390,7 @@ def valid_value(param: str, typ: str, fn: str, world: World) -> st.SearchStrateg
         "p_limit": st.sampled_from([1, 10, 10000]),
         "p_dry_run": st.booleans(),
         "p_retention": st.sampled_from([None, timedelta(days=7)]),
+        "p_width": st.sampled_from([None, 0, 2, 1000000]),
         "p_version": st.sampled_from([None, "v1", "2024-06-01"]),
         "p_trace_context": st.sampled_from(
             [None, Jsonb({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})]

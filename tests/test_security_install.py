@@ -119,7 +119,7 @@ def test_an_admin_member_still_operates_the_engine(logins: None, db: str, conn: 
         r[0]
         for r in conn.execute(
             "select c.oid::regclass::text from pg_class as c"
-            " where c.relnamespace = 'pgqrs'::regnamespace and c.relkind in ('r', 'v') order by 1"
+            " where c.relnamespace = 'pgqrs'::regnamespace and c.relkind in ('r', 'p', 'v') order by 1"
         )
     ]
     with as_login(db, "pgqrs_t_admin") as admin:

@@ -192,6 +192,7 @@ PARAM_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "p_limit": lambda c: 10,
     "p_dry_run": lambda c: True,
     "p_retention": lambda c: timedelta(days=7),
+    "p_width": lambda c: None,
     "p_version": lambda c: "v1",
     "p_cron": lambda c: "*/15 * * * *",
     "p_timezone": lambda c: "UTC",

@@ -246,6 +246,12 @@ def test_upgrade_from_v1_keeps_every_run_and_equals_a_fresh_install(make_db: Any
         }
         api_after = statuses(conn)
         assert without_new_columns(api_after, api_before) == api_before, "run_status / run_steps changed"
+        # version 8: the idempotency keys moved to a table of their own, and still find their run
+        assert [(k["idempotency_key"], k["run_id"]) for k in rows_after["idempotency_keys"]] == [
+            ("order-42", ids["keyed"])
+        ]
+        again = "select run_id, created from pgqrs.trigger('up_queued', '{\"n\": 3}', 'order-42')"
+        assert one(conn, again) == (ids["keyed"], False)
 
         # the live runs carry on under the upgraded engine
         run, token = ids["running"], ids["running_token"]

@@ -1,5 +1,5 @@
 """Retention (sql/retention/purge.sql): `store.purge_runs` and `store.set_workflow_retention` (mixed into
-Store), and what workers call on their own, `apply_retention`."""
+Store), and what workers call on their own, `apply_retention` and `maintain_history`."""
 
 from __future__ import annotations
 
@@ -49,3 +49,10 @@ class RetentionCalls:
         """Apply the workflows' retention (workers do, every few seconds): calls ``pgqrs.apply_retention``,
         which purges each workflow at most once a minute across all callers; returns the runs removed."""
         return int((await self.call(_sql.APPLY_RETENTION, ()))[0][0])
+
+    async def maintain_history(self, width: int | None = None) -> int:
+        """Keep partitions of the history (runs, steps, archived messages) ready ahead of the run ids (workers
+        do, with `apply_retention`): calls ``pgqrs.maintain_history``; returns the partitions made. `width`:
+        run ids per new partition; None: about a day of runs, at least 1,000,000. Raises InvalidArgument
+        (22023: a width not 1-10000000000)."""
+        return int((await self.call(_sql.MAINTAIN_HISTORY, (width,)))[0][0])

@@ -152,3 +152,41 @@ as $$
         'steps', (select jsonb_agg(to_jsonb(s) order by s.step_order) from pgqrs.steps as s where s.run_id = p_run)
     )
 $$;
+
+-- Small partitions of the history for a test: every ranged partition of runs, steps and messages_archive is
+-- detached (a plain table <table>_detached_<first id> until the test's rollback), then pgqrs.maintain_history
+-- makes two of p_width run ids from the next run id on. Returns the first id of the first one.
+create function pgqrs_tests.small_partitions(p_width bigint)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_first bigint;
+    v_table text;
+begin
+    for v_first in select p.first_id from pgqrs._history_partitions() as p loop
+        foreach v_table in array array['runs', 'steps', 'messages_archive'] loop
+            execute format('alter table pgqrs.%I detach partition pgqrs.%I', v_table,
+                           v_table || '_from_' || v_first);
+            execute format('alter table pgqrs.%I rename to %I', v_table || '_from_' || v_first,
+                           v_table || '_detached_' || v_first);
+        end loop;
+    end loop;
+    perform pgqrs.maintain_history(p_width);
+    return (select min(p.first_id) from pgqrs._history_partitions() as p);
+end
+$$;
+
+-- A run of wf that finished SUCCESS now (pgqrs.now()), its message archived; its id.
+create function pgqrs_tests.finished_run(p_input jsonb default '{}')
+returns bigint
+language plpgsql
+as $$
+declare
+    v_run record;
+begin
+    select * into v_run from pgqrs_tests.leased_run(p_input);
+    perform pgqrs.complete_run(v_run.run_id, v_run.lease_token, '{}');
+    return v_run.run_id;
+end
+$$;

@@ -1,4 +1,5 @@
--- Every public (not _-prefixed) function in pgqrs is documented with COMMENT ON FUNCTION, and so is every view.
+-- Every public (not _-prefixed) function in pgqrs is documented with COMMENT ON FUNCTION, and so is every view
+-- and table (a partition of the history is described by its partitioned table).
 begin;
 select plan(3);
 
@@ -21,7 +22,7 @@ select is(
     array(
         select c.relname::text from pg_class as c
         where
-            c.relnamespace = 'pgqrs'::regnamespace and c.relkind in ('r', 'v')
+            c.relnamespace = 'pgqrs'::regnamespace and c.relkind in ('r', 'p', 'v') and not c.relispartition
             and coalesce(obj_description(c.oid, 'pg_class'), '') = ''
         order by 1
     ),

@@ -1,12 +1,11 @@
 -- pgqrs: views the dashboard reads (pgqrs dashboard, docs/dashboard.md) beyond the operators' views.
 
--- A lookup by key alone reads the unique index runs_idempotency_key (workflow_id, idempotency_key) once per
+-- A lookup by key alone reads the primary key of pgqrs.idempotency_keys (workflow_id, idempotency_key) once per
 -- workflow: a nested loop over the few workflows, not a scan of the runs.
 create or replace view pgqrs.run_keys as
-select r.run_id, w.name as workflow, r.idempotency_key
+select k.run_id, w.name as workflow, k.idempotency_key
 from pgqrs.workflows as w
-join pgqrs.runs as r on r.workflow_id = w.workflow_id
-where r.idempotency_key is not null;
+join pgqrs.idempotency_keys as k on k.workflow_id = w.workflow_id;
 comment on view pgqrs.run_keys is
 'The idempotency key of each run started with one (pgqrs.trigger p_idempotency_key): find a run by its key.';
 

@@ -1,7 +1,7 @@
 -- pgqrs: starting a run.
 
 -- Runs in the caller's transaction: a rollback leaves neither run nor message nor notification. Concurrent
--- triggers with one idempotency key serialise on the unique index; the loser reads the winner's run.
+-- triggers with one idempotency key serialise on pgqrs.idempotency_keys; the loser reads the winner's run.
 create or replace function pgqrs.trigger(
     p_workflow text,
     p_input jsonb default '{}',
@@ -18,6 +18,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare
@@ -53,28 +54,38 @@ begin
     end if;
     v_visible_at := greatest(v_now, coalesce(p_run_at, v_now + coalesce(p_delay, interval '0')));
 
-    insert into pgqrs.runs (
-        workflow_id, status, input, idempotency_key, created_at, updated_at, trace_context, version
-    )
-    select q.workflow_id, 'QUEUED', p_input, p_idempotency_key, v_now, v_now, p_trace_context, p_version
-    from pgqrs.queues as q where q.queue_id = v_queue_id
-    on conflict (workflow_id, idempotency_key) do nothing
-    returning runs.run_id into v_run_id;
-
-    if v_run_id is null then
-        select r.run_id, r.input into v_run_id, v_existing
-        from pgqrs.runs as r join pgqrs.queues as q using (workflow_id)
-        where q.queue_id = v_queue_id and r.idempotency_key = p_idempotency_key;
-        if v_existing is distinct from p_input then
-            raise exception using
-                errcode = 'QR006',
-                message = format('idempotency key %s already used by run %s with a different input',
-                                 p_idempotency_key, v_run_id),
-                hint = 'Use a new key for new input.';
+    if p_idempotency_key is not null then
+        -- the key first: concurrent triggers with one key serialise on its primary key
+        insert into pgqrs.idempotency_keys as k (workflow_id, idempotency_key, run_id)
+        select q.workflow_id, p_idempotency_key, nextval('pgqrs.runs_run_id_seq')
+        from pgqrs.queues as q where q.queue_id = v_queue_id
+        on conflict (workflow_id, idempotency_key) do nothing
+        returning k.run_id into v_run_id;
+        if v_run_id is null then
+            select r.run_id, r.input into v_run_id, v_existing
+            from pgqrs.idempotency_keys as k
+            join pgqrs.queues as q using (workflow_id)
+            join pgqrs.runs as r on r.run_id = k.run_id
+            where q.queue_id = v_queue_id and k.idempotency_key = p_idempotency_key;
+            if v_existing is distinct from p_input then
+                raise exception using
+                    errcode = 'QR006',
+                    message = format('idempotency key %s already used by run %s with a different input',
+                                     p_idempotency_key, v_run_id),
+                    hint = 'Use a new key for new input.';
+            end if;
+            return query select v_run_id, v_run_id, false;
+            return;
         end if;
-        return query select v_run_id, v_run_id, false;
-        return;
     end if;
+
+    insert into pgqrs.runs (
+        run_id, workflow_id, status, input, idempotency_key, created_at, updated_at, trace_context, version
+    )
+    select coalesce(v_run_id, nextval('pgqrs.runs_run_id_seq')), q.workflow_id, 'QUEUED', p_input,
+        p_idempotency_key, v_now, v_now, p_trace_context, p_version
+    from pgqrs.queues as q where q.queue_id = v_queue_id
+    returning runs.run_id into v_run_id;
 
     insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, priority, concurrency_key, version)
     values (v_run_id, v_queue_id, v_visible_at, v_now, p_priority, p_concurrency_key, p_version);

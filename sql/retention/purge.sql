@@ -86,6 +86,7 @@ begin
     delete from pgqrs.steps as s where s.run_id = any(v_ids);
     delete from pgqrs.waits as w where w.run_id = any(v_ids);
     delete from pgqrs.run_messages as m where m.run_id = any(v_ids);
+    delete from pgqrs.idempotency_keys as k where k.run_id = any(v_ids);
     delete from pgqrs.messages_archive as a where a.message_id = any(v_ids);
     delete from pgqrs.runs as r where r.run_id = any(v_ids);
     return cardinality(v_ids);
@@ -119,20 +120,37 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_statuses text[] := pgqrs._purge_statuses(p_statuses);
+    v_all boolean;
+    v_removed bigint;
 begin
     perform pgqrs._check_keep_for('older_than', p_older_than);
     if p_limit is null or p_limit not between 1 and 100000 then
         raise exception using
             errcode = '22023', message = format('limit must be 1-100000, got %s', coalesce(p_limit::text, 'NULL'));
     end if;
-    return pgqrs._purge(pgqrs.now() - p_older_than, v_statuses, p_limit, null, coalesce(p_dry_run, false));
+    -- every finished status: whole partitions go first; a drop keeps the tables locked until the transaction
+    -- ends, so the batches wait for the next call (and a partition the batches emptied is dropped last)
+    v_all := not coalesce(p_dry_run, false) and v_statuses @> array['SUCCESS', 'ERROR', 'CANCELLED'];
+    if v_all then
+        v_removed := pgqrs._drop_partitions(pgqrs.now() - p_older_than, false);
+        if v_removed > 0 then
+            return v_removed;
+        end if;
+    end if;
+    v_removed := pgqrs._purge(pgqrs.now() - p_older_than, v_statuses, p_limit, null, coalesce(p_dry_run, false));
+    if v_all and v_removed = 0 then
+        perform pgqrs._drop_partitions(pgqrs.now() - p_older_than, true);
+    end if;
+    return v_removed;
 end
 $$;
 comment on function pgqrs.purge_runs(interval, text[], integer, boolean) is
 'Removes up to p_limit (1-100000) runs that finished more than p_older_than ago (more than 0, at most 100 years)
 with one of p_statuses (SUCCESS, ERROR, CANCELLED; NULL: all three), oldest first, with their steps, archived
-message, waits and the messages sent to them, in one transaction; returns how many. Call it again until it returns
-0 (pgqrs purge does). Never removes a run that has not finished, a child whose parent has not finished, or a run
+message, waits and the messages sent to them, in one transaction; returns how many. With all three statuses, a
+partition of the history whose runs may all go is dropped whole instead (all its runs, beyond p_limit), under a
+lock of at most 100 ms (busy: deleted in batches as the others). Call it again until it returns 0 (pgqrs purge
+does). Never removes a run that has not finished, a child whose parent has not finished, or a run
 whose children are left (they go first); skips runs another call holds locked. p_dry_run: counts what would go
 (all of it), removes nothing. Raises 22023 for a bad interval, status or limit.';
 
@@ -163,7 +181,9 @@ workers purge them (pgqrs.apply_retention); NULL: keeps them for good. Raises QR
 -- What workers call (every few seconds, with pgqrs.fire_schedules): for each workflow with a retention not
 -- applied in the last minute, one purge batch of up to 1000 runs. A workflow is claimed by one caller at a
 -- time (SKIP LOCKED), so across all workers each is purged at most once a minute, and a busy history is worked
--- off 1000 runs a minute per workflow without any worker stalling on it. Returns the runs removed.
+-- off 1000 runs a minute per workflow without any worker stalling on it. When every workflow has a retention,
+-- the partitions past the longest one are dropped first (pgqrs._drop_partitions; the batches then wait for
+-- the next call, the drop keeping the tables locked until the transaction ends). Returns the runs removed.
 create or replace function pgqrs.apply_retention()
 returns bigint
 language plpgsql
@@ -173,23 +193,49 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_now timestamptz := pgqrs.now();
-    v_due record;
+    v_due pgqrs.retention[];
+    v_one pgqrs.retention;
     v_removed bigint := 0;
+    v_all boolean;
+    v_before timestamptz;
 begin
-    for v_due in
-        select r.workflow_id, r.keep_for from pgqrs.retention as r
+    with due as (
+        select r.workflow_id from pgqrs.retention as r
         where r.applied_at is null or r.applied_at <= v_now - interval '1 minute'
         order by r.workflow_id
         for update skip locked
-    loop
-        update pgqrs.retention as r set applied_at = v_now where r.workflow_id = v_due.workflow_id;
+    )
+    , claimed as (
+        update pgqrs.retention as r set applied_at = v_now from due where r.workflow_id = due.workflow_id
+        returning r.*
+    )
+    select array_agg(row(c.workflow_id, c.keep_for, c.applied_at)::pgqrs.retention order by c.workflow_id) into v_due from claimed as c;
+    if v_due is null then
+        return 0;
+    end if;
+    v_all := not exists (
+        select from pgqrs.workflows as w
+        where not exists (select from pgqrs.retention as r where r.workflow_id = w.workflow_id)
+    );
+    v_before := v_now - (select max(r.keep_for) from pgqrs.retention as r);
+    if v_all then
+        v_removed := pgqrs._drop_partitions(v_before, false);
+        if v_removed > 0 then
+            return v_removed;
+        end if;
+    end if;
+    foreach v_one in array v_due loop
         v_removed := v_removed
-            + pgqrs._purge(v_now - v_due.keep_for, array['SUCCESS', 'ERROR', 'CANCELLED'], 1000, v_due.workflow_id, false);
+            + pgqrs._purge(v_now - v_one.keep_for, array['SUCCESS', 'ERROR', 'CANCELLED'], 1000, v_one.workflow_id, false);
     end loop;
+    if v_all and v_removed = 0 then
+        perform pgqrs._drop_partitions(v_before, true);
+    end if;
     return v_removed;
 end
 $$;
 comment on function pgqrs.apply_retention() is
 'Applies the workflows'' retention (pgqrs.set_workflow_retention): for each one not applied in the last minute
-by any caller, removes up to 1000 of its runs finished longer ago than its retention. Workers call it on their
-own; returns the runs removed.';
+by any caller, removes up to 1000 of its runs finished longer ago than its retention. When every workflow has a
+retention, whole partitions of runs past the longest retention are dropped first (that call then removes
+nothing else). Workers call it on their own; returns the runs removed.';

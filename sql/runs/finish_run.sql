@@ -47,6 +47,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     return pgqrs._finish_run(p_run, p_lease_token, 'SUCCESS', coalesce(p_output, 'null'::jsonb), null);
@@ -62,6 +63,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     return pgqrs._finish_run(p_run, p_lease_token, 'ERROR', null, coalesce(p_error, '{}'::jsonb));

@@ -11,6 +11,7 @@ language plpgsql
 stable
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 begin
@@ -43,6 +44,7 @@ language plpgsql
 stable
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     perform pgqrs.run_status(p_run);

@@ -61,8 +61,8 @@ begin
             ('create_schedule', 'pgqrs_client'), ('drop_schedule', 'pgqrs_client'),
             ('set_schedule_enabled', 'pgqrs_client'), ('fire_schedules', 'pgqrs_worker'),
             ('cron_next', 'pgqrs_worker'), ('cron_next', 'pgqrs_client'),
-            -- retention: workers apply the workflows' retention on their own
-            ('apply_retention', 'pgqrs_worker')
+            -- retention: workers apply the workflows' retention and make the history's partitions on their own
+            ('apply_retention', 'pgqrs_worker'), ('maintain_history', 'pgqrs_worker')
             -- pgqrs_admin only (granted every function above): retry_run, fork_run, set_workflow_limits,
             -- purge_runs, set_workflow_retention and set_run_version (ops), and every function not named here
         ) as g (proname, role_name) on g.proname = p.proname

@@ -63,6 +63,7 @@ create table if not exists pgqrs.messages_archive (
     archived_at timestamptz not null default pgqrs.now(),
     read_count integer not null,
     worker_id bigint
-);
+) partition by range (message_id);  -- on the bounds of runs (sql/tables/runs.sql): message_id = run_id
+create table if not exists pgqrs.messages_archive_default partition of pgqrs.messages_archive default;
 comment on table pgqrs.messages_archive is
 'Retired messages of finished runs; outcome DEAD_LETTER marks runs that failed for good.';

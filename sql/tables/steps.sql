@@ -3,7 +3,7 @@
 create table if not exists pgqrs.steps (
     run_id bigint not null,  -- no foreign key (sql/tables/messages.sql says why)
     step_id text not null,
-    step_order bigint generated always as identity,
+    step_order bigserial,  -- a sequence: no identity column on a partitioned table
     status text not null
     constraint steps_status_check check (status in ('RUNNING', 'SUCCESS', 'ERROR', 'PAUSED', 'WAITING')),
     value jsonb,
@@ -21,7 +21,8 @@ create table if not exists pgqrs.steps (
     -- added in schema version 4: what kind of step a durable wait recorded (NULL: an ordinary step)
     kind text constraint steps_kind_check check (kind in ('sleep', 'event', 'message', 'child', 'children')),
     primary key (run_id, step_id)
-);
+) partition by range (run_id);  -- on the bounds of runs (sql/tables/runs.sql)
+create table if not exists pgqrs.steps_default partition of pgqrs.steps default;
 comment on table pgqrs.steps is
 'The step journal: one row per (run, step id). A SUCCESS row is final; attempt counts executions started.';
 comment on column pgqrs.steps.max_attempts is

@@ -4,7 +4,7 @@
 -- pgqrs.sleep_step and pgqrs.wait_event, removed when the wait ends (the wait call returns its outcome, or
 -- pgqrs.emit_event wakes the run); pgqrs.waiting_runs lists the rows of runs that are WAITING.
 create table if not exists pgqrs.waits (
-    run_id bigint primary key references pgqrs.runs (run_id),
+    run_id bigint primary key,  -- no foreign key (sql/tables/runs.sql says why)
     step_id text not null,
     kind text not null constraint waits_kind_check check (kind in ('sleep', 'event', 'message', 'children')),
     key text,
@@ -32,7 +32,7 @@ comment on table pgqrs.events is 'Emitted events, one per key: the first emit wi
 -- is consumed by exactly one recv step (consumed_by), in the transaction that records that step.
 create table if not exists pgqrs.run_messages (
     message_id bigint generated always as identity primary key,
-    run_id bigint not null references pgqrs.runs (run_id),
+    run_id bigint not null,  -- no foreign key (sql/tables/runs.sql says why)
     topic text not null,
     payload jsonb not null,
     idempotency_key text,

@@ -62,6 +62,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_now timestamptz := pgqrs.now();
@@ -120,6 +121,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare
@@ -231,6 +233,7 @@ language plpgsql
 stable
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 begin

@@ -21,6 +21,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_payload jsonb := coalesce(p_payload, 'null'::jsonb);
@@ -84,6 +85,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare

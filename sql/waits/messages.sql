@@ -44,6 +44,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_message jsonb := coalesce(p_message, 'null'::jsonb);
@@ -121,6 +122,7 @@ language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pgqrs, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare

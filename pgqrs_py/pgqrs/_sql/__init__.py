@@ -137,6 +137,7 @@ PURGE_RUNS = (
 )
 SET_WORKFLOW_RETENTION = "select pgqrs.set_workflow_retention(p_workflow => %s, p_retention => %s::interval)"
 APPLY_RETENTION = "select pgqrs.apply_retention()"
+MAINTAIN_HISTORY = "select pgqrs.maintain_history(p_width => %s)"
 SCHEDULES = (
     "select name, workflow, cron, timezone, catch_up, enabled, input, next_fire_at, last_fire_at,"
     " last_run_id, last_run_status from pgqrs.schedules order by name"

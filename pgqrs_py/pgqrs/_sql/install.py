@@ -99,7 +99,7 @@ where p.prokind in ('a', 'w')
 union all
 select pg_catalog.format('%s: pgqrs creates none',
     pg_catalog.pg_describe_object('pg_class'::pg_catalog.regclass, rels.oid, 0))
-from rels where rels.relkind not in ('r', 'v', 'i', 'S')
+from rels where rels.relkind not in ('r', 'p', 'v', 'i', 'I', 'S')
 union all
 select 'pgqrs.schema_version is not a plain table'
 from rels where rels.relname = 'schema_version' and rels.relkind <> 'r'

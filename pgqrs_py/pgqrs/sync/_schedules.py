@@ -26,5 +26,11 @@ def fire_loop(store: Store, closing: Event, interval: float) -> None:
                 log.info("retention: removed %d finished runs", removed)
         except Exception as exc:
             log.warning("applying retention failed: %s", exc)
+        try:  # partitions of the history ahead of the run ids: DDL only when one is due (about once a day)
+            made = store.maintain_history()
+            if made:
+                log.info("history: made %d partitions ahead", made)
+        except Exception as exc:
+            log.warning("maintaining the history's partitions failed: %s", exc)
         if wait_event(closing, interval):
             return
