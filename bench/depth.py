@@ -115,6 +115,7 @@ def run(reps: int, calls: int, depths: list[int], history: int, log: Any = print
             chunk = 250_000
             for lo in range(0, history, chunk):
                 hi = min(history, lo + chunk) - 1
+                conn.execute("select pgqrs.maintain_history()")  # the partitions workers keep ahead
                 conn.execute(FILL_HISTORY, {"wid": wid, "qid": qid, "lo": lo, "hi": hi})
             conn.execute("vacuum analyze pgqrs.runs, pgqrs.messages_archive, pgqrs.steps")
             dequeue.fill(conn, wid, qid, 1000)

@@ -61,15 +61,18 @@ def nested_statements(db_dsn: str, n: int) -> str:
     with lib.connect(db_dsn) as conn:
         conn.prepare_threshold = 0
         conn.execute("create extension if not exists pg_stat_statements")
-        wid = lib.scalar(conn, "select pgqrs.register_worker(p_name => 'profile', p_queue => %s)", (benchwf.WF,))
+        wid = lib.scalar(conn, "select pgqrs.register_worker(p_name => 'profile', p_queue => %s)",
+                         (benchwf.WF,))
         conn.execute("set pg_stat_statements.track = 'all'")
         conn.execute("select pg_stat_statements_reset()")
         for i in range(n):
-            conn.execute(_sql.TRIGGER, pad(_sql.TRIGGER, benchwf.WF, json.dumps({"n": i}), None, None, None, 0))
+            trigger_args = (benchwf.WF, json.dumps({"n": i}), None, None, None, 0)
+            conn.execute(_sql.TRIGGER, pad(_sql.TRIGGER, *trigger_args))
             row = conn.execute(_sql.DEQUEUE, pad(_sql.DEQUEUE, benchwf.WF, wid, 1, 3600)).fetchone()
             run_id, token = row[1], row[4]
             for k in range(3):
-                conn.execute(_sql.COMPLETE_STEP, pad(_sql.COMPLETE_STEP, run_id, f"s{k}", token, json.dumps({"i": k})))
+                step_args = (run_id, f"s{k}", token, json.dumps({"i": k}))
+                conn.execute(_sql.COMPLETE_STEP, pad(_sql.COMPLETE_STEP, *step_args))
             conn.execute(_sql.COMPLETE_RUN, pad(_sql.COMPLETE_RUN, run_id, token, json.dumps({"sum": i})))
         conn.execute("set pg_stat_statements.track = 'top'")
         rows = conn.execute(
@@ -90,7 +93,8 @@ def main() -> None:
     ap.add_argument("--sql", help="install the engine from the install.sql of this directory (experiments)")
     ap.add_argument("--statements", action="store_true",
                     help="instead: the statements inside the engine's calls for --n 3-step runs "
-                         "(pg_stat_statements with track = all; needs it preloaded, as make bench's cluster has)")
+                         "(pg_stat_statements with track = all; needs it preloaded, as make bench's "
+                         "cluster has)")
     ap.add_argument("--partitions", type=int,
                     help="the history in this many ranged partitions (a fresh install has 2): empty ones"
                          " added past them, as a long retention keeps (schema 8)")

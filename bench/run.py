@@ -23,8 +23,9 @@ Workloads (each repeated --reps times; the table shows the median and min-max of
   fanout       fan-out/fan-in: one parent run starts --fan-children children of one step each, gathers them
                and sums their outputs, with --fan-workers worker processes (fanout.py): trigger -> parent
                SUCCESS, child runs/s; counts only if the sum is right and every child ran once
-  purge        purge.py: pgqrs.purge_runs removing --purge-runs (1M) finished runs while 4 worker processes
-               drain, next to the same drain without it (runs/s, dequeue p50/p99, table sizes)
+  purge        purge.py: pgqrs.purge_runs removing --purge-runs (1M) finished runs (in 10 partitions, which it
+               drops) while 4 worker processes drain, next to the same drain without it (runs/s, dequeue
+               p50/p99, table sizes)
   partition    partition.py: the run tables flat or range-partitioned: a run's statements on its row, and the
                removal of half the history (DELETE in batches or DROP of partitions)
 The raw-SQL bound (rawbound.py, wakeup.py, fanout.py) runs the trigger, e2e, latency, wakeup and fanout
@@ -97,8 +98,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--n", type=int, default=2000, help="runs per end-to-end drain")
     ap.add_argument("--workers", default="1,2,4,8")
     ap.add_argument("--group-commit", default="1x8,4x8",
-                    help="pgqrs drains of --n runs by PROCESSESxCONCURRENCY (group commit), next to the bound's "
-                         "1-process drain")
+                    help="pgqrs drains of --n runs by PROCESSESxCONCURRENCY (group commit), next to "
+                         "the bound's 1-process drain")
     ap.add_argument("--lat-samples", type=int, default=100)
     ap.add_argument("--lat-warmup", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=10.0)
@@ -222,7 +223,9 @@ def main() -> None:
 def script_args(phase: str, args: argparse.Namespace) -> list[str]:
     """The options of a script phase: the purge's history and a drain about as long as its purge."""
     if phase == "purge":
-        return ["--runs", str(args.purge_runs), "--drain", str(max(args.purge_runs // 55, 1000))]
+        # the history in 10 partitions, as pgqrs.maintain_history lays it out: the purge drops them
+        return ["--runs", str(args.purge_runs), "--drain", str(max(args.purge_runs // 55, 1000)),
+                "--width", str(max(args.purge_runs // 10, 1))]
     return ["--rows", "100000", "--calls", "300", "--reps", "1"] if args.quick else []
 
 
@@ -344,8 +347,8 @@ def render(res: dict[str, Any]) -> str:
         procs, conc = key[3:].split("x")
         ours = vals(res, key, "pgqrs", "runs_per_s")
         ratio = f"{med(ours) / med(bound_1):.2f}× the bound's 1 process" if ours and bound_1 else "–"
-        rows.append([f"end-to-end 3-step runs/s, {procs} process{'es' if procs != '1' else ''} at concurrency "
-                     f"{conc} (group commit)", lib.fmt_summary(ours), "–", ratio])
+        label = f"{procs} process{'es' if procs != '1' else ''} at concurrency {conc} (group commit)"
+        rows.append([f"end-to-end 3-step runs/s, {label}", lib.fmt_summary(ours), "–", ratio])
     lat("trigger → first step p50 (ms)", "latency", "first_step_p50_ms")
     lat("trigger → first step p99 (ms)", "latency", "first_step_p99_ms")
     lat("trigger → result p50 (ms)", "latency", "result_p50_ms")
