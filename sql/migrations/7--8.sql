@@ -67,6 +67,15 @@ begin
         -- stay with the new table (the schema files write them)
         v_partition := v_table || '_from_1';
         execute format('alter table pgqrs.%I rename to %I', v_table, v_partition);
+        -- PostgreSQL 18 names NOT NULL constraints, and a new table's would avoid the v7 table's names: these
+        -- step aside until the new table has its own, and take their names back before they are attached (below)
+        for v_name in
+            select c.conname from pg_catalog.pg_constraint as c
+            where c.conrelid = format('pgqrs.%I', v_partition)::regclass and c.contype = 'n'
+        loop
+            execute format('alter table pgqrs.%I rename constraint %I to %I', v_partition, v_name,
+                           'v7_' || v_name);
+        end loop;
         for v_name in
             select c.relname from pg_catalog.pg_index as i join pg_catalog.pg_class as c on c.oid = i.indexrelid
             where i.indrelid = format('pgqrs.%I', v_partition)::regclass
@@ -148,10 +157,20 @@ declare
     v_end bigint := greatest((select max(r.run_id) from pgqrs.runs_from_1 as r), 1000000) + 1;
     v_table text;
     v_partition text;
+    v_name text;
 begin
     foreach v_table in array array['runs', 'steps', 'messages_archive'] loop
         -- a scan of the table checks the bounds; nothing is copied
         v_partition := v_table || '_from_1';
+        -- (the NOT NULL constraints of PostgreSQL 18 take back their names, the new table's own now)
+        for v_name in
+            select c.conname from pg_catalog.pg_constraint as c
+            where c.conrelid = format('pgqrs.%I', v_partition)::regclass and c.contype = 'n'
+                and c.conname like 'v7\_%'
+        loop
+            execute format('alter table pgqrs.%I rename constraint %I to %I', v_partition, v_name,
+                           substr(v_name, 4));
+        end loop;
         execute format('alter table pgqrs.%I attach partition pgqrs.%I for values from (1) to (%L)',
                        v_table, v_partition, v_end);
     end loop;
