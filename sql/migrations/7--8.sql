@@ -73,8 +73,8 @@ begin
             select c.conname from pg_catalog.pg_constraint as c
             where c.conrelid = format('pgqrs.%I', v_partition)::regclass and c.contype = 'n'
         loop
-            execute format('alter table pgqrs.%I rename constraint %I to %I', v_partition, v_name,
-                           'v7_' || v_name);
+            v_new_name := 'v7_' || v_name;
+            execute format('alter table pgqrs.%I rename constraint %I to %I', v_partition, v_name, v_new_name);
         end loop;
         for v_name in
             select c.relname from pg_catalog.pg_index as i join pg_catalog.pg_class as c on c.oid = i.indexrelid
@@ -158,6 +158,7 @@ declare
     v_table text;
     v_partition text;
     v_name text;
+    v_new_name text;
 begin
     foreach v_table in array array['runs', 'steps', 'messages_archive'] loop
         -- a scan of the table checks the bounds; nothing is copied
@@ -168,8 +169,8 @@ begin
             where c.conrelid = format('pgqrs.%I', v_partition)::regclass and c.contype = 'n'
                 and c.conname like 'v7\_%'
         loop
-            execute format('alter table pgqrs.%I rename constraint %I to %I', v_partition, v_name,
-                           substr(v_name, 4));
+            v_new_name := substr(v_name, 4);
+            execute format('alter table pgqrs.%I rename constraint %I to %I', v_partition, v_name, v_new_name);
         end loop;
         execute format('alter table pgqrs.%I attach partition pgqrs.%I for values from (1) to (%L)',
                        v_table, v_partition, v_end);
