@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 from typing import Any
 
 import psycopg
@@ -47,6 +48,10 @@ def test_the_dispatch_loop_replaces_its_connection_when_the_server_closed_it(db:
                     admin.execute("select pg_terminate_backend(%s)", (pid,))
                     while admin.execute("select 1 from pg_stat_activity where pid = %s", (pid,)).fetchone():
                         await asyncio.sleep(0.02)
+                # the server's goodbye has reached the worker's end (a backend leaves pg_stat_activity before
+                # its socket closes): from now on the check before the next dequeue must see it
+                readable, _, _ = select.select([held.pgconn.socket], [], [], 5)
+                assert readable
                 run = int((await pgqrs.workflow("pfk").trigger({"n": 7}).execute(store)).id)
                 (info,) = await _wait_finished(store, [run], 10)
             finally:
