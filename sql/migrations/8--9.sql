@@ -1,0 +1,3 @@
+-- pgqrs schema 8 -> 9 (issue 18: performance, second round).
+-- Functions, views and grants are re-applied from the schema files after this file: only what re-running those
+-- files cannot do is here.
