@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import select
 from typing import Any
 
@@ -60,5 +62,117 @@ def test_the_dispatch_loop_replaces_its_connection_when_the_server_closed_it(db:
             assert (info.status, info.output_value) == ("SUCCESS", 7)
             assert worker._poller._conn is None  # given back to the pool when the loop ended
             assert not [r for r in caplog.records if "dequeue failed" in r.getMessage()]
+
+    asyncio.run(scenario())
+
+
+def _xid(db: str) -> int:
+    """The next transaction id (taking one: each call counts once)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        row = conn.execute("select pg_current_xact_id()::text::bigint").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def _idle_worker(store: pgqrs.Store, queue: str, handler: Any) -> tuple[Any, asyncio.Task[None]]:
+    """A worker at concurrency 1 whose first (empty) dequeue has been made."""
+    worker = await pgqrs.consumer(f"{queue}-worker", None, queue).handler(handler).create(store)
+    task = asyncio.create_task(worker.poll_forever())
+    for _ in range(200):
+        if worker._poller._conn is not None:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # past the startup's own writes (schedules, history partitions)
+    return worker, task
+
+
+def test_one_run_at_a_time_leases_the_next_run_with_the_completion(db: str) -> None:
+    """At concurrency 1 a run's completion and the next dequeue share one transaction: a one-step run costs
+    two write transactions (the step, the completion with the next lease), not three. Counted in transaction
+    ids taken while 20 queued runs drain."""
+
+    async def one(ctx: pgqrs.WorkflowContext, params: dict[str, int]) -> int:
+        return int(await ctx.step("s", lambda: params["n"] * 2))
+
+    async def scenario() -> None:
+        async with await pgqrs.connect(db) as store:
+            await store.create_workflow("pgt")
+            worker, task = await _idle_worker(store, "pgt", one)
+            try:
+                before = _xid(db)
+                with psycopg.connect(db, autocommit=True) as conn:  # all 20 queued at once (one transaction)
+                    ids = [r[0] for r in conn.execute(
+                        "select run_id from pgqrs.trigger_batch(p_workflow => 'pgt', p_inputs => %s::jsonb)",
+                        (json.dumps([{"n": n} for n in range(20)]),))]
+                infos = await _wait_finished(store, ids, 30)
+                used = _xid(db) - before - 2  # the measuring call, the trigger
+            finally:
+                worker.stop()
+                await asyncio.wait_for(task, 30)
+            assert [(i.status, i.output_value, i.attempt) for i in infos] == [
+                ("SUCCESS", 2 * n, 1) for n in range(20)
+            ]
+            # the first lease alone, then 2 per run (the step; the completion with the next lease): 41. With
+            # a dequeue of its own per run it would be 60.
+            assert 40 <= used <= 2 * 20 + 3, used
+
+    asyncio.run(scenario())
+
+
+def test_a_stopping_worker_leases_nothing_with_its_last_completion(db: str) -> None:
+    """Once the worker is told to stop, its run's completion goes alone: the next queued run is not leased,
+    so it is neither delayed nor charged a delivery."""
+
+    async def scenario() -> None:
+        async with await pgqrs.connect(db) as store:
+            await store.create_workflow("pgs")
+            holder: list[Any] = []
+
+            async def stop_then_finish(ctx: pgqrs.WorkflowContext, params: dict[str, int]) -> int:
+                holder[0].stop()
+                return params["n"]
+
+            first = int((await pgqrs.workflow("pgs").trigger({"n": 1}).execute(store)).id)
+            second = int((await pgqrs.workflow("pgs").trigger({"n": 2}).execute(store)).id)
+            worker = await pgqrs.consumer("pgs-worker", None, "pgs").handler(stop_then_finish).create(store)
+            holder.append(worker)
+            await asyncio.wait_for(worker.poll_forever(), 30)
+            done = await pgqrs.run().status(first).store(store).get()
+            left = await pgqrs.run().status(second).store(store).get()
+            assert (done.status, done.output_value) == ("SUCCESS", 1)
+            assert (left.status, left.attempt) == ("QUEUED", 0)
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_completion_leases_nothing_and_raises_its_own_error(db: str, caplog: Any) -> None:
+    """A completion the engine refuses (here the run was cancelled) rolls back the dequeue sent with it and
+    is sent again alone, so the worker sees its own error (RunCancelled); the next run is leased afterwards
+    by a dequeue of its own, once, and runs."""
+    caplog.set_level(logging.INFO, "pgqrs.worker")
+
+    async def scenario() -> None:
+        async with await pgqrs.connect(db) as store:
+            await store.create_workflow("pgr")
+
+            async def cancel_self_first(ctx: pgqrs.WorkflowContext, params: dict[str, int]) -> int:
+                if params["n"] == 1:
+                    await store.cancel_run(ctx.run_id, "refuse the completion")
+                return params["n"]
+
+            first = int((await pgqrs.workflow("pgr").trigger({"n": 1}).execute(store)).id)
+            second = int((await pgqrs.workflow("pgr").trigger({"n": 2}).execute(store)).id)
+            worker = await pgqrs.consumer("pgr-worker", None, "pgr").handler(cancel_self_first).create(store)
+            task = asyncio.create_task(worker.poll_forever())
+            try:
+                cancelled, done = await _wait_finished(store, [first, second], 30)
+            finally:
+                worker.stop()
+                await asyncio.wait_for(task, 30)
+            assert cancelled.status == "CANCELLED"
+            assert (done.status, done.output_value, done.attempt) == ("SUCCESS", 2, 1)
+            said = [r.getMessage() for r in caplog.records]
+            assert f"run {first} stopped: " in "\n".join(said)
+            assert not [m for m in said if "unexpected error" in m]
 
     asyncio.run(scenario())

@@ -27,18 +27,23 @@ ROLES = ("pgqrs_owner", "pgqrs_admin", "pgqrs_worker", "pgqrs_client")
 
 
 def test_every_function_pins_a_safe_search_path(conn: Conn) -> None:
-    """Inlined helpers aside: internal, IMMUTABLE, LANGUAGE sql, not security definer and with no SET clause
-    at all (a SET stops the planner from inlining them into their caller, whose search_path is pinned)."""
+    """Inlined helpers aside: internal, IMMUTABLE or STABLE, LANGUAGE sql, not security definer and with no
+    SET clause at all (a SET stops the planner from inlining them into their caller, whose search_path is
+    pinned)."""
     rows = conn.execute(
         "select p.oid::regprocedure::text, p.proconfig,"
-        " p.proname ~ '^_' and l.lanname = 'sql' and p.provolatile = 'i' and not p.prosecdef"
+        " p.proname ~ '^_' and l.lanname = 'sql' and p.provolatile in ('i', 's') and not p.prosecdef"
         " and p.proconfig is null"
         " from pg_proc as p join pg_language as l on l.oid = p.prolang"
         " where p.pronamespace = 'pgqrs'::regnamespace"
     ).fetchall()
     assert len(rows) > 20
     inlined = sorted(fn for fn, _config, is_inlined in rows if is_inlined)
-    assert inlined == ["pgqrs._lease_held(uuid,timestamp with time zone,uuid,timestamp with time zone)"]
+    assert inlined == [
+        "pgqrs._lease_held(uuid,timestamp with time zone,uuid,timestamp with time zone)",
+        "pgqrs._max_input_bytes()",
+        "pgqrs._now()",
+    ]
     for fn, config, is_inlined in rows:
         if is_inlined:
             continue

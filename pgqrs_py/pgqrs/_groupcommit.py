@@ -50,6 +50,8 @@ class _Call:
 class GroupCommit:
     """The sender of one worker (`loop`, a task of its own) and the calls its runs hand it (`call`)."""
 
+    carries = GROUPED
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.batches = 0  # transactions sent, and the calls they carried (tests, docs/benchmarks.md)

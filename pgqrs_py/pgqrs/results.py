@@ -38,7 +38,7 @@ LAG_RECHECK = 0.05  # seconds between two reads on the replica of a run announce
 
 
 def run_token(key: bytes, run_id: int) -> str:
-    """The token pgqrs._notify_run_finished sends when run `run_id` finishes."""
+    """The token pgqrs._archive_message announces when run `run_id` finishes."""
     return hashlib.sha256(key + str(run_id).encode()).hexdigest()[:16]
 
 

@@ -1,6 +1,6 @@
 -- Every function in schema pgqrs pins search_path (no hijacking through a caller's path), except the inlined
--- helpers: internal, IMMUTABLE, LANGUAGE sql, not SECURITY DEFINER and with no SET clause at all, which is what
--- lets the planner inline them into their caller (whose search_path is pinned); docs/security.md.
+-- helpers: internal, IMMUTABLE or STABLE, LANGUAGE sql, not SECURITY DEFINER and with no SET clause at all,
+-- which is what lets the planner inline them into their caller (whose search_path is pinned); docs/security.md.
 begin;
 select plan(3);
 
@@ -11,7 +11,7 @@ select
         select c.setting from unnest(p.proconfig) as c (setting)
         where c.setting like 'search_path=%'
     ) as search_path,
-    p.proname ~ '^_' and l.lanname = 'sql' and p.provolatile = 'i' and not p.prosecdef
+    p.proname ~ '^_' and l.lanname = 'sql' and p.provolatile in ('i', 's') and not p.prosecdef
     and p.proconfig is null as inlined
 from pg_proc as p
 join pg_language as l on l.oid = p.prolang
@@ -24,7 +24,11 @@ select is(
 );
 select is(
     array(select function_name from t_settings where inlined order by 1),
-    array['pgqrs._lease_held(uuid,timestamp with time zone,uuid,timestamp with time zone)'],
+    array[
+        'pgqrs._lease_held(uuid,timestamp with time zone,uuid,timestamp with time zone)',
+        'pgqrs._max_input_bytes()',
+        'pgqrs._now()'
+    ],
     'the inlined helpers are the ones reviewed'
 );
 select is(

@@ -1,6 +1,7 @@
 -- pgqrs: retiring messages to the archive.
 
--- Moves a message to the archive. Called with the message row already locked by the caller.
+-- Moves a message to the archive and announces its run's end: every finish of a run (complete_run, fail_run, a
+-- last failed step or lost lease, cancel_run) comes here. Called with the message row already locked.
 create or replace function pgqrs._archive_message(p_message_id bigint, p_outcome text)
 returns void
 language plpgsql
@@ -9,17 +10,31 @@ set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
     v_queue_id bigint;
+    v_frees_a_slot boolean;
 begin
+    -- the limits looked up in the same statement (every finish comes here)
     with retired as (
         delete from pgqrs.messages as m where m.message_id = p_message_id returning m.*
+    ), archived as (
+        insert into pgqrs.messages_archive (
+            message_id, queue_id, outcome, enqueued_at, archived_at, read_count, worker_id
+        )
+        select r.message_id, r.queue_id, p_outcome, r.enqueued_at, pgqrs._now(), r.read_count, r.worker_id
+        from retired as r
+        returning queue_id
     )
-    insert into pgqrs.messages_archive (message_id, queue_id, outcome, enqueued_at, archived_at, read_count, worker_id)
-    select r.message_id, r.queue_id, p_outcome, r.enqueued_at, pgqrs.now(), r.read_count, r.worker_id
-    from retired as r
-    returning queue_id into v_queue_id;
-    if pgqrs._limits_concurrency(v_queue_id) then  -- a slot is free: wake the workers waiting for one
-        perform pgqrs._notify_queue(v_queue_id, pgqrs.now());
+    select a.queue_id, w.max_concurrency is not null or w.max_concurrency_per_key is not null
+    into v_queue_id, v_frees_a_slot
+    from archived as a join pgqrs.queues as q using (queue_id) join pgqrs.workflows as w using (workflow_id);
+    if v_frees_a_slot then  -- a slot of a limited workflow is free: wake the workers waiting for one
+        perform pgqrs._notify_queue(v_queue_id, pgqrs._now());
     end if;
+    -- the run's end, announced on pgqrs_runs by its token (sql/runs/notify_finished.sql)
+    perform pg_notify(
+        'pgqrs_runs',
+        (select left(encode(sha256(k.secret || convert_to(p_message_id::text, 'UTF8')), 'hex'), 16)
+         from pgqrs.channel_key as k)
+    );
 end
 $$;
 

@@ -45,7 +45,7 @@ as $$
 begin
     perform pg_notify(
         'pgqrs_q' || p_queue_id,
-        case when p_visible_at <= pgqrs.now() then '' else extract(epoch from p_visible_at)::text end
+        case when p_visible_at <= pgqrs._now() then '' else extract(epoch from p_visible_at)::text end
     );
 end
 $$;

@@ -40,7 +40,7 @@ set enable_bitmapscan = off
 as $$
 #variable_conflict use_column
 declare
-    v_now timestamptz := pgqrs.now();
+    v_now timestamptz := pgqrs._now();
     v_queue_id bigint;
     v_max_concurrency integer;
     v_max_per_key integer;

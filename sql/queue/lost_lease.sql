@@ -19,7 +19,7 @@ volatile
 set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
-    v_now timestamptz := pgqrs.now();
+    v_now timestamptz := pgqrs._now();
     v_policy jsonb;
     v_steps text;
     v_exhausted boolean;
@@ -107,13 +107,12 @@ declare
     v_parent bigint;
 begin
     update pgqrs.runs as r
-    set status = 'ERROR', error = p_error, finished_at = pgqrs.now(), updated_at = pgqrs.now()
+    set status = 'ERROR', error = p_error, finished_at = pgqrs._now(), updated_at = pgqrs._now()
     where r.run_id = p_run
     returning r.parent_run_id into v_parent;
     select m.queue_id into v_queue_id from pgqrs.messages as m where m.message_id = p_run;
     perform pgqrs._archive_message(p_run, 'DEAD_LETTER');
-    perform pgqrs._notify_run_finished(p_run);
-    perform pgqrs._notify_queue(v_queue_id, pgqrs.now());  -- a worker may be waiting for the slot this took
+    perform pgqrs._notify_queue(v_queue_id, pgqrs._now());  -- a worker may be waiting for the slot this took
     if v_parent is not null then
         perform pgqrs._share_children_lock_of(v_parent);
         perform pgqrs._child_finished(p_run, v_parent);

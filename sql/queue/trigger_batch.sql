@@ -17,7 +17,7 @@ set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare
-    v_now timestamptz := pgqrs.now();
+    v_now timestamptz := pgqrs._now();
     v_queue_id bigint := pgqrs._queue_id(p_workflow);
     v_visible_at timestamptz;
 begin

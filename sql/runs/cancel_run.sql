@@ -65,7 +65,6 @@ begin
     where r.run_id = p_run;
     delete from pgqrs.waits as w where w.run_id = p_run;
     perform pgqrs._archive_message(p_run, 'CANCELLED');
-    perform pgqrs._notify_run_finished(p_run);
     for v_child in
         select r.run_id from pgqrs.runs as r
         where r.parent_run_id = p_run and r.status in ('QUEUED', 'RUNNING', 'PAUSED', 'WAITING')

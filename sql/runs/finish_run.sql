@@ -9,7 +9,7 @@ volatile
 set search_path = pg_catalog, pgqrs, pg_temp
 as $$
 declare
-    v_now timestamptz := pgqrs.now();
+    v_now timestamptz := pgqrs._now();
     v_token uuid;
     v_visible_at timestamptz;
     v_parent bigint;
@@ -33,7 +33,6 @@ begin
         raise exception using errcode = 'QR003', message = format('run %s is not RUNNING', p_run);
     end if;
     perform pgqrs._archive_message(p_run, case when p_status = 'SUCCESS' then 'SUCCESS' else 'DEAD_LETTER' end);
-    perform pgqrs._notify_run_finished(p_run);
     if v_parent is not null then
         perform pgqrs._child_finished(p_run, v_parent);
     end if;

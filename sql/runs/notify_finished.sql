@@ -1,24 +1,10 @@
 -- pgqrs: announcing finished runs on the pgqrs_runs channel.
 
--- Announces a finished run on pgqrs_runs without telling a non-member which one, nor how it ended: any login
--- can LISTEN there. The payload is a token, the first 16 hex digits of sha256(key || run id as text), with the
--- per-database key of pgqrs.channel_key that only members read (runs_channel_key); result() waiters compute
--- the tokens of their runs and read the outcome with run_status.
+-- A finished run is announced on pgqrs_runs (by pgqrs._archive_message, sql/queue/archive.sql) without telling a
+-- non-member which one, nor how it ended: any login can LISTEN there. The payload is a token, the first 16 hex
+-- digits of sha256(key || run id as text), with the per-database key of pgqrs.channel_key that only members read
+-- (runs_channel_key); result() waiters compute the tokens of their runs and read the outcome with run_status.
 -- (A secret prefix, not an HMAC: length extension forges longer messages, it does not reveal the run id.)
-create or replace function pgqrs._notify_run_finished(p_run bigint)
-returns void
-language plpgsql
-volatile
-set search_path = pg_catalog, pgqrs, pg_temp
-as $$
-begin
-    perform pg_notify(
-        'pgqrs_runs',
-        (select left(encode(sha256(k.secret || convert_to(p_run::text, 'UTF8')), 'hex'), 16) from pgqrs.channel_key as k)
-    );
-end
-$$;
-
 create or replace function pgqrs.runs_channel_key()
 returns bytea
 language plpgsql

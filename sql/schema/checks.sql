@@ -57,19 +57,28 @@ begin
 end
 $$;
 
--- Run input: any JSON value (an object, an array, a scalar, JSON null; since schema version 7, issue 21:
--- pgqrs 0.15 programs pass whatever is JSON-serialisable), not SQL NULL, no larger than the setting
--- pgqrs.max_input_bytes (default 1 MiB).
 -- The largest run input, event payload or message to a run, in bytes of its JSON text: the setting
 -- pgqrs.max_input_bytes, 1 MiB when unset.
+-- Inlined into its callers (their search_path is pinned; it names its functions and operators by schema), so it
+-- has no SET clause: a SET makes every call a function call of its own, a SQL one at that, parsed and planned
+-- in every transaction (sql/schema/clock.sql), which cost trigger a sixth of its server time.
 create or replace function pgqrs._max_input_bytes()
 returns bigint
 language sql
 stable
-set search_path = pg_catalog, pg_temp
 as $$
-    select coalesce(nullif(current_setting('pgqrs.max_input_bytes', true), '')::bigint, 1048576)
+    select coalesce(
+        case
+            when pg_catalog.length(pg_catalog.current_setting('pgqrs.max_input_bytes', true)) operator(pg_catalog.>) 0
+                then pg_catalog.current_setting('pgqrs.max_input_bytes', true)::bigint
+        end,
+        1048576
+    )
 $$;
+
+-- Run input: any JSON value (an object, an array, a scalar, JSON null; since schema version 7, issue 21:
+-- pgqrs 0.15 programs pass whatever is JSON-serialisable), not SQL NULL, no larger than the setting
+-- pgqrs.max_input_bytes (default 1 MiB).
 
 create or replace function pgqrs._check_input(p_input jsonb)
 returns void

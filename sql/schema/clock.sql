@@ -27,6 +27,23 @@ begin
 end
 $$;
 
+-- pgqrs.now() for the engine's own functions: the same clock, inlined into its caller (LANGUAGE sql, no SET,
+-- not security definer: the planner folds it into the caller's expression, whose search_path is pinned; its
+-- functions and operators are named by schema), so the hot paths, which read the clock in every call, pay no
+-- function call for it. Not for views or column defaults,
+-- which callers outside the engine evaluate: those use pgqrs.now().
+create or replace function pgqrs._now()
+returns timestamptz
+language sql
+stable
+as $$
+    select case
+        when pg_catalog.length(pg_catalog.current_setting('pgqrs.now', true)) operator(pg_catalog.>) 0
+            then pgqrs._clock_override(pg_catalog.current_setting('pgqrs.now', true))
+        else pg_catalog.statement_timestamp()
+    end
+$$;
+
 -- One clock for every timestamp the engine writes or compares. Tests (and only tests) move it with
 -- `set pgqrs.now = '2030-01-01 00:00+00'` (superusers and pgqrs_admin members only, see _clock_override);
 -- otherwise it is the start time of the current statement, which is stable within a statement so the
@@ -35,7 +52,7 @@ $$;
 -- PL/pgSQL, not SQL: a SQL function that cannot be inlined (security definer, SET) is parsed and planned again
 -- in every transaction that calls it, ~30 us a call, and every engine call makes a few; PL/pgSQL keeps its
 -- plans for the session. The same holds for the other small helpers on the hot path (_notify_queue,
--- _archive_message, _notify_run_finished, complete_run): see bench/profile_sql.py.
+-- _archive_message, complete_run): see bench/profile_sql.py.
 create or replace function pgqrs.now()
 returns timestamptz
 language plpgsql
@@ -44,10 +61,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if coalesce(current_setting('pgqrs.now', true), '') = '' then
-        return statement_timestamp();
-    end if;
-    return pgqrs._clock_override(current_setting('pgqrs.now', true));
+    return pgqrs._now();
 end
 $$;
 comment on function pgqrs.now() is

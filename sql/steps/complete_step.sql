@@ -15,7 +15,7 @@ as $$
 declare
     v_value jsonb := coalesce(p_value, 'null'::jsonb);
     v_step pgqrs.steps;
-    v_now timestamptz := pgqrs.now();
+    v_now timestamptz := pgqrs._now();
     v_token uuid;
     v_visible_at timestamptz;
 begin

@@ -76,7 +76,6 @@ begin
     set status = 'ERROR', error = v_error, finished_at = v_now, updated_at = v_now
     where r.run_id = p_run;
     perform pgqrs._archive_message(p_run, 'DEAD_LETTER');
-    perform pgqrs._notify_run_finished(p_run);
     if v_parent is not null then
         perform pgqrs._child_finished(p_run, v_parent);
     end if;

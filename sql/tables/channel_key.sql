@@ -1,6 +1,6 @@
 -- pgqrs: the key of the pgqrs_runs notification tokens.
 
--- The key that hides run ids on the pgqrs_runs channel (see pgqrs._notify_run_finished): random, one per
+-- The key that hides run ids on the pgqrs_runs channel (see sql/runs/notify_finished.sql): random, one per
 -- database, made by the first install and kept by every later one. Readable by pgqrs_admin only; members of
 -- pgqrs_worker and pgqrs_client get it through pgqrs.runs_channel_key().
 create table if not exists pgqrs.channel_key (

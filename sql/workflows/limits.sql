@@ -91,7 +91,7 @@ begin
     from pgqrs.queues as q
     where q.queue_id = v_queue_id and w.workflow_id = q.workflow_id
     returning w.* into v_workflow;
-    perform pgqrs._notify_queue(v_queue_id, pgqrs.now());
+    perform pgqrs._notify_queue(v_queue_id, pgqrs._now());
     return v_workflow;
 end
 $$;

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from .._conncheck import connection_lost
-from .._groupcommit import IDLE_CHECK, MAX_BATCH, GroupCommitLost, log
+from .._groupcommit import GROUPED, IDLE_CHECK, MAX_BATCH, GroupCommitLost, log
 from ..store import conn_kwargs
 from ._compat import Event, wait_event
 from .store import Conn, Store, call_on
@@ -37,6 +37,8 @@ class _Call:
 
 class GroupCommit:
     """The sender of one worker (`loop`, a task of its own) and the calls its runs hand it (`call`)."""
+
+    carries = GROUPED
 
     def __init__(self, store: Store) -> None:
         self.store = store

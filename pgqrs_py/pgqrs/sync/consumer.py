@@ -73,7 +73,8 @@ class Consumer(Consumer015):
                                       self._inflight_lock, self._wakeups.event)
         # several runs at once: their step and run completions share transactions (_groupcommit.py)
         self._group_commit = GroupCommit(store) if concurrency > 1 else None
-        self._poller = Poller(store, (queue, worker_id, visibility, version))  # the dispatch loop's dequeues
+        # the dispatch loop's dequeues; one run at a time, also its run's completion with the next dequeue
+        self._poller = Poller(store, (queue, worker_id, visibility, version), self._stop)
 
     def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
@@ -194,7 +195,8 @@ class Consumer(Consumer015):
         ctx: WorkflowContext | None = None
         try:
             with self.store.pool.connection() as conn:
-                run = Run(self.store, message, None, conn, self._leases.deadlines, self._group_commit)
+                sender = self._group_commit if self._group_commit is not None else self._poller
+                run = Run(self.store, message, None, conn, self._leases.deadlines, sender)
                 self._leases.runs[message.lease_token] = run
                 ctx = WorkflowContext(run, message.steps or {})
                 self._contexts[message.lease_token] = ctx

@@ -7,20 +7,29 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
 
 from .. import _sql
-from .._groupcommit import GROUPED
 from .._json import dumps
 from .._run_manual import RunId, as_time
 from .._tracing import injected
 from ..run import Message
-from ._groupcommit import GroupCommit
 from ._run_manual import ManualRun, StepGuard
 from .store import Conn, Store
+
+
+class CompletionSender(Protocol):
+    """A worker's sender of some of its runs' calls (`carries`), which it sends with others in one
+    transaction: group commit (_groupcommit.py) or, one run at a time, with the next dequeue (_poller.py)."""
+
+    carries: frozenset[str]
+
+    def call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Send one of the calls it carries and return its rows once its transaction has committed."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,12 @@ class Run(ManualRun):
 
     def __init__(self, store: Store, message: Message, current_time: datetime | None,
                  conn: Conn | None = None, lease_deadlines: dict[UUID, float] | None = None,
-                 group_commit: GroupCommit | None = None) -> None:
+                 group_commit: CompletionSender | None = None) -> None:
         self.store = store
         self.message = message
         self.current_time = current_time
         self.conn = conn
-        self._group_commit = group_commit  # a worker's sender of step and run completions (_groupcommit.py)
+        self._group_commit = group_commit  # a worker's sender of completions (_groupcommit.py, _poller.py)
         self._lease_deadlines = lease_deadlines  # a worker's view of its leases (monotonic), if it keeps one
         self.failed_call: psycopg.OperationalError | None = None
         self.outcome: str | None = None  # the run's status after this worker's last completion or failure
@@ -91,7 +100,7 @@ class Run(ManualRun):
         started = time.monotonic()
         self._calls.append(started)
         try:
-            if self._group_commit is not None and query in GROUPED:
+            if self._group_commit is not None and query in self._group_commit.carries:
                 return self._group_commit.call(query, params)
             return self.store.call(query, params, self.conn)
         except psycopg.OperationalError as exc:
