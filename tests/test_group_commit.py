@@ -107,6 +107,49 @@ def test_a_worker_at_concurrency_8_merges_its_completions_and_every_run_is_right
     assert group.batches < group.calls, "no two completions ever shared a transaction"
 
 
+def _xid(db: str) -> int:
+    """The next transaction id (taking one: each call counts once)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        row = conn.execute("select pg_current_xact_id()::text::bigint").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_batch_that_finishes_runs_leases_the_next_ones(db: str) -> None:
+    """The runs a worker at concurrency 4 takes after its first dequeue come with the batches that finish
+    runs: 40 queued runs drain in no more write transactions than batches, and the first dequeue (with a
+    dequeue of its own per freed slot it would be about 10 more)."""
+
+    async def scenario() -> tuple[list[pgqrs.RunInfo], GroupCommit, int]:
+        async with await pgqrs.connect(db) as store:
+            await store.create_workflow("lease_with")
+            builder = pgqrs.consumer("leaser", None, "lease_with").handler(_steps).concurrency(4)
+            worker = await builder.create(store)
+            polling = asyncio.create_task(worker.poll_forever())
+            for _ in range(200):  # its first (empty) dequeue made, its startup writes done
+                if worker._poller._conn is not None:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            before = _xid(db)
+            with psycopg.connect(db, autocommit=True) as conn:  # all queued at once: one transaction
+                ids = [r[0] for r in conn.execute(
+                    "select run_id from pgqrs.trigger_batch(p_workflow => 'lease_with',"
+                    " p_inputs => %s::jsonb)", (json.dumps([{"i": i} for i in range(40)]),))]
+            infos = [await pgqrs.run().status(i).store(store).result(timeout=60) for i in ids]
+            used = _xid(db) - before - 2  # the measuring call, the trigger
+            worker.stop()
+            await polling
+            assert worker._group_commit is not None
+            assert [i["out"] for i in infos] == [2 * i + 1 for i in range(40)]
+            finals = [await pgqrs.run().status(i).store(store).get() for i in ids]
+            return finals, worker._group_commit, used
+
+    finals, group, used = asyncio.run(scenario())
+    assert all(f.status == "SUCCESS" and f.attempt == 1 for f in finals)
+    assert used <= group.batches + 2, (used, group.batches)
+
+
 def test_a_lost_sender_connection_hands_the_runs_back_and_they_finish(
     db: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,7 +1,8 @@
 """Group commit: a worker running several runs at once sends the step and run completions they make at the
 same moment together, in one transaction on a connection of its own: one round trip and one WAL flush for
 all of them instead of one each. Nothing waits to fill a batch: a call goes out at once when the sender is
-idle, and the calls that arrive while a batch is on its way make up the next one.
+idle, and the calls that arrive while a batch is on its way make up the next one. A batch that finishes
+runs also leases as many new ones in the same transaction (the poller hands them to the dispatch loop).
 
 Each call keeps its own fencing: the engine checks every call's lease as it always does. A call the engine
 refuses (a lost lease, a conflict) aborts the batch's transaction, so nothing of it is kept, and the batch
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -23,6 +25,9 @@ from . import _sql
 from ._acompat import Event, wait_event
 from ._conncheck import connection_lost
 from .store import AsyncConn, Store, call_on, conn_kwargs
+
+if TYPE_CHECKING:
+    from ._poller import Poller
 
 log = logging.getLogger("pgqrs.worker")
 
@@ -52,8 +57,9 @@ class GroupCommit:
 
     carries = GROUPED
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, poller: Poller | None = None) -> None:
         self.store = store
+        self.poller = poller  # leases the next runs with a batch's run completions (_poller.py)
         self.batches = 0  # transactions sent, and the calls they carried (tests, docs/benchmarks.md)
         self.calls = 0
         self._pending: list[_Call] = []
@@ -114,11 +120,12 @@ class GroupCommit:
         self.batches += 1
         self.calls += len(batch)
         try:
-            if len(batch) == 1:
+            lease = self._leases_with(batch)
+            if len(batch) == 1 and not lease:
                 await self._one(batch[0])
                 return
             try:
-                results = await self._together(batch)
+                results = await self._together(batch, lease)
             except psycopg.Error as exc:
                 if self._conn is None:
                     self._settle(batch, GroupCommitLost(f"the connection was lost during a batch: {exc}"))
@@ -134,17 +141,32 @@ class GroupCommit:
             self._settle([item for item in batch if not item.done.is_set()],
                          GroupCommitLost("the batch holding the call was interrupted"))
 
-    async def _together(self, batch: list[_Call]) -> list[list[tuple[Any, ...]]]:
-        """The batch in one transaction and one round trip: the calls in one pipeline, ended by its one Sync.
-        On this autocommit connection PostgreSQL runs the statements up to a Sync as one implicit
-        transaction, committed at the Sync; a call refused rolls back all of them, and the server skips the
-        rest. (psycopg's conn.transaction() inside a pipeline syncs after BEGIN, after the calls and after
-        COMMIT: three round trips and a lot more client CPU per batch.)"""
+    def _leases_with(self, batch: list[_Call]) -> int:
+        """How many runs to lease with the batch: one per run completion in it, while the worker takes
+        work."""
+        if self.poller is None or self.poller.stopping.is_set():
+            return 0
+        return sum(item.query == _sql.COMPLETE_RUN for item in batch)
+
+    async def _together(self, batch: list[_Call], lease: int) -> list[list[tuple[Any, ...]]]:
+        """The batch in one transaction and one round trip: the calls in one pipeline, ended by its one Sync,
+        with ``pgqrs.dequeue`` of `lease` runs last (handed to the poller once committed, before any caller
+        returns: a run's slot frees only after that). On this autocommit connection PostgreSQL runs the
+        statements up to a Sync as one implicit transaction, committed at the Sync; a call refused rolls back
+        all of them, the dequeue too, and the server skips the rest. (psycopg's conn.transaction() inside a
+        pipeline syncs after BEGIN, after the calls and after COMMIT: three round trips and a lot more client
+        CPU per batch.)"""
         conn = await self._connection()
         try:
+            sent = time.monotonic()
             async with conn.pipeline():
                 cursors = [await conn.execute(item.query, item.params) for item in batch]
-            return [await cursor.fetchall() for cursor in cursors]
+                if lease and self.poller is not None:
+                    leased = await conn.execute(_sql.DEQUEUE, self.poller.dequeue_params(lease))
+            results = [await cursor.fetchall() for cursor in cursors]
+            if lease and self.poller is not None:
+                self.poller.add_ready(await leased.fetchall(), sent)
+            return results
         except psycopg.Error:
             await self._forget_if_lost(conn)
             raise

@@ -4,6 +4,7 @@ the same transaction and round trip (`call`): the run's end and the next lease c
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -29,17 +30,25 @@ class Poller:
         self.params = params
         self.stopping = stopping
         self._conn: AsyncConn | None = None
-        self._ready: tuple[list[Message], float] | None = None  # leased with the last completion
+        # runs leased with completions (here or by group commit), not yet handed to the loop, and when
+        self._ready: list[tuple[Message, float]] = []
+        self._ready_lock = threading.Lock()  # in pgqrs.sync, group commit's sender is another thread
 
     async def dequeue(self, batch_size: int) -> tuple[list[Message], float]:
         """Up to `batch_size` runs leased by ``pgqrs.dequeue`` and when it was sent (monotonic): those leased
-        with the last completion, if any. Raises what Store.call raises."""
-        ready, self._ready = self._ready, None
-        if ready is not None and ready[0]:  # at most one: leased when the one run in flight ended
-            return ready
+        with completions first, if any. Raises what Store.call raises."""
+        with self._ready_lock:
+            ready, self._ready = self._ready[:batch_size], self._ready[batch_size:]
+        if ready:
+            return [message for message, _ in ready], min(sent for _, sent in ready)
         sent = time.monotonic()
-        rows = await self._call(_sql.DEQUEUE, self._dequeue_params(batch_size))
+        rows = await self._call(_sql.DEQUEUE, self.dequeue_params(batch_size))
         return [Message(*row) for row in rows], sent
+
+    def add_ready(self, rows: list[tuple[Any, ...]], sent: float) -> None:
+        """Runs leased with completions at `sent` (monotonic): the loop's next `dequeue` takes them."""
+        with self._ready_lock:
+            self._ready.extend((Message(*row), sent) for row in rows)
 
     async def call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """A run's completion (COMPLETE_RUN) and ``pgqrs.dequeue`` of one run in one transaction: one
@@ -55,9 +64,9 @@ class Poller:
         try:
             async with conn.pipeline():
                 finish = await conn.execute(query, params)
-                leased = await conn.execute(_sql.DEQUEUE, self._dequeue_params(1))
+                leased = await conn.execute(_sql.DEQUEUE, self.dequeue_params(1))
             rows = await finish.fetchall()
-            self._ready = ([Message(*row) for row in await leased.fetchall()], sent)
+            self.add_ready(await leased.fetchall(), sent)
             return rows
         except psycopg.Error as exc:
             if connection_lost(conn):
@@ -68,7 +77,8 @@ class Poller:
             raise
         return await self._call(query, params)
 
-    def _dequeue_params(self, batch_size: int) -> tuple[Any, ...]:
+    def dequeue_params(self, batch_size: int) -> tuple[Any, ...]:
+        """pgqrs.dequeue's parameters for this worker and `batch_size` runs."""
         return (self.params[0], self.params[1], batch_size, *self.params[2:])
 
     async def _connection(self) -> AsyncConn:
@@ -96,9 +106,10 @@ class Poller:
             await self.store.pool.putconn(conn)
 
     async def close(self) -> None:
-        """Hand back a run leased with the last completion and not started (the worker is stopping), and give
-        the connection back to the pool."""
-        ready, self._ready = self._ready, None
-        for message in ready[0] if ready is not None else ():
+        """Hand back the runs leased with completions and not started (the worker is stopping), and give the
+        connection back to the pool."""
+        with self._ready_lock:
+            ready, self._ready = self._ready, []
+        for message, _ in ready:
             await hand_back(self.store, message)
         await self._release()

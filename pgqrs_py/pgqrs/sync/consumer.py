@@ -71,10 +71,11 @@ class Consumer(Consumer015):
         self._contexts: dict[UUID, WorkflowContext] = {}  # of the runs in flight, by lease token
         self._heartbeats = Heartbeats(store, worker_id, concurrency, self._leases, self._inflight,
                                       self._inflight_lock, self._wakeups.event)
-        # several runs at once: their step and run completions share transactions (_groupcommit.py)
-        self._group_commit = GroupCommit(store) if concurrency > 1 else None
         # the dispatch loop's dequeues; one run at a time, also its run's completion with the next dequeue
         self._poller = Poller(store, (queue, worker_id, visibility, version), self._stop)
+        # several runs at once: their step and run completions share transactions, with the next leases
+        # (_groupcommit.py)
+        self._group_commit = GroupCommit(store, self._poller) if concurrency > 1 else None
 
     def dequeue(self, batch_size: int = 1, visibility: float | None = None) -> list[Message]:
         """Lease up to `batch_size` runs of the queue for `visibility` seconds (default the worker's): calls
