@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import socket
 import tempfile
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -150,21 +152,68 @@ def test_a_batch_that_finishes_runs_leases_the_next_ones(db: str) -> None:
     assert used <= group.batches + 2, (used, group.batches)
 
 
+def test_a_sender_connection_closed_while_idle_is_replaced_before_the_next_batch(db: str) -> None:
+    """The server closes the sender's connection while no batch is on its way (a restart, an operator's
+    pg_terminate_backend): the next batch goes out on a new connection and succeeds. Sent on the dead one, it
+    failed with GroupCommitLost and its runs went back to the queue, their finished step bodies to run again
+    (make chaos: pg_restart, pg_terminate)."""
+    runs = leased_runs(db, 2)
+
+    async def scenario() -> list[Any]:
+        async with await pgqrs.connect(db) as store:
+            group = GroupCommit(store)
+            closing = pgqrs._acompat.Event()
+            sender = asyncio.create_task(group.loop(closing))
+            await asyncio.sleep(0)
+            (run_id, token) = runs[0]
+            first = await group.call(_sql.COMPLETE_STEP, (run_id, "s1", token, '"v"', None))
+            assert group._conn is not None
+            held = group._conn
+            with psycopg.connect(db, autocommit=True) as admin:
+                admin.execute("select pg_terminate_backend(%s)", (held.info.backend_pid,))
+            readable, _, _ = select.select([held.pgconn.socket], [], [], 5)  # the server's goodbye arrived
+            assert readable
+            (run_id, token) = runs[1]
+            second = await group.call(_sql.COMPLETE_STEP, (run_id, "s1", token, '"v"', None))
+            closing.set()
+            await sender
+            return [first, second]
+
+    assert asyncio.run(scenario()) == [[(True,)], [(True,)]]
+
+
 def test_a_lost_sender_connection_hands_the_runs_back_and_they_finish(
     db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The sender's backend is terminated by a step body: the completions on their way have an unknown
-    outcome, so their runs go back to the queue at once (not counted against them) and finish on replay."""
+    """The sender's backend is terminated while a batch is on its way (held there by a lock on the message
+    row of the run whose step starts it all): the completions in it have an unknown outcome, so their runs go
+    back to the queue at once (not counted against them) and finish on replay."""
     killed: list[int] = []
+
+    def terminate_when_blocked(locker: psycopg.Connection[Any]) -> None:
+        """Terminate the sender's backend once it waits for the lock `locker` holds; then let go."""
+        group = worker._group_commit
+        with psycopg.connect(db, autocommit=True) as admin:
+            for _ in range(1000):
+                conn = group._conn
+                if conn is not None and admin.execute(
+                    "select 1 from pg_stat_activity where pid = %s and wait_event_type = 'Lock'",
+                    (conn.info.backend_pid,),
+                ).fetchone():
+                    admin.execute("select pg_terminate_backend(%s)", (conn.info.backend_pid,))
+                    killed.append(conn.info.backend_pid)
+                    break
+                time.sleep(0.01)
+        locker.rollback()
+        locker.close()
 
     async def killer(ctx: pgqrs.WorkflowContext, params: dict[str, Any]) -> dict[str, Any]:
         def kill() -> int:
-            group = worker._group_commit
-            if not killed and group._conn is not None:  # (none before the first completion)
-                pid = group._conn.info.backend_pid
-                with psycopg.connect(db, autocommit=True) as conn:
-                    conn.execute("select pg_terminate_backend(%s)", (pid,))
-                killed.append(pid)
+            if not locked:
+                locked.append(ctx.run_id)
+                locker = psycopg.connect(db)  # a transaction holding the run's message row
+                locker.execute("select from pgqrs.messages where message_id = %s for update", (ctx.run_id,))
+                threading.Thread(target=terminate_when_blocked, args=(locker,), daemon=True).start()
             return params["i"]
 
         value = await ctx.step("kill", kill)
@@ -184,8 +233,9 @@ def test_a_lost_sender_connection_hands_the_runs_back_and_they_finish(
             return [await pgqrs.run().status(h).store(store).get() for h in handles]
 
     worker: Any = None
+    locked: list[int] = []
     finals = asyncio.run(scenario())
-    assert killed, "the step never terminated the sender's connection"
+    assert killed, "the sender's connection was never terminated mid-batch"
     assert all(f.status == "SUCCESS" for f in finals)
     assert any(f.attempt == 2 for f in finals), "no run was handed back by the lost connection"
     handed_back = [r.getMessage() for r in caplog.records if "handing it back" in r.getMessage()]

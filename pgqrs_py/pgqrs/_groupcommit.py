@@ -193,8 +193,14 @@ class GroupCommit:
             item.done.set()
 
     async def _connection(self) -> AsyncConn:
-        """The sender's own connection (none of the pool's: a run's step body may hold those)."""
-        if self._conn is None or self._conn.closed:
+        """The sender's own connection (none of the pool's: a run's step body may hold those). One the server
+        closed while it was idle (a restart, pg_terminate_backend) is found before the batch, without a round
+        trip, and replaced: sent on it, the batch would fail with an unknown outcome and its runs go back to
+        the queue, their finished step bodies to run again."""
+        if self._conn is not None and connection_lost(self._conn):
+            await self._conn.close()
+            self._conn = None
+        if self._conn is None:
             self._conn = await psycopg.AsyncConnection.connect(self.store.dsn, **conn_kwargs())
         return self._conn
 
