@@ -176,3 +176,65 @@ def test_a_refused_completion_leases_nothing_and_raises_its_own_error(db: str, c
             assert not [m for m in said if "unexpected error" in m]
 
     asyncio.run(scenario())
+
+
+def test_one_run_at_a_time_runs_on_the_dispatch_loops_connection(db: str) -> None:
+    """At concurrency 1 the run's calls go to the connection that leased it (Poller.lend): 20 runs of one
+    step drain without a pool check-out per run (before, each run took one)."""
+
+    async def one(ctx: pgqrs.WorkflowContext, params: dict[str, int]) -> int:
+        return int(await ctx.step("s", lambda: params["n"] + 1))
+
+    async def scenario() -> None:
+        async with await pgqrs.connect(db) as store:
+            await store.create_workflow("pgl")
+            worker, task = await _idle_worker(store, "pgl", one)
+            try:
+                held = worker._poller._conn
+                before = store.pool.get_stats().get("requests_num", 0)
+                with psycopg.connect(db, autocommit=True) as conn:
+                    ids = [r[0] for r in conn.execute(
+                        "select run_id from pgqrs.trigger_batch(p_workflow => 'pgl', p_inputs => %s::jsonb)",
+                        (json.dumps([{"n": n} for n in range(20)]),))]
+                infos = await _wait_finished(store, ids, 30)
+                checkouts = store.pool.get_stats().get("requests_num", 0) - before
+                kept = worker._poller._conn
+            finally:
+                worker.stop()
+                await asyncio.wait_for(task, 30)
+            assert [(i.status, i.output_value) for i in infos] == [("SUCCESS", n + 1) for n in range(20)]
+            assert kept is held  # one connection all along
+            # the status reads of this test take one each (20); the runs themselves none
+            assert checkouts <= 20 + 2, checkouts
+
+    asyncio.run(scenario())
+
+
+def test_a_lent_connection_given_back_in_a_transaction_goes_back_to_the_pool(db: str) -> None:
+    """A run that leaves the lent connection in a transaction (or mid-call, or broken) does not leave it to
+    the dispatch loop: it goes back to the pool, which rolls it back, and the next call takes another. While
+    a run holds the connection (its call hanging, the run given up) a dequeue takes another one, rather than
+    wait for the run's."""
+
+    async def scenario() -> None:
+        async with await pgqrs.connect(db) as store:
+            await store.create_workflow("pgb")
+            worker = await pgqrs.consumer("pgb-worker", None, "pgb").handler(lambda ctx, p: p).create(store)
+            poller = worker._poller
+            async with poller.lend() as conn:
+                assert poller._conn is None  # the run's
+            assert poller._conn is conn  # given back idle: kept
+            async with poller.lend() as conn:
+                await conn.execute("begin")
+                await conn.execute("create temporary table left_open (x int)")
+            assert poller._conn is None
+            idle = psycopg.pq.TransactionStatus.IDLE
+            assert conn.info.transaction_status == idle  # the pool rolled it back
+            async with poller.lend() as lent:
+                messages, _ = await poller.dequeue(1)
+                assert messages == [] and poller._conn is not None and poller._conn is not lent
+                other = poller._conn
+            assert poller._conn is other  # the loop's connection stays; the run's went back to the pool
+            await poller.close()
+
+    asyncio.run(scenario())

@@ -1,6 +1,7 @@
 """How a worker's dispatch loop leases runs: pgqrs.dequeue on a pooled connection it keeps (no pool check-out
-per poll). A worker running one run at a time also sends its run's completion here, with the next dequeue in
-the same transaction and round trip (`call`): the run's end and the next lease cost one commit, not two."""
+per poll). A worker running one run at a time lends that connection to its run (`lend`), which also sends its
+completion with the next dequeue in the same transaction and round trip: the run's end and the next lease cost
+one commit, not two."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from . import _sql
 from ._acompat import Event
@@ -22,8 +24,6 @@ from .store import AsyncConn, Store, call_on
 class Poller:
     """The leases of one worker's dispatch loop. `params` are pgqrs.dequeue's but the batch size (queue,
     worker, -, visibility, version); once `stopping` is set, a completion comes without a lease."""
-
-    carries = frozenset({_sql.COMPLETE_RUN})  # the run calls `call` takes (run.py)
 
     def __init__(self, store: Store, params: tuple[Any, ...], stopping: Event) -> None:
         self.store = store
@@ -50,32 +50,12 @@ class Poller:
         with self._ready_lock:
             self._ready.extend((Message(*row), sent) for row in rows)
 
-    async def call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        """A run's completion (COMPLETE_RUN) and ``pgqrs.dequeue`` of one run in one transaction: one
-        pipeline ended by one Sync, which PostgreSQL runs as one implicit transaction on this autocommit
-        connection. Returns the completion's rows; the leased run is the next `dequeue`'s. A completion the
-        engine refuses rolls the dequeue back with it and is sent again alone, for its own error; so is one
-        whose dequeue failed. Raises what Store.call raises, and GroupCommitLost when the connection was lost
-        on the way (the outcome is unknown)."""
-        if self.stopping.is_set():
-            return await self._call(query, params)
-        conn = await self._connection()
-        sent = time.monotonic()
-        try:
-            async with conn.pipeline():
-                finish = await conn.execute(query, params)
-                leased = await conn.execute(_sql.DEQUEUE, self.dequeue_params(1))
-            rows = await finish.fetchall()
-            self.add_ready(await leased.fetchall(), sent)
-            return rows
-        except psycopg.Error as exc:
-            if connection_lost(conn):
-                await self._release()
-                raise GroupCommitLost(f"the connection was lost during a run's completion: {exc}") from exc
-        except BaseException:  # cancelled on the way: the connection's state is unknown
-            await self._release()
-            raise
-        return await self._call(query, params)
+    def lend(self) -> LentConnection:
+        """For the run of a worker that runs one at a time: a context manager giving the run this connection
+        (no pool check-out per run), and the run's sender of its completion (LentConnection.call). The loop
+        does not dequeue while that run is in flight; if it has to (the run was given up, its call hanging),
+        it takes another connection, so that it never waits for the run's."""
+        return LentConnection(self)
 
     def dequeue_params(self, batch_size: int) -> tuple[Any, ...]:
         """pgqrs.dequeue's parameters for this worker and `batch_size` runs."""
@@ -100,6 +80,15 @@ class Poller:
             await self._release()
             raise
 
+    async def _take_back(self, conn: AsyncConn) -> None:
+        """Keep a connection a run gives back, if it is fit and none was taken meanwhile; else it goes back to
+        the pool, which resets (a transaction left open) or discards it (broken, or mid-call)."""
+        fit = not connection_lost(conn) and conn.info.transaction_status == TransactionStatus.IDLE
+        if fit and self._conn is None:
+            self._conn = conn
+        else:
+            await self.store.pool.putconn(conn)
+
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -113,3 +102,50 @@ class Poller:
         for message, _ in ready:
             await hand_back(self.store, message)
         await self._release()
+
+
+class LentConnection:
+    """Poller.lend: as a context manager it gives the run the poller's connection; `call` is the
+    run's CompletionSender (run.py)."""
+
+    carries = frozenset({_sql.COMPLETE_RUN})  # the run calls `call` takes
+
+    def __init__(self, poller: Poller) -> None:
+        self._poller = poller
+        self._conn: AsyncConn | None = None
+
+    async def __aenter__(self) -> AsyncConn:
+        poller = self._poller
+        self._conn = await poller._connection()
+        poller._conn = None  # the run's until it gives it back
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._poller._take_back(conn)
+
+    async def call(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The run's completion (COMPLETE_RUN) and ``pgqrs.dequeue`` of one run in one transaction, on the
+        run's connection: one pipeline ended by one Sync, which PostgreSQL runs as one implicit transaction
+        on this autocommit connection. Returns the completion's rows; the leased run is the loop's next
+        `dequeue`. A completion the engine refuses rolls the dequeue back with it and is sent again alone, for
+        its own error; so is one whose dequeue failed; a worker that is stopping sends it alone. Raises what
+        Store.call raises, and GroupCommitLost when the connection was lost on the way (the outcome is
+        unknown)."""
+        conn, poller = self._conn, self._poller
+        assert conn is not None, "a completion outside the lend"
+        if poller.stopping.is_set():
+            return await call_on(conn, query, params)
+        sent = time.monotonic()
+        try:
+            async with conn.pipeline():
+                finish = await conn.execute(query, params)
+                leased = await conn.execute(_sql.DEQUEUE, poller.dequeue_params(1))
+            rows = await finish.fetchall()
+            poller.add_ready(await leased.fetchall(), sent)
+            return rows
+        except psycopg.Error as exc:
+            if connection_lost(conn):
+                raise GroupCommitLost(f"the connection was lost during a run's completion: {exc}") from exc
+        return await call_on(conn, query, params)

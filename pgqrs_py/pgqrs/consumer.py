@@ -193,8 +193,11 @@ class Consumer(Consumer015):
         self.store.observer.run_started()
         ctx: WorkflowContext | None = None
         try:
-            async with self.store.pool.connection() as conn:
-                sender = self._group_commit if self._group_commit is not None else self._poller
+            # one run at a time: on the dispatch loop's connection, which sends its completion with the next
+            # dequeue; else on a pooled one, the completions merged by group commit
+            lent = self._poller.lend() if self._group_commit is None else None
+            async with lent if lent is not None else self.store.pool.connection() as conn:
+                sender = lent if lent is not None else self._group_commit
                 run = Run(self.store, message, None, conn, self._leases.deadlines, sender)
                 self._leases.runs[message.lease_token] = run
                 ctx = WorkflowContext(run, message.steps or {})

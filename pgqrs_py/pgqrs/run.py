@@ -20,7 +20,8 @@ from .store import AsyncConn, Store
 
 class CompletionSender(Protocol):
     """A worker's sender of some of its runs' calls (`carries`), which it sends with others in one
-    transaction: group commit (_groupcommit.py) or, one run at a time, with the next dequeue (_poller.py)."""
+    transaction: group commit (_groupcommit.py) or, one run at a time, with the next dequeue (_poller.py,
+    LentConnection)."""
 
     carries: frozenset[str]
 
