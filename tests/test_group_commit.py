@@ -161,14 +161,14 @@ def test_a_sender_connection_closed_while_idle_is_replaced_before_the_next_batch
 
     async def scenario() -> list[Any]:
         async with await pgqrs.connect(db) as store:
-            group = GroupCommit(store)
+            group = GroupCommit(store, lanes=1)  # both batches on the same sender
             closing = pgqrs._acompat.Event()
             sender = asyncio.create_task(group.loop(closing))
             await asyncio.sleep(0)
             (run_id, token) = runs[0]
             first = await group.call(_sql.COMPLETE_STEP, (run_id, "s1", token, '"v"', None))
-            assert group._conn is not None
-            held = group._conn
+            assert group.lanes[0].conn is not None
+            held = group.lanes[0].conn
             with psycopg.connect(db, autocommit=True) as admin:
                 admin.execute("select pg_terminate_backend(%s)", (held.info.backend_pid,))
             readable, _, _ = select.select([held.pgconn.socket], [], [], 5)  # the server's goodbye arrived
@@ -195,13 +195,14 @@ def test_a_lost_sender_connection_hands_the_runs_back_and_they_finish(
         group = worker._group_commit
         with psycopg.connect(db, autocommit=True) as admin:
             for _ in range(1000):
-                conn = group._conn
-                if conn is not None and admin.execute(
-                    "select 1 from pg_stat_activity where pid = %s and wait_event_type = 'Lock'",
-                    (conn.info.backend_pid,),
-                ).fetchone():
-                    admin.execute("select pg_terminate_backend(%s)", (conn.info.backend_pid,))
-                    killed.append(conn.info.backend_pid)
+                pids = [lane.conn.info.backend_pid for lane in group.lanes if lane.conn is not None]
+                blocked = admin.execute(
+                    "select pid from pg_stat_activity where pid = any(%s) and wait_event_type = 'Lock'",
+                    (pids,),
+                ).fetchone()
+                if blocked:
+                    admin.execute("select pg_terminate_backend(%s)", blocked)
+                    killed.append(blocked[0])
                     break
                 time.sleep(0.01)
         locker.rollback()
@@ -344,3 +345,72 @@ def test_a_batch_is_one_round_trip(db: str) -> None:
     assert (group.batches, group.calls) == (2, 10), "the calls were not sent as two batches"
     assert outcomes == [[(True,)]] * 5
     assert syncs == 1
+
+
+def test_a_batch_held_up_by_a_lock_does_not_hold_up_the_calls_after_it(db: str) -> None:
+    """Two senders take turns: while one batch waits (here for a lock another transaction holds on its run's
+    message row), a call made meanwhile goes out on the other sender and commits. With one sender it would
+    wait for the held-up batch."""
+    runs = leased_runs(db, 2)
+
+    async def scenario() -> tuple[list[Any], bool]:
+        async with await pgqrs.connect(db) as store:
+            group = GroupCommit(store)
+            closing = pgqrs._acompat.Event()
+            sender = asyncio.create_task(group.loop(closing))
+            await asyncio.sleep(0)
+            with psycopg.connect(db) as locker:
+                (run_id, token) = runs[0]
+                locker.execute("select from pgqrs.messages where message_id = %s for update", (run_id,))
+                first_call = group.call(_sql.COMPLETE_STEP, (run_id, "s1", token, '"v"', None))
+                held_up = asyncio.create_task(first_call)
+                await asyncio.sleep(0.2)  # the first batch is on its way, waiting for the lock
+                (run_id, token) = runs[1]
+                call = group.call(_sql.COMPLETE_STEP, (run_id, "s1", token, '"v"', None))
+                second = await asyncio.wait_for(call, 10)
+                waited = not held_up.done()
+                locker.rollback()
+            first = await asyncio.wait_for(held_up, 10)
+            closing.set()
+            await sender
+            return [first, second], waited
+
+    outcomes, waited = asyncio.run(scenario())
+    assert outcomes == [[(True,)], [(True,)]]
+    assert waited, "the first batch did not wait for the lock"
+
+
+def test_run_completions_are_never_in_two_batches_on_their_way_at_once(db: str) -> None:
+    """A child's completion locks its parent's rows, so two batches finishing children of the same parents in
+    opposite orders could deadlock. While a batch that finishes a run is on its way (held up here by a lock on
+    that run's message row), a step completion made meanwhile goes out on the other sender, but another run's
+    completion waits for the first batch, then goes."""
+    runs = leased_runs(db, 3)
+
+    async def scenario() -> tuple[list[Any], bool, bool]:
+        async with await pgqrs.connect(db) as store:
+            group = GroupCommit(store)
+            closing = pgqrs._acompat.Event()
+            sender = asyncio.create_task(group.loop(closing))
+            await asyncio.sleep(0)
+            (a, token_a), (b, token_b), (c, token_c) = runs
+            with psycopg.connect(db) as locker:
+                locker.execute("select from pgqrs.messages where message_id = %s for update", (a,))
+                held_up = asyncio.create_task(group.call(_sql.COMPLETE_RUN, (a, token_a, '"a"')))
+                await asyncio.sleep(0.2)  # a's batch is on its way, waiting for the lock
+                later = asyncio.create_task(group.call(_sql.COMPLETE_RUN, (c, token_c, '"c"')))
+                step_call = group.call(_sql.COMPLETE_STEP, (b, "s1", token_b, '"v"', None))
+                step = await asyncio.wait_for(step_call, 10)
+                await asyncio.sleep(0.3)
+                deferred = not later.done()
+                first_waited = not held_up.done()
+                locker.rollback()
+            outcomes = [await asyncio.wait_for(held_up, 10), step, await asyncio.wait_for(later, 10)]
+            closing.set()
+            await sender
+            return outcomes, deferred, first_waited
+
+    outcomes, deferred, first_waited = asyncio.run(scenario())
+    assert outcomes == [[("SUCCESS",)], [(True,)], [("SUCCESS",)]]
+    assert first_waited, "the first batch did not wait for the lock"
+    assert deferred, "a second run completion went out while the first batch finishing a run was on its way"
