@@ -36,6 +36,7 @@ comment on function pgqrs.queue_channel(text) is
 it becomes visible (a delayed start or a retry). Raises QR001 for an unknown queue.';
 
 -- Wakes the queue's listeners: now, or at p_visible_at (sent as epoch seconds so a worker can sleep until then).
+-- pgqrs.trigger inlines the same pg_notify (its hot path).
 create or replace function pgqrs._notify_queue(p_queue_id bigint, p_visible_at timestamptz)
 returns void
 language plpgsql

@@ -23,13 +23,24 @@ as $$
 #variable_conflict use_column
 declare
     v_now timestamptz := pgqrs._now();
-    v_queue_id bigint := pgqrs._queue_id(p_workflow);
+    v_queue_id bigint;
     v_visible_at timestamptz;
     v_run_id bigint;
     v_existing jsonb;
 begin
-    perform pgqrs._check_input(p_input);
-    perform pgqrs._check_interval('delay', p_delay, interval '0', interval '365 days');
+    -- The hot path of every client: as in complete_step, the checks are inlined and the helpers (which raise
+    -- the precise errors) run only when a check fails or applies; each helper call costs a PL/pgSQL function
+    -- start per transaction.
+    select q.queue_id into v_queue_id from pgqrs.queues as q where q.name = p_workflow;
+    if v_queue_id is null then
+        perform pgqrs._queue_id(p_workflow);  -- raises QR001 (or 22023 for a malformed name)
+    end if;
+    if p_input is null or octet_length(p_input::text) > pgqrs._max_input_bytes() then
+        perform pgqrs._check_input(p_input);
+    end if;
+    if p_delay is not null then
+        perform pgqrs._check_interval('delay', p_delay, interval '0', interval '365 days');
+    end if;
     if p_delay is not null and p_run_at is not null then
         raise exception using errcode = '22023', message = 'give either a delay or a run-at time, not both';
     end if;
@@ -89,7 +100,10 @@ begin
 
     insert into pgqrs.messages (message_id, queue_id, visible_at, enqueued_at, priority, concurrency_key, version)
     values (v_run_id, v_queue_id, v_visible_at, v_now, p_priority, p_concurrency_key, p_version);
-    perform pgqrs._notify_queue(v_queue_id, v_visible_at);
+    -- pgqrs._notify_queue, inlined (v_now is its clock: statement_timestamp)
+    perform pg_notify(
+        'pgqrs_q' || v_queue_id, case when v_visible_at <= v_now then '' else extract(epoch from v_visible_at)::text end
+    );
     return query select v_run_id, v_run_id, true;
 end
 $$;
