@@ -8,7 +8,7 @@ comment on table pgqrs.schema_version is 'Schema versions applied to this databa
 
 -- The schema version these files make. Bump it together with each new sql/migrations/<n>--<n+1>.sql
 -- (docs/upgrades.md); tests/test_upgrade.py checks that both install paths agree.
-insert into pgqrs.schema_version (version) values (10) on conflict do nothing;
+insert into pgqrs.schema_version (version) values (11) on conflict do nothing;
 
 create or replace function pgqrs.schema_version()
 returns integer

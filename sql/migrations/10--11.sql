@@ -1,0 +1,3 @@
+-- pgqrs schema 10 -> 11 (issue 18: performance, second round, continued).
+-- Functions, views and grants are re-applied from the schema files after this file: only what re-running those
+-- files cannot do is here.
