@@ -9,6 +9,7 @@ import select
 from typing import Any
 
 import psycopg
+import pytest
 
 import pgqrs
 
@@ -86,17 +87,21 @@ async def _idle_worker(store: pgqrs.Store, queue: str, handler: Any) -> tuple[An
     return worker, task
 
 
-def test_one_run_at_a_time_leases_the_next_run_with_the_completion(db: str) -> None:
+@pytest.mark.parametrize("max_concurrency", [None, 1])
+def test_one_run_at_a_time_leases_the_next_run_with_the_completion(
+    db: str, max_concurrency: int | None
+) -> None:
     """At concurrency 1 a run's completion and the next dequeue share one transaction: a one-step run costs
     two write transactions (the step, the completion with the next lease), not three. Counted in transaction
-    ids taken while 20 queued runs drain."""
+    ids taken while 20 queued runs drain. With max_concurrency 1 the dequeue leases the next run only if it
+    sees the completion, which frees the workflow's one slot: made in the same statement, it must."""
 
     async def one(ctx: pgqrs.WorkflowContext, params: dict[str, int]) -> int:
         return int(await ctx.step("s", lambda: params["n"] * 2))
 
     async def scenario() -> None:
         async with await pgqrs.connect(db) as store:
-            await store.create_workflow("pgt")
+            await store.create_workflow("pgt", max_concurrency=max_concurrency)
             worker, task = await _idle_worker(store, "pgt", one)
             try:
                 before = _xid(db)

@@ -95,6 +95,15 @@ SET_RUN_VERSION = "select pgqrs.set_run_version(p_run => %s::bigint, p_version =
 RELEASE_RUN = "select pgqrs.release_run(p_run => %s::bigint, p_lease_token => %s, p_error => %s::jsonb)"
 CANCEL_RUN = "select pgqrs.cancel_run(p_run => %s::bigint, p_reason => %s)"
 COMPLETE_RUN = "select pgqrs.complete_run(p_run => %s::bigint, p_lease_token => %s, p_output => %s::jsonb)"
+# COMPLETE_RUN, then DEQUEUE, in one statement (one transaction, one round trip: pgqrs/_poller.py): a row per
+# run leased, the completion's status first; one row with NULLs for the lease when none was. The WITH query
+# holds a volatile call, so it runs once and first: a left join's nested loop reads its outer side (the
+# completion) before the inner (the dequeue, which sees the completion's writes, as a volatile function's
+# statements do; tests/test_poller.py checks it with a workflow of max_concurrency 1).
+COMPLETE_RUN_AND_DEQUEUE = (
+    f"with finished as ({COMPLETE_RUN} as status)"
+    f" select finished.status, leased.* from finished left join ({DEQUEUE}) as leased on true"
+)
 FAIL_RUN = "select pgqrs.fail_run(p_run => %s::bigint, p_lease_token => %s, p_error => %s::jsonb)"
 RUN_STATUS = (
     "select run_id, workflow, status, input, output, error, attempt, created_at, started_at, finished_at,"
